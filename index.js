@@ -1,0 +1,53 @@
+'use strict'
+
+const { loadBinding } = require('./lib/native')
+const { normalizeOptions } = require('./lib/options')
+const { Pool, PoolClient } = require('./lib/pool')
+const { OnepoolError, isOnepoolError, fromNative, CODES } = require('./lib/errors')
+const { Result } = require('./lib/result')
+
+const binding = loadBinding()
+
+/**
+ * Attaches to the process-global pool for these options (or `DATABASE_URL`). Every call with
+ * the same `name` and database target, from any module evaluation or worker thread, shares one
+ * native pool; changed options apply live.
+ */
+function createPool(options) {
+  const { native, types } = normalizeOptions(options)
+  const handle = binding.createPool(native)
+  if (!(handle instanceof binding.NativePool)) throw fromNative(handle)
+  return new Pool(handle, types)
+}
+
+/** Every pool in this process, the process budget, and which build is running. */
+function processStats() {
+  return binding.processStats()
+}
+
+/** Caps the connections of all pools in the process together; `null` removes the cap. */
+function setProcessMaxConnections(limit) {
+  if (limit !== null && limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) {
+    throw new OnepoolError('CONFIG_INVALID', `setProcessMaxConnections() takes a non-negative integer or null, got ${limit}`)
+  }
+  binding.setProcessMaxConnections(limit || null)
+}
+
+/** Ends every pool in the process. */
+async function closeAll(options = {}) {
+  await binding.closeAll(options.timeoutMs === undefined ? 30000 : options.timeoutMs)
+}
+
+module.exports = {
+  createPool,
+  processStats,
+  setProcessMaxConnections,
+  closeAll,
+  OnepoolError,
+  isOnepoolError,
+  errorCodes: CODES,
+  Pool,
+  PoolClient,
+  Result,
+  types: require('pg-types'),
+}

@@ -1,0 +1,33 @@
+'use strict'
+// Loads the native binding once per process (per JS realm that shares globalThis): a module
+// re-evaluated by hot reload or a test runner finds the binding already pinned and does not
+// register the addon again.
+
+const { version } = require('../package.json')
+
+const KEY = Symbol.for(`onepool.binding@${version}`)
+
+function assertNodeRuntime() {
+  const isEdge = typeof globalThis.EdgeRuntime === 'string'
+  const isNode = typeof process !== 'undefined' && process.versions != null && process.versions.node != null
+  if (isEdge || !isNode) {
+    const err = new Error(
+      'onepool needs the Node.js runtime: it is a native addon and cannot run in the Edge runtime. ' +
+        "Add `export const runtime = 'nodejs'` to the route (or middleware) that imports it.",
+    )
+    err.code = 'RUNTIME_UNSUPPORTED'
+    throw err
+  }
+}
+
+function loadBinding() {
+  assertNodeRuntime()
+  let binding = globalThis[KEY]
+  if (!binding) {
+    binding = require('../binding.js')
+    Object.defineProperty(globalThis, KEY, { value: binding, enumerable: false, configurable: true })
+  }
+  return binding
+}
+
+module.exports = { loadBinding }

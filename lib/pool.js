@@ -1,0 +1,232 @@
+'use strict'
+
+const { EventEmitter } = require('node:events')
+const { fromNative, clientError } = require('./errors')
+const { prepareValues } = require('./params')
+const { decode, defaultTypes } = require('./result')
+
+/** Splits pg's overloads: (text, values?, cb?) and ({ text, values, rowMode, types }, values?, cb?). */
+function normalizeQuery(textOrConfig, values, callback) {
+  if (typeof values === 'function') {
+    callback = values
+    values = undefined
+  }
+  let text = textOrConfig
+  let rowMode
+  let types
+  if (textOrConfig !== null && typeof textOrConfig === 'object') {
+    text = textOrConfig.text
+    rowMode = textOrConfig.rowMode
+    types = textOrConfig.types
+    if (values === undefined) values = textOrConfig.values
+  }
+  if (typeof text !== 'string') {
+    throw clientError('PARAM_INVALID', `query text must be a string, got ${text === null ? 'null' : typeof text}`)
+  }
+  if (rowMode !== undefined && rowMode !== 'array') {
+    throw clientError('PARAM_INVALID', `rowMode must be 'array' when given, got ${JSON.stringify(rowMode)}`)
+  }
+  return { text, values: prepareValues(values), rowAsArray: rowMode === 'array', types, callback }
+}
+
+async function run(target, q, poolTypes) {
+  const out = await target.query(q.text, q.values)
+  if (!Buffer.isBuffer(out)) throw fromNative(out)
+  return decode(out, q.rowAsArray, q.types || poolTypes || defaultTypes)
+}
+
+/** Supports pg's callback style next to promises. */
+function withCallback(promise, callback) {
+  if (!callback) return promise
+  promise.then(
+    (r) => callback(null, r),
+    (e) => callback(e),
+  )
+  return undefined
+}
+
+function beginStatement(options = {}) {
+  let sql = 'BEGIN'
+  const { isolationLevel, readOnly, deferrable } = options
+  if (isolationLevel !== undefined) {
+    const level = String(isolationLevel).toUpperCase().replace(/_/g, ' ')
+    if (!['READ UNCOMMITTED', 'READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE'].includes(level)) {
+      throw clientError('PARAM_INVALID', `unknown isolationLevel ${JSON.stringify(isolationLevel)}`)
+    }
+    sql += ` ISOLATION LEVEL ${level}`
+  }
+  if (readOnly !== undefined) sql += readOnly ? ' READ ONLY' : ' READ WRITE'
+  if (deferrable !== undefined) sql += deferrable ? ' DEFERRABLE' : ' NOT DEFERRABLE'
+  return sql
+}
+
+class PoolClient extends EventEmitter {
+  #session
+  #types
+  #released = false
+  #depth = 0
+  #savepoints = 0
+
+  constructor(session, types) {
+    super()
+    this.#session = session
+    this.#types = types
+    this.processID = session.processId
+  }
+
+  query(textOrConfig, values, callback) {
+    let q
+    try {
+      q = normalizeQuery(textOrConfig, values, callback)
+      if (this.#released) throw clientError('CLIENT_RELEASED', 'the client was already released to the pool')
+    } catch (e) {
+      return withCallback(Promise.reject(e), typeof values === 'function' ? values : callback)
+    }
+    return withCallback(run(this.#session, q, this.#types), q.callback)
+  }
+
+  /** Returns the client to the pool; a truthy argument (pg's `release(err)`) closes it instead. */
+  release(destroy) {
+    if (this.#released) {
+      throw clientError('CLIENT_RELEASED', 'release() was called on a client that was already released')
+    }
+    this.#released = true
+    const done = this.#session.release(Boolean(destroy))
+    done.catch(() => {})
+    return done.then(() => undefined)
+  }
+
+  get released() {
+    return this.#released
+  }
+
+  /** A nested transaction: a savepoint inside the current transaction. */
+  async transaction(fn, options) {
+    if (this.#depth === 0) return runTransaction(this, fn, options)
+    const name = `onepool_sp_${++this.#savepoints}`
+    await this.query(`SAVEPOINT ${name}`)
+    this.#depth++
+    try {
+      const result = await fn(this)
+      await this.query(`RELEASE SAVEPOINT ${name}`)
+      return result
+    } catch (e) {
+      await this.query(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => {})
+      throw e
+    } finally {
+      this.#depth--
+    }
+  }
+
+  /** @internal */
+  _enter(delta) {
+    this.#depth += delta
+  }
+}
+
+async function runTransaction(client, fn, options) {
+  await client.query(beginStatement(options))
+  client._enter(1)
+  let result
+  try {
+    result = await fn(client)
+  } catch (e) {
+    client._enter(-1)
+    await client.query('ROLLBACK').catch(() => {})
+    throw e
+  }
+  client._enter(-1)
+  const commit = await client.query('COMMIT')
+  if (commit.command === 'ROLLBACK') {
+    throw clientError(
+      'TRANSACTION_ABORTED',
+      'the transaction was rolled back: a statement inside it failed and its error was caught in the callback',
+    )
+  }
+  return result
+}
+
+class Pool extends EventEmitter {
+  #native
+  #types
+
+  constructor(native, types) {
+    super()
+    this.#native = native
+    this.#types = types
+  }
+
+  query(textOrConfig, values, callback) {
+    let q
+    try {
+      q = normalizeQuery(textOrConfig, values, callback)
+    } catch (e) {
+      return withCallback(Promise.reject(e), typeof values === 'function' ? values : callback)
+    }
+    return withCallback(run(this.#native, q, this.#types), q.callback)
+  }
+
+  /** Checks out a client for several statements; call `client.release()` when done. */
+  connect(callback) {
+    const p = this.#native.connect().then((s) => {
+      if (s instanceof Error || typeof s.query !== 'function') throw fromNative(s)
+      return new PoolClient(s, this.#types)
+    })
+    if (!callback) return p
+    p.then(
+      (c) => callback(null, c, (err) => c.release(err)),
+      (e) => callback(e),
+    )
+    return undefined
+  }
+
+  /**
+   * Runs `fn(client)` in a transaction: COMMIT when it resolves, ROLLBACK when it throws.
+   * The client is always released.
+   */
+  async transaction(fn, options) {
+    if (typeof fn !== 'function') throw clientError('PARAM_INVALID', 'transaction() takes a callback')
+    const client = await this.connect()
+    try {
+      return await runTransaction(client, fn, options)
+    } finally {
+      await client.release()
+    }
+  }
+
+  stats() {
+    return this.#native.stats()
+  }
+
+  get totalCount() {
+    return this.#native.stats().size
+  }
+
+  get idleCount() {
+    return this.#native.stats().idle
+  }
+
+  get waitingCount() {
+    return this.#native.stats().waiting
+  }
+
+  get ended() {
+    return this.#native.isClosed
+  }
+
+  /**
+   * Closes this native pool for every handle in the process: waits up to `timeoutMs` (default
+   * 30 s) for checked-out clients, fails waiters with POOL_CLOSED.
+   */
+  async end(options = {}, callback) {
+    if (typeof options === 'function') {
+      callback = options
+      options = {}
+    }
+    const timeoutMs = options && options.timeoutMs !== undefined ? options.timeoutMs : 30000
+    const p = this.#native.end(timeoutMs).then(() => undefined)
+    return withCallback(p, callback)
+  }
+}
+
+module.exports = { Pool, PoolClient, beginStatement }

@@ -1,0 +1,116 @@
+//! The process-wide connection budget shared by every pool: at most `limit` connections open
+//! (or being opened) at once. Waiters are served first come, first served.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use once_cell::sync::Lazy;
+use tokio::sync::oneshot;
+
+pub static BUDGET: Lazy<Budget> = Lazy::new(|| {
+  let limit = std::env::var("ONEPOOL_MAX_CONNECTIONS")
+    .ok()
+    .and_then(|v| v.trim().parse::<usize>().ok())
+    .filter(|n| *n > 0);
+  Budget::new(limit)
+});
+
+pub struct Budget {
+  state: Mutex<State>,
+}
+
+struct State {
+  limit: Option<usize>,
+  used: usize,
+  waiters: VecDeque<oneshot::Sender<BudgetPermit>>,
+}
+
+/// One open connection's share of the budget; dropping it frees the slot.
+pub struct BudgetPermit {
+  budget: &'static Budget,
+}
+
+impl Drop for BudgetPermit {
+  fn drop(&mut self) {
+    self.budget.release();
+  }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BudgetStats {
+  pub limit: Option<usize>,
+  pub used: usize,
+  pub waiting: usize,
+}
+
+impl Budget {
+  fn new(limit: Option<usize>) -> Budget {
+    Budget { state: Mutex::new(State { limit, used: 0, waiters: VecDeque::new() }) }
+  }
+
+  fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    self.state.lock().unwrap_or_else(|e| e.into_inner())
+  }
+
+  /// A slot now, unless the budget is spent or others are already queued (fairness).
+  pub fn try_acquire(&'static self) -> Option<BudgetPermit> {
+    let mut s = self.lock();
+    s.waiters.retain(|w| !w.is_closed());
+    if s.waiters.is_empty() && s.limit.is_none_or(|l| s.used < l) {
+      s.used += 1;
+      Some(BudgetPermit { budget: self })
+    } else {
+      None
+    }
+  }
+
+  /// Queues for a slot. Cancel-safe: a permit granted to a dropped waiter goes to the next one.
+  pub fn acquire(&'static self) -> oneshot::Receiver<BudgetPermit> {
+    let (tx, rx) = oneshot::channel();
+    let mut s = self.lock();
+    s.waiters.retain(|w| !w.is_closed());
+    if s.waiters.is_empty() && s.limit.is_none_or(|l| s.used < l) {
+      s.used += 1;
+      let _ = tx.send(BudgetPermit { budget: self });
+    } else {
+      s.waiters.push_back(tx);
+    }
+    rx
+  }
+
+  fn release(&'static self) {
+    let mut s = self.lock();
+    s.used = s.used.saturating_sub(1);
+    self.grant(&mut s);
+  }
+
+  fn grant(&'static self, s: &mut State) {
+    while s.limit.is_none_or(|l| s.used < l) {
+      let Some(w) = s.waiters.pop_front() else {
+        break;
+      };
+      s.used += 1;
+      if let Err(permit) = w.send(BudgetPermit { budget: self }) {
+        // The waiter gave up; undo without re-entering release() while locked.
+        std::mem::forget(permit);
+        s.used -= 1;
+      }
+    }
+  }
+
+  pub fn set_limit(&'static self, limit: Option<usize>) {
+    let mut s = self.lock();
+    s.limit = limit;
+    self.grant(&mut s);
+  }
+
+  pub fn stats(&self) -> BudgetStats {
+    let s = self.lock();
+    BudgetStats { limit: s.limit, used: s.used, waiting: s.waiters.iter().filter(|w| !w.is_closed()).count() }
+  }
+
+  pub fn is_exhausted(&self) -> bool {
+    let s = self.lock();
+    s.limit.is_some_and(|l| s.used >= l)
+  }
+}

@@ -1,0 +1,532 @@
+//! Options and connection strings → a validated `PoolConfig`.
+//!
+//! Precedence follows node-postgres so that switching is one import: values in the connection
+//! string win over explicit `host`/`user`/... options, which win over `PG*` environment variables,
+//! which win over defaults. Pool options given explicitly win over Prisma-style URL parameters.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use percent_encoding::percent_decode_str;
+use url::Url;
+
+use crate::error::{CoreError, CoreResult};
+
+/// A password that never prints.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str("***")
+  }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+  Tcp(String),
+  /// Directory holding the server's `.s.PGSQL.<port>` socket.
+  Unix(PathBuf),
+}
+
+impl fmt::Display for Host {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match self {
+      Host::Tcp(h) => f.write_str(h),
+      Host::Unix(p) => write!(f, "{}", p.display()),
+    }
+  }
+}
+
+/// What makes two pools "the same database": part of the registry key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+  pub host: Host,
+  pub port: u16,
+  pub database: String,
+  pub user: String,
+}
+
+impl fmt::Display for Target {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "{}@{}:{}/{}", self.user, self.host, self.port, self.database)
+  }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+  Disable,
+  Prefer,
+  Require,
+  VerifyCa,
+  VerifyFull,
+}
+
+/// How each new connection is opened. May change live under the same identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnSettings {
+  pub password: Option<Secret>,
+  pub application_name: String,
+  pub connect_timeout: Duration,
+  pub ssl_mode: SslMode,
+  pub search_path: Option<String>,
+  pub statement_timeout: Option<Duration>,
+  pub keepalive: bool,
+}
+
+/// How the pool behaves. May change live under the same identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolSettings {
+  pub max: usize,
+  pub acquire_timeout: Duration,
+  pub idle_timeout: Option<Duration>,
+  pub max_lifetime: Option<Duration>,
+  /// Idle connections older than this are pinged before they are handed out.
+  pub ping_after_idle: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+  pub name: String,
+  pub target: Target,
+  pub conn: ConnSettings,
+  pub pool: PoolSettings,
+  pub pgbouncer: bool,
+}
+
+/// Everything JavaScript may pass; `None` means "not given". Types are already checked in JS.
+#[derive(Debug, Default, Clone)]
+pub struct ConfigInput {
+  pub name: Option<String>,
+  pub connection_string: Option<String>,
+  pub host: Option<String>,
+  pub port: Option<u32>,
+  pub user: Option<String>,
+  pub password: Option<String>,
+  pub database: Option<String>,
+  pub application_name: Option<String>,
+  pub ssl_mode: Option<String>,
+  pub max: Option<u32>,
+  pub acquire_timeout_ms: Option<f64>,
+  pub connect_timeout_ms: Option<f64>,
+  pub idle_timeout_ms: Option<f64>,
+  pub max_lifetime_sec: Option<f64>,
+  pub statement_timeout_ms: Option<f64>,
+  pub search_path: Option<String>,
+  pub pgbouncer: Option<bool>,
+  pub keepalive: Option<bool>,
+  /// `PG*` variables (`PGHOST`, `PGUSER`, ...) and `USER`, as seen by the caller.
+  pub env: HashMap<String, String>,
+}
+
+pub const DEFAULT_MAX: usize = 10;
+pub const DEFAULT_ACQUIRE_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_MAX_LIFETIME_SEC: u64 = 1_800;
+pub const DEFAULT_PING_AFTER_IDLE_MS: u64 = 1_000;
+pub const DEFAULT_APPLICATION_NAME: &str = "onepool";
+
+/// Values found in a connection string.
+#[derive(Debug, Default)]
+struct UrlParts {
+  host: Option<String>,
+  port: Option<u16>,
+  user: Option<String>,
+  password: Option<String>,
+  database: Option<String>,
+  application_name: Option<String>,
+  ssl_mode: Option<String>,
+  connect_timeout_sec: Option<f64>,
+  connection_limit: Option<u32>,
+  pool_timeout_sec: Option<f64>,
+  schema: Option<String>,
+  pgbouncer: Option<bool>,
+}
+
+fn invalid(msg: String) -> CoreError {
+  CoreError::config(msg)
+}
+
+fn decode(s: &str) -> String {
+  percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+fn parse_bool(key: &str, v: &str) -> CoreResult<bool> {
+  match v.to_ascii_lowercase().as_str() {
+    "true" | "1" | "yes" | "on" => Ok(true),
+    "false" | "0" | "no" | "off" => Ok(false),
+    _ => Err(invalid(format!("connection string parameter {key}={v} is not a boolean"))),
+  }
+}
+
+fn parse_num(key: &str, v: &str) -> CoreResult<f64> {
+  v.parse::<f64>()
+    .ok()
+    .filter(|n| n.is_finite() && *n >= 0.0)
+    .ok_or_else(|| invalid(format!("connection string parameter {key}={v} is not a non-negative number")))
+}
+
+/// Parses `postgres://` / `postgresql://` URLs, including unix-socket forms
+/// (`postgres:///db?host=/run/postgresql`, `postgres://%2Frun%2Fpostgresql/db`).
+fn parse_url(raw: &str) -> CoreResult<UrlParts> {
+  let shown = redact_url(raw);
+  let url = Url::parse(raw).map_err(|e| invalid(format!("invalid connection string {shown}: {e}")))?;
+  if url.scheme() != "postgres" && url.scheme() != "postgresql" {
+    return Err(invalid(format!(
+      "invalid connection string {shown}: the scheme must be postgres:// or postgresql://"
+    )));
+  }
+  let mut parts = UrlParts::default();
+  if let Some(h) = url.host_str() {
+    if !h.is_empty() {
+      let h = decode(h);
+      // IPv6 literals come back bracketed.
+      parts.host = Some(h.trim_start_matches('[').trim_end_matches(']').to_string());
+    }
+  }
+  parts.port = url.port();
+  if !url.username().is_empty() {
+    parts.user = Some(decode(url.username()));
+  }
+  parts.password = url.password().map(decode);
+  let path = url.path().trim_start_matches('/');
+  if !path.is_empty() {
+    parts.database = Some(decode(path));
+  }
+  for (k, v) in url.query_pairs() {
+    let v = v.into_owned();
+    match k.as_ref() {
+      "host" => parts.host = Some(v),
+      "port" => {
+        parts.port = Some(v.parse().map_err(|_| {
+          invalid(format!("invalid connection string {shown}: port {v} is not a port number"))
+        })?)
+      }
+      "user" => parts.user = Some(v),
+      "password" => parts.password = Some(v),
+      "dbname" | "database" => parts.database = Some(v),
+      "application_name" => parts.application_name = Some(v),
+      "sslmode" => parts.ssl_mode = Some(v),
+      "ssl" if parse_bool("ssl", &v)? => {
+        parts.ssl_mode.get_or_insert_with(|| "require".into());
+      }
+      "ssl" => {}
+      "connect_timeout" => parts.connect_timeout_sec = Some(parse_num("connect_timeout", &v)?),
+      "connection_limit" => {
+        let n = parse_num("connection_limit", &v)?;
+        parts.connection_limit = Some(n as u32);
+      }
+      "pool_timeout" => parts.pool_timeout_sec = Some(parse_num("pool_timeout", &v)?),
+      "schema" => parts.schema = Some(v),
+      "pgbouncer" => parts.pgbouncer = Some(parse_bool("pgbouncer", &v)?),
+      // Parameters other clients understand (sslrootcert, channel_binding, statement_cache_size,
+      // ...) are accepted and ignored, so a pasted dashboard URL never fails on them.
+      _ => {}
+    }
+  }
+  Ok(parts)
+}
+
+/// The connection string with its password replaced by `***`, safe to print.
+pub fn redact_url(raw: &str) -> String {
+  if let Ok(mut url) = Url::parse(raw) {
+    if url.password().is_some() {
+      let _ = url.set_password(Some("***"));
+    }
+    let pairs: Vec<(String, String)> = url
+      .query_pairs()
+      .map(|(k, v)| {
+        let v = if k == "password" { "***".to_string() } else { v.into_owned() };
+        (k.into_owned(), v)
+      })
+      .collect();
+    if pairs.iter().any(|(k, _)| k == "password") {
+      url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    return url.to_string();
+  }
+  // Unparsable: hide everything between "://" and the last '@' that could hold credentials.
+  match (raw.find("://"), raw.rfind('@')) {
+    (Some(s), Some(at)) if at > s => format!("{}***{}", &raw[..s + 3], &raw[at..]),
+    _ => raw.to_string(),
+  }
+}
+
+fn ssl_mode(v: &str) -> CoreResult<SslMode> {
+  Ok(match v {
+    "disable" | "allow" => SslMode::Disable,
+    "prefer" => SslMode::Prefer,
+    "require" => SslMode::Require,
+    "verify-ca" => SslMode::VerifyCa,
+    "verify-full" => SslMode::VerifyFull,
+    other => {
+      return Err(invalid(format!(
+        "sslmode \"{other}\" is not one of disable, prefer, require, verify-ca, verify-full"
+      )))
+    }
+  })
+}
+
+fn ms(name: &str, v: f64) -> CoreResult<Duration> {
+  if !v.is_finite() || v < 0.0 {
+    return Err(invalid(format!("{name} must be a non-negative number of milliseconds, got {v}")));
+  }
+  Ok(Duration::from_micros((v * 1000.0) as u64))
+}
+
+/// `0` disables a timeout, as in node-postgres.
+fn optional_ms(name: &str, v: f64) -> CoreResult<Option<Duration>> {
+  let d = ms(name, v)?;
+  Ok(if d.is_zero() { None } else { Some(d) })
+}
+
+impl PoolConfig {
+  pub fn from_input(input: &ConfigInput) -> CoreResult<PoolConfig> {
+    let url = match &input.connection_string {
+      Some(s) if !s.trim().is_empty() => parse_url(s.trim())?,
+      Some(_) => return Err(invalid("connectionString is empty".into())),
+      None => UrlParts::default(),
+    };
+    let env = |k: &str| input.env.get(k).filter(|v| !v.is_empty()).cloned();
+
+    let host_str = url
+      .host
+      .clone()
+      .or_else(|| input.host.clone())
+      .or_else(|| env("PGHOST"))
+      .unwrap_or_else(|| "localhost".into());
+    let host = if host_str.starts_with('/') {
+      Host::Unix(PathBuf::from(&host_str))
+    } else if host_str.is_empty() {
+      return Err(invalid("host is empty".into()));
+    } else {
+      Host::Tcp(host_str)
+    };
+    let port = match url.port {
+      Some(p) => p,
+      None => match input.port {
+        Some(p) => u16::try_from(p)
+          .ok()
+          .filter(|p| *p > 0)
+          .ok_or_else(|| invalid(format!("port must be between 1 and 65535, got {p}")))?,
+        None => match env("PGPORT") {
+          Some(p) => p.parse().map_err(|_| invalid(format!("PGPORT={p} is not a port number")))?,
+          None => 5432,
+        },
+      },
+    };
+    let user = url
+      .user
+      .clone()
+      .or_else(|| input.user.clone())
+      .or_else(|| env("PGUSER"))
+      .or_else(|| env("USER"))
+      .or_else(|| env("USERNAME"))
+      .unwrap_or_else(|| "postgres".into());
+    let database = url
+      .database
+      .clone()
+      .or_else(|| input.database.clone())
+      .or_else(|| env("PGDATABASE"))
+      .unwrap_or_else(|| user.clone());
+    let password =
+      url.password.clone().or_else(|| input.password.clone()).or_else(|| env("PGPASSWORD")).map(Secret);
+    let application_name = url
+      .application_name
+      .clone()
+      .or_else(|| input.application_name.clone())
+      .or_else(|| env("PGAPPNAME"))
+      .unwrap_or_else(|| DEFAULT_APPLICATION_NAME.into());
+    let ssl_mode = match url.ssl_mode.clone().or_else(|| input.ssl_mode.clone()).or_else(|| env("PGSSLMODE"))
+    {
+      Some(m) => ssl_mode(&m)?,
+      None => SslMode::Disable,
+    };
+
+    if matches!(ssl_mode, SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull) {
+      return Err(invalid(format!(
+        "sslmode {} needs TLS, which this version of onepool does not support yet",
+        match ssl_mode {
+          SslMode::Require => "require",
+          SslMode::VerifyCa => "verify-ca",
+          _ => "verify-full",
+        }
+      )));
+    }
+    let connect_timeout = match (input.connect_timeout_ms, url.connect_timeout_sec) {
+      (Some(v), _) => ms("connectTimeoutMs", v)?,
+      (None, Some(s)) => ms("connect_timeout", s * 1000.0)?,
+      (None, None) => Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
+    };
+    let connect_timeout = if connect_timeout.is_zero() {
+      Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS)
+    } else {
+      connect_timeout
+    };
+    let max = match (input.max, url.connection_limit) {
+      (Some(m), _) => m as usize,
+      (None, Some(m)) => m as usize,
+      (None, None) => DEFAULT_MAX,
+    };
+    if max == 0 {
+      return Err(invalid("max must be at least 1".into()));
+    }
+    let acquire_timeout = match (input.acquire_timeout_ms, url.pool_timeout_sec) {
+      (Some(v), _) => ms("acquireTimeoutMs", v)?,
+      (None, Some(s)) => ms("pool_timeout", s * 1000.0)?,
+      (None, None) => Duration::from_millis(DEFAULT_ACQUIRE_TIMEOUT_MS),
+    };
+    let acquire_timeout = if acquire_timeout.is_zero() {
+      // 0 means "wait forever" in pg; a bounded wait is the safer reading of "no limit".
+      Duration::from_secs(24 * 3600)
+    } else {
+      acquire_timeout
+    };
+    let idle_timeout =
+      optional_ms("idleTimeoutMs", input.idle_timeout_ms.unwrap_or(DEFAULT_IDLE_TIMEOUT_MS as f64))?;
+    let max_lifetime = optional_ms(
+      "maxLifetimeSec",
+      input.max_lifetime_sec.unwrap_or(DEFAULT_MAX_LIFETIME_SEC as f64) * 1000.0,
+    )?;
+    let statement_timeout = match input.statement_timeout_ms {
+      Some(v) => optional_ms("statementTimeoutMs", v)?,
+      None => None,
+    };
+    let name = input.name.clone().unwrap_or_else(|| "default".into());
+    if name.is_empty() {
+      return Err(invalid("name must not be empty".into()));
+    }
+    Ok(PoolConfig {
+      name,
+      target: Target { host, port, database, user },
+      conn: ConnSettings {
+        password,
+        application_name,
+        connect_timeout,
+        ssl_mode,
+        search_path: input.search_path.clone().or(url.schema),
+        statement_timeout,
+        keepalive: input.keepalive.unwrap_or(true),
+      },
+      pool: PoolSettings {
+        max,
+        acquire_timeout,
+        idle_timeout,
+        max_lifetime,
+        ping_after_idle: Duration::from_millis(DEFAULT_PING_AFTER_IDLE_MS),
+      },
+      pgbouncer: input.pgbouncer.or(url.pgbouncer).unwrap_or(false),
+    })
+  }
+
+  /// The registry key: same name and same database target → same native pool.
+  pub fn identity(&self) -> (String, Target) {
+    (self.name.clone(), self.target.clone())
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn cfg(url: &str) -> PoolConfig {
+    PoolConfig::from_input(&ConfigInput { connection_string: Some(url.into()), ..Default::default() })
+      .unwrap()
+  }
+
+  #[test]
+  fn parses_full_url_with_encoded_password() {
+    let c =
+      cfg("postgresql://app:p%40ss%3Aw0rd@db.example.com:6543/shop?sslmode=require&application_name=web");
+    assert_eq!(c.target.host, Host::Tcp("db.example.com".into()));
+    assert_eq!(c.target.port, 6543);
+    assert_eq!(c.target.user, "app");
+    assert_eq!(c.target.database, "shop");
+    assert_eq!(c.conn.password, Some(Secret("p@ss:w0rd".into())));
+    assert_eq!(c.conn.ssl_mode, SslMode::Prefer);
+    assert_eq!(c.conn.application_name, "web");
+  }
+
+  #[test]
+  fn unix_socket_forms() {
+    let a = cfg("postgres:///shop?host=/var/run/postgresql");
+    assert_eq!(a.target.host, Host::Unix("/var/run/postgresql".into()));
+    let b = cfg("postgres://u@%2Ftmp%2Fpg/shop");
+    assert_eq!(b.target.host, Host::Unix("/tmp/pg".into()));
+  }
+
+  #[test]
+  fn prisma_parameters_map_to_pool_options() {
+    let c =
+      cfg("postgres://u:p@h/d?connection_limit=3&pool_timeout=2&connect_timeout=4&schema=app&pgbouncer=true");
+    assert_eq!(c.pool.max, 3);
+    assert_eq!(c.pool.acquire_timeout, Duration::from_secs(2));
+    assert_eq!(c.conn.connect_timeout, Duration::from_secs(4));
+    assert_eq!(c.conn.search_path.as_deref(), Some("app"));
+    assert!(c.pgbouncer);
+  }
+
+  #[test]
+  fn url_wins_over_fields_and_fields_over_env() {
+    let mut env = HashMap::new();
+    env.insert("PGHOST".to_string(), "envhost".to_string());
+    env.insert("PGUSER".to_string(), "envuser".to_string());
+    env.insert("PGDATABASE".to_string(), "envdb".to_string());
+    let input = ConfigInput {
+      connection_string: Some("postgres://urluser@urlhost/".into()),
+      user: Some("fielduser".into()),
+      database: Some("fielddb".into()),
+      env,
+      ..Default::default()
+    };
+    let c = PoolConfig::from_input(&input).unwrap();
+    assert_eq!(c.target.host, Host::Tcp("urlhost".into()));
+    assert_eq!(c.target.user, "urluser");
+    assert_eq!(c.target.database, "fielddb");
+  }
+
+  #[test]
+  fn env_only() {
+    let mut env = HashMap::new();
+    env.insert("PGHOST".to_string(), "h".to_string());
+    env.insert("PGPORT".to_string(), "7777".to_string());
+    env.insert("USER".to_string(), "me".to_string());
+    let c = PoolConfig::from_input(&ConfigInput { env, ..Default::default() }).unwrap();
+    assert_eq!(c.target.port, 7777);
+    assert_eq!(c.target.user, "me");
+    assert_eq!(c.target.database, "me");
+  }
+
+  #[test]
+  fn rejects_bad_input_without_leaking_password() {
+    for bad in [
+      "mysql://u:hunter2@h/d",
+      "postgres://u:hunter2@h:99999/d",
+      "postgres://u:hunter2@h/d?sslmode=bogus",
+      "postgres://u:hunter2@h/d?connection_limit=-1",
+    ] {
+      let err =
+        PoolConfig::from_input(&ConfigInput { connection_string: Some(bad.into()), ..Default::default() })
+          .unwrap_err();
+      assert_eq!(err.code(), "CONFIG_INVALID", "{bad}");
+      assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+  }
+
+  #[test]
+  fn redacts_passwords() {
+    assert_eq!(redact_url("postgres://u:secret@h:5/d"), "postgres://u:***@h:5/d");
+    assert!(!redact_url("postgres://h/d?password=secret").contains("secret"));
+    assert!(!redact_url("postgres://u:secret@[bad/d").contains("secret"));
+    assert_eq!(format!("{:?}", Secret("x".into())), "***");
+  }
+
+  #[test]
+  fn zero_max_is_invalid() {
+    let err = PoolConfig::from_input(&ConfigInput { max: Some(0), ..Default::default() }).unwrap_err();
+    assert_eq!(err.code(), "CONFIG_INVALID");
+  }
+}

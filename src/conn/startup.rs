@@ -1,0 +1,227 @@
+//! Opening a session: socket, startup message, authentication (cleartext, MD5, SCRAM-SHA-256),
+//! and the CancelRequest side channel.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::authentication::{md5_hash, sasl};
+use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::frontend;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::config::{ConnSettings, Host, Target};
+use crate::error::{describe_io, io_code, ConnectCause, CoreError, CoreResult, DbError};
+
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+pub struct Opened {
+  pub stream: Box<dyn Stream>,
+  pub process_id: i32,
+  pub secret_key: i32,
+}
+
+fn connect_failed(target: &Target, cause: ConnectCause) -> CoreError {
+  CoreError::ConnectFailed { target: target.to_string(), cause }
+}
+
+fn os_failure(target: &Target, err: &std::io::Error) -> CoreError {
+  connect_failed(target, ConnectCause::Os { code: io_code(err), message: describe_io(err) })
+}
+
+async fn open_socket(host: &Host, port: u16, keepalive: bool) -> std::io::Result<Box<dyn Stream>> {
+  match host {
+    Host::Tcp(name) => {
+      let addrs: Vec<_> = tokio::net::lookup_host((name.as_str(), port))
+        .await
+        .map_err(|e| {
+          std::io::Error::new(std::io::ErrorKind::NotFound, format!("getaddrinfo ENOTFOUND {name}: {e}"))
+        })?
+        .collect();
+      let mut last =
+        std::io::Error::new(std::io::ErrorKind::NotFound, format!("getaddrinfo ENOTFOUND {name}"));
+      for addr in addrs {
+        match TcpStream::connect(addr).await {
+          Ok(s) => {
+            s.set_nodelay(true)?;
+            if keepalive {
+              let ka = socket2::TcpKeepalive::new()
+                .with_time(Duration::from_secs(60))
+                .with_interval(Duration::from_secs(10));
+              socket2::SockRef::from(&s).set_tcp_keepalive(&ka)?;
+            }
+            return Ok(Box::new(s));
+          }
+          Err(e) => last = e,
+        }
+      }
+      Err(last)
+    }
+    #[cfg(unix)]
+    Host::Unix(dir) => {
+      let path = dir.join(format!(".s.PGSQL.{port}"));
+      Ok(Box::new(tokio::net::UnixStream::connect(path).await?))
+    }
+    #[cfg(not(unix))]
+    Host::Unix(_) => Err(std::io::Error::new(
+      std::io::ErrorKind::Unsupported,
+      "unix sockets are not supported on this platform",
+    )),
+  }
+}
+
+pub fn parse_db_error(fields: &mut postgres_protocol::message::backend::ErrorFields<'_>) -> DbError {
+  let mut e = DbError::default();
+  while let Ok(Some(f)) = fields.next() {
+    let v = || Some(String::from_utf8_lossy(f.value_bytes()).into_owned());
+    match f.type_() {
+      b'S' if e.severity.is_empty() => e.severity = v().unwrap_or_default(),
+      b'V' => e.severity = v().unwrap_or_default(),
+      b'C' => e.code = v().unwrap_or_default(),
+      b'M' => e.message = v().unwrap_or_default(),
+      b'D' => e.detail = v(),
+      b'H' => e.hint = v(),
+      b'P' => e.position = v(),
+      b'p' => e.internal_position = v(),
+      b'q' => e.internal_query = v(),
+      b'W' => e.where_ = v(),
+      b's' => e.schema = v(),
+      b't' => e.table = v(),
+      b'c' => e.column = v(),
+      b'd' => e.data_type = v(),
+      b'n' => e.constraint = v(),
+      b'F' => e.file = v(),
+      b'L' => e.line = v(),
+      b'R' => e.routine = v(),
+      _ => {}
+    }
+  }
+  e
+}
+
+/// Reads one backend message, buffering as needed.
+pub async fn read_message<S: AsyncRead + Unpin + ?Sized>(
+  s: &mut S,
+  buf: &mut BytesMut,
+) -> std::io::Result<Message> {
+  loop {
+    if let Some(m) = Message::parse(buf)? {
+      return Ok(m);
+    }
+    if s.read_buf(buf).await? == 0 {
+      return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+  }
+}
+
+fn protocol(target: &Target, what: &str) -> CoreError {
+  connect_failed(target, ConnectCause::Other(format!("unexpected message during startup: {what}")))
+}
+
+pub async fn open(target: &Target, settings: &ConnSettings) -> CoreResult<Opened> {
+  let mut stream =
+    open_socket(&target.host, target.port, settings.keepalive).await.map_err(|e| os_failure(target, &e))?;
+
+  let mut params: Vec<(&str, String)> = vec![
+    ("user", target.user.clone()),
+    ("database", target.database.clone()),
+    ("client_encoding", "UTF8".into()),
+    ("application_name", settings.application_name.clone()),
+  ];
+  let mut options = Vec::new();
+  if let Some(path) = &settings.search_path {
+    options.push(format!("-c search_path={}", path.replace('\\', "\\\\").replace(' ', "\\ ")));
+  }
+  if let Some(t) = settings.statement_timeout {
+    options.push(format!("-c statement_timeout={}", t.as_millis()));
+  }
+  if !options.is_empty() {
+    params.push(("options", options.join(" ")));
+  }
+  let mut out = BytesMut::new();
+  frontend::startup_message(params.iter().map(|(k, v)| (*k, v.as_str())), &mut out)
+    .map_err(|e| connect_failed(target, ConnectCause::Other(e.to_string())))?;
+  let io_err = |e: std::io::Error| os_failure(target, &e);
+  stream.write_all(&out).await.map_err(io_err)?;
+
+  let mut buf = BytesMut::with_capacity(8192);
+  let password = || {
+    settings.password.as_ref().map(|s| s.0.as_bytes().to_vec()).ok_or_else(|| {
+      connect_failed(
+        target,
+        ConnectCause::Other("the server asked for a password but none was configured".into()),
+      )
+    })
+  };
+  let mut scram: Option<sasl::ScramSha256> = None;
+  let mut process_id = 0;
+  let mut secret_key = 0;
+  loop {
+    let msg = read_message(&mut stream, &mut buf).await.map_err(io_err)?;
+    out.clear();
+    match msg {
+      Message::AuthenticationOk => {}
+      Message::AuthenticationCleartextPassword => {
+        frontend::password_message(&password()?, &mut out).map_err(io_err)?;
+      }
+      Message::AuthenticationMd5Password(body) => {
+        let hash = md5_hash(target.user.as_bytes(), &password()?, body.salt());
+        frontend::password_message(hash.as_bytes(), &mut out).map_err(io_err)?;
+      }
+      Message::AuthenticationSasl(body) => {
+        let mut mechanisms = body.mechanisms();
+        let mut has_scram = false;
+        while let Ok(Some(m)) = mechanisms.next() {
+          has_scram |= m == sasl::SCRAM_SHA_256;
+        }
+        if !has_scram {
+          return Err(connect_failed(
+            target,
+            ConnectCause::Other("the server offered no supported SASL mechanism".into()),
+          ));
+        }
+        let s = sasl::ScramSha256::new(&password()?, sasl::ChannelBinding::unsupported());
+        frontend::sasl_initial_response(sasl::SCRAM_SHA_256, s.message(), &mut out).map_err(io_err)?;
+        scram = Some(s);
+      }
+      Message::AuthenticationSaslContinue(body) => {
+        let s = scram.as_mut().ok_or_else(|| protocol(target, "SASL continue"))?;
+        s.update(body.data()).map_err(io_err)?;
+        frontend::sasl_response(s.message(), &mut out).map_err(io_err)?;
+      }
+      Message::AuthenticationSaslFinal(body) => {
+        let s = scram.as_mut().ok_or_else(|| protocol(target, "SASL final"))?;
+        s.finish(body.data()).map_err(io_err)?;
+      }
+      Message::BackendKeyData(body) => {
+        process_id = body.process_id();
+        secret_key = body.secret_key();
+      }
+      Message::ParameterStatus(_) | Message::NoticeResponse(_) => {}
+      Message::ReadyForQuery(_) => break,
+      Message::ErrorResponse(body) => {
+        let db = parse_db_error(&mut body.fields());
+        return Err(connect_failed(target, ConnectCause::Server(Box::new(db))));
+      }
+      _ => return Err(protocol(target, "unsupported authentication method")),
+    }
+    if !out.is_empty() {
+      stream.write_all(&out).await.map_err(io_err)?;
+    }
+  }
+  Ok(Opened { stream, process_id, secret_key })
+}
+
+/// Asks the server to cancel whatever the connection identified by `key` is running.
+pub async fn cancel(key: &super::CancelKey) -> std::io::Result<()> {
+  let mut s = open_socket(&key.host, key.port, false).await?;
+  let mut buf = BytesMut::new();
+  frontend::cancel_request(key.process_id, key.secret_key, &mut buf);
+  s.write_all(&buf).await?;
+  // The server closes the socket once it has read the request.
+  let mut sink = [0u8; 16];
+  let _ = tokio::time::timeout(Duration::from_secs(5), s.read(&mut sink)).await;
+  Ok(())
+}

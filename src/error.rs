@@ -1,0 +1,166 @@
+//! The one error type of the core. It crosses into JavaScript as data (see `napi/objects.rs`);
+//! the JS layer turns it into an `OnepoolError` with a stable `code`.
+
+use std::fmt;
+use std::io;
+
+/// Every field a server error (`ErrorResponse`) can carry.
+#[derive(Debug, Clone, Default)]
+pub struct DbError {
+  pub severity: String,
+  pub code: String,
+  pub message: String,
+  pub detail: Option<String>,
+  pub hint: Option<String>,
+  pub position: Option<String>,
+  pub internal_position: Option<String>,
+  pub internal_query: Option<String>,
+  pub where_: Option<String>,
+  pub schema: Option<String>,
+  pub table: Option<String>,
+  pub column: Option<String>,
+  pub data_type: Option<String>,
+  pub constraint: Option<String>,
+  pub file: Option<String>,
+  pub line: Option<String>,
+  pub routine: Option<String>,
+}
+
+/// Why opening a connection failed: an OS-level cause (`ECONNREFUSED`) or a server error
+/// during startup (`28P01` wrong password, `53300` too many connections, ...).
+#[derive(Debug, Clone)]
+pub enum ConnectCause {
+  Os { code: String, message: String },
+  Server(Box<DbError>),
+  Timeout,
+  Other(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum CoreError {
+  /// The server answered with an error for a statement.
+  Db(Box<DbError>),
+  /// Options or connection string rejected before any I/O.
+  Config(String),
+  /// No connection could be opened.
+  ConnectFailed {
+    target: String,
+    cause: ConnectCause,
+  },
+  /// The pool was healthy but every connection stayed busy.
+  PoolTimeout(String),
+  PoolClosed(String),
+  /// An established connection broke while in use.
+  ConnectionLost(String),
+  ParamInvalid(String),
+  Aborted,
+  /// The server sent something we do not understand.
+  Protocol(String),
+  /// A bug in onepool, contained (a panic caught before it could cross into Node).
+  Internal(String),
+}
+
+impl CoreError {
+  /// The stable code JS users match on: SQLSTATE for server errors, a `SNAKE_CASE` word otherwise.
+  pub fn code(&self) -> &str {
+    match self {
+      CoreError::Db(db) => &db.code,
+      CoreError::Config(_) => "CONFIG_INVALID",
+      CoreError::ConnectFailed { .. } => "CONNECT_FAILED",
+      CoreError::PoolTimeout(_) => "POOL_TIMEOUT",
+      CoreError::PoolClosed(_) => "POOL_CLOSED",
+      CoreError::ConnectionLost(_) => "CONNECTION_LOST",
+      CoreError::ParamInvalid(_) => "PARAM_INVALID",
+      CoreError::Aborted => "ABORTED",
+      CoreError::Protocol(_) => "PROTOCOL_ERROR",
+      CoreError::Internal(_) => "INTERNAL",
+    }
+  }
+
+  pub fn config(msg: impl Into<String>) -> Self {
+    CoreError::Config(msg.into())
+  }
+
+  pub fn lost(err: &io::Error) -> Self {
+    CoreError::ConnectionLost(format!("connection lost: {}", describe_io(err)))
+  }
+}
+
+impl fmt::Display for CoreError {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match self {
+      CoreError::Db(db) => f.write_str(&db.message),
+      CoreError::Config(m)
+      | CoreError::PoolTimeout(m)
+      | CoreError::PoolClosed(m)
+      | CoreError::ConnectionLost(m)
+      | CoreError::ParamInvalid(m)
+      | CoreError::Protocol(m)
+      | CoreError::Internal(m) => f.write_str(m),
+      CoreError::Aborted => f.write_str("the query was aborted"),
+      CoreError::ConnectFailed { target, cause } => match cause {
+        ConnectCause::Os { code, message } => {
+          write!(f, "could not connect to {target}: {message} ({code})")
+        }
+        ConnectCause::Server(db) => {
+          write!(f, "could not connect to {target}: {} ({})", db.message, db.code)
+        }
+        ConnectCause::Timeout => {
+          write!(f, "could not connect to {target}: connect timed out")
+        }
+        ConnectCause::Other(m) => write!(f, "could not connect to {target}: {m}"),
+      },
+    }
+  }
+}
+
+impl std::error::Error for CoreError {}
+
+/// The POSIX name of an I/O error (`ECONNREFUSED`), as Node reports it, or a generic word.
+pub fn io_code(err: &io::Error) -> String {
+  if err.to_string().starts_with("getaddrinfo ENOTFOUND") {
+    return "ENOTFOUND".to_string();
+  }
+  if let Some(errno) = err.raw_os_error() {
+    let name = match errno {
+      libc::ECONNREFUSED => "ECONNREFUSED",
+      libc::ECONNRESET => "ECONNRESET",
+      libc::ETIMEDOUT => "ETIMEDOUT",
+      libc::EHOSTUNREACH => "EHOSTUNREACH",
+      libc::ENETUNREACH => "ENETUNREACH",
+      libc::EACCES => "EACCES",
+      libc::ENOENT => "ENOENT",
+      libc::EPIPE => "EPIPE",
+      libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+      _ => "",
+    };
+    if !name.is_empty() {
+      return name.to_string();
+    }
+  }
+  match err.kind() {
+    io::ErrorKind::ConnectionRefused => "ECONNREFUSED",
+    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => "ECONNRESET",
+    io::ErrorKind::TimedOut => "ETIMEDOUT",
+    io::ErrorKind::NotFound => "ENOENT",
+    io::ErrorKind::PermissionDenied => "EACCES",
+    io::ErrorKind::BrokenPipe => "EPIPE",
+    io::ErrorKind::UnexpectedEof => "ECONNRESET",
+    _ => "EIO",
+  }
+  .to_string()
+}
+
+pub fn describe_io(err: &io::Error) -> String {
+  if err.kind() == io::ErrorKind::UnexpectedEof {
+    return "the server closed the connection".to_string();
+  }
+  let text = err.to_string();
+  // Strip Rust's "(os error 111)" suffix: the code is reported separately.
+  match text.find(" (os error") {
+    Some(i) => text[..i].to_string(),
+    None => text,
+  }
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;

@@ -1,0 +1,19 @@
+//! onepool: a process-global Postgres connection pool for Node.js.
+//!
+//! The core (`config`, `conn`, `pool`, `budget`, `registry`, `session`, `wire`) is plain Rust;
+//! `napi/` is the only code that talks to Node.
+
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod budget;
+pub mod config;
+pub mod conn;
+pub mod error;
+mod napi;
+mod pin;
+pub mod pool;
+pub mod registry;
+pub mod runtime;
+pub mod session;
+pub mod wire;

@@ -1,0 +1,517 @@
+//! A bounded pool of connections to one target.
+//!
+//! Invariants (all under `state`):
+//! - `size` counts connections that are open or being opened; `size <= max` except right after a
+//!   live shrink, when in-use extras close as they come back.
+//! - An idle connection is handed to the oldest live waiter before it goes back on the stack.
+//! - Every slot freed wakes one waiter, which then opens a connection itself.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::{oneshot, Notify};
+
+use crate::budget::{BudgetPermit, BUDGET};
+use crate::config::{ConnSettings, PoolConfig, PoolSettings, Target};
+use crate::conn::Conn;
+use crate::error::{CoreError, CoreResult};
+
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+enum Grant {
+  Conn(Conn),
+  /// A slot is free: open a connection yourself.
+  Slot,
+}
+
+struct State {
+  /// Most recently used last.
+  idle: Vec<Conn>,
+  size: usize,
+  max: usize,
+  waiters: VecDeque<oneshot::Sender<Grant>>,
+  closed: bool,
+}
+
+#[derive(Clone)]
+struct Settings {
+  conn: ConnSettings,
+  pool: PoolSettings,
+  pgbouncer: bool,
+}
+
+pub struct Pool {
+  pub name: String,
+  pub target: Target,
+  settings: RwLock<Settings>,
+  state: Mutex<State>,
+  /// Signalled whenever `size` drops, for `end()`.
+  shrunk: Notify,
+  created: AtomicU64,
+  acquire_timeouts: AtomicU64,
+  handles: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolStats {
+  pub name: String,
+  pub target: String,
+  pub max: usize,
+  pub size: usize,
+  pub idle: usize,
+  pub in_use: usize,
+  pub waiting: usize,
+  pub created: u64,
+  pub acquire_timeouts: u64,
+  pub handles: u64,
+  pub closed: bool,
+}
+
+impl Pool {
+  pub fn new(cfg: &PoolConfig) -> Arc<Pool> {
+    let pool = Arc::new(Pool {
+      name: cfg.name.clone(),
+      target: cfg.target.clone(),
+      settings: RwLock::new(Settings {
+        conn: cfg.conn.clone(),
+        pool: cfg.pool.clone(),
+        pgbouncer: cfg.pgbouncer,
+      }),
+      state: Mutex::new(State {
+        idle: Vec::new(),
+        size: 0,
+        max: cfg.pool.max,
+        waiters: VecDeque::new(),
+        closed: false,
+      }),
+      shrunk: Notify::new(),
+      created: AtomicU64::new(0),
+      acquire_timeouts: AtomicU64::new(0),
+      handles: AtomicU64::new(1),
+    });
+    crate::runtime::spawn(reap_idle(Arc::downgrade(&pool)));
+    pool
+  }
+
+  fn lock(&self) -> MutexGuard<'_, State> {
+    self.state.lock().unwrap_or_else(|e| e.into_inner())
+  }
+
+  fn settings(&self) -> Settings {
+    self.settings.read().unwrap_or_else(|e| e.into_inner()).clone()
+  }
+
+  pub fn acquire_timeout(&self) -> Duration {
+    self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.acquire_timeout
+  }
+
+  pub fn pgbouncer(&self) -> bool {
+    self.settings.read().unwrap_or_else(|e| e.into_inner()).pgbouncer
+  }
+
+  pub fn attach_handle(&self) {
+    self.handles.fetch_add(1, Ordering::Relaxed);
+  }
+
+  /// Applies options from a re-evaluated `createPool` under the same identity.
+  pub fn apply(&self, cfg: &PoolConfig) {
+    {
+      let mut s = self.settings.write().unwrap_or_else(|e| e.into_inner());
+      s.conn = cfg.conn.clone();
+      s.pool = cfg.pool.clone();
+      s.pgbouncer = cfg.pgbouncer;
+    }
+    let retired = {
+      let mut st = self.lock();
+      st.max = cfg.pool.max;
+      let mut retired = Vec::new();
+      // Shrink: idle connections go first (least recently used first); in-use ones on release.
+      while st.size > st.max && !st.idle.is_empty() {
+        retired.push(st.idle.remove(0));
+        st.size -= 1;
+      }
+      // Grow: waiters may open connections now.
+      let free = st.max.saturating_sub(st.size);
+      wake_slots(&mut st, free);
+      retired
+    };
+    drop(retired);
+    self.shrunk.notify_waiters();
+  }
+
+  pub fn is_closed(&self) -> bool {
+    self.lock().closed
+  }
+
+  /// Checks a connection out for exclusive use.
+  pub async fn acquire(self: &Arc<Self>) -> CoreResult<Conn> {
+    let settings = self.settings();
+    let deadline = tokio::time::Instant::now() + settings.pool.acquire_timeout;
+    loop {
+      let step = {
+        let mut st = self.lock();
+        if st.closed {
+          return Err(self.closed_error());
+        }
+        let mut found = None;
+        while let Some(c) = st.idle.pop() {
+          if c.is_closed() || retired(&c) {
+            st.size -= 1;
+            continue;
+          }
+          found = Some(c);
+          break;
+        }
+        match found {
+          Some(c) => Step::Use(c),
+          None if st.size < st.max => match BUDGET.try_acquire() {
+            Some(permit) => {
+              st.size += 1;
+              Step::Open(permit)
+            }
+            None => Step::Wait(enqueue(&mut st, self), true),
+          },
+          None => Step::Wait(enqueue(&mut st, self), false),
+        }
+      };
+      match step {
+        Step::Use(conn) => match self.check(conn, &settings).await {
+          Some(conn) => return Ok(conn),
+          None => continue,
+        },
+        Step::Open(permit) => return self.open(permit).await,
+        Step::Wait(mut waiter, want_budget) => {
+          if want_budget {
+            crate::registry::evict_idle_for_budget(self);
+          }
+          let mut budget_rx = want_budget.then(|| BUDGET.acquire());
+          let rx = waiter.rx.as_mut().expect("waiter receiver present");
+          tokio::select! {
+            grant = rx => {
+              waiter.rx = None;
+              match grant {
+                Ok(Grant::Conn(conn)) => match self.check(conn, &settings).await {
+                  Some(conn) => return Ok(conn),
+                  None => continue,
+                },
+                Ok(Grant::Slot) | Err(_) => continue,
+              }
+            }
+            Ok(permit) = async { budget_rx.as_mut().expect("budget wait").await }, if budget_rx.is_some() => {
+              drop(waiter);
+              let granted = {
+                let mut st = self.lock();
+                if !st.closed && st.size < st.max {
+                  st.size += 1;
+                  true
+                } else {
+                  false
+                }
+              };
+              if granted {
+                return self.open(permit).await;
+              }
+              continue;
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+              // A grant may have raced the timer: take it rather than report a timeout.
+              match waiter.take_pending() {
+                Some(Grant::Conn(conn)) => {
+                  if let Some(conn) = self.check(conn, &settings).await {
+                    return Ok(conn);
+                  }
+                }
+                Some(Grant::Slot) => waiter.pass_on(Grant::Slot),
+                None => {}
+              }
+              drop(waiter);
+              self.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+              return Err(self.timeout_error(settings.pool.acquire_timeout));
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// Validates an idle connection before hand-out; `None` means it was discarded.
+  async fn check(&self, conn: Conn, settings: &Settings) -> Option<Conn> {
+    if conn.is_closed() || retired(&conn) {
+      self.discard(conn);
+      return None;
+    }
+    if conn.idle_since.elapsed() >= settings.pool.ping_after_idle {
+      let ping = tokio::time::timeout(settings.conn.connect_timeout, conn.simple("")).await;
+      if !matches!(ping, Ok(Ok(_))) {
+        self.discard(conn);
+        return None;
+      }
+    }
+    Some(conn)
+  }
+
+  async fn open(self: &Arc<Self>, permit: BudgetPermit) -> CoreResult<Conn> {
+    let guard = SlotGuard { pool: self };
+    let settings = self.settings();
+    let retire_at = settings.pool.max_lifetime.map(|life| {
+      // Stagger retirement over the last fifth of the lifetime so connections do not all
+      // reconnect at once.
+      let jitter = rand::rng().random_range(0.0..0.2) * life.as_secs_f64();
+      Instant::now() + life.saturating_sub(Duration::from_secs_f64(jitter))
+    });
+    let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
+    let conn = Conn::connect(&self.target, &settings.conn, permit, id, retire_at).await?;
+    std::mem::forget(guard);
+    self.created.fetch_add(1, Ordering::Relaxed);
+    Ok(conn)
+  }
+
+  /// Returns a connection. Broken, dirty, retired or surplus connections are closed instead.
+  pub fn release(&self, mut conn: Conn) {
+    if conn.is_closed() || !conn.is_clean() || retired(&conn) {
+      self.discard(conn);
+      return;
+    }
+    conn.idle_since = Instant::now();
+    let surplus = {
+      let mut st = self.lock();
+      if st.closed || st.size > st.max {
+        st.size -= 1;
+        Some(conn)
+      } else {
+        loop {
+          let Some(w) = st.waiters.pop_front() else {
+            st.idle.push(conn);
+            break None;
+          };
+          match w.send(Grant::Conn(conn)) {
+            Ok(()) => break None,
+            Err(Grant::Conn(c)) => conn = c,
+            Err(Grant::Slot) => unreachable!("sent a connection"),
+          }
+        }
+      }
+    };
+    if let Some(c) = surplus {
+      drop(c);
+      self.shrunk.notify_waiters();
+    }
+  }
+
+  /// Closes a connection and gives its slot to a waiter.
+  pub fn discard(&self, conn: Conn) {
+    drop(conn);
+    self.slot_freed();
+  }
+
+  fn slot_freed(&self) {
+    {
+      let mut st = self.lock();
+      st.size = st.size.saturating_sub(1);
+      if st.size < st.max {
+        wake_slots(&mut st, 1);
+      }
+    }
+    self.shrunk.notify_waiters();
+  }
+
+  /// Closes one idle connection (the least recently used) to free budget for another pool.
+  pub fn evict_one_idle(&self) -> bool {
+    let conn = {
+      let mut st = self.lock();
+      if st.idle.is_empty() {
+        return false;
+      }
+      st.size -= 1;
+      st.idle.remove(0)
+    };
+    drop(conn);
+    self.shrunk.notify_waiters();
+    true
+  }
+
+  /// Stops new checkouts, fails waiters with `POOL_CLOSED`, closes idle connections, and waits
+  /// up to `timeout` for checked-out ones to come back (they close on return).
+  pub async fn end(&self, timeout: Duration) -> bool {
+    let (idle, waiters) = {
+      let mut st = self.lock();
+      st.closed = true;
+      let idle: Vec<Conn> = st.idle.drain(..).collect();
+      st.size -= idle.len();
+      (idle, std::mem::take(&mut st.waiters))
+    };
+    drop(idle);
+    drop(waiters);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+      let notified = self.shrunk.notified();
+      if self.lock().size == 0 {
+        return true;
+      }
+      if tokio::time::timeout_at(deadline, notified).await.is_err() {
+        return self.lock().size == 0;
+      }
+    }
+  }
+
+  /// Closes idle connections past their idle timeout or lifetime. Returns how many closed.
+  fn reap(&self) -> usize {
+    let settings = self.settings();
+    let closed: Vec<Conn> = {
+      let mut st = self.lock();
+      let before = st.idle.len();
+      let (keep, gone): (Vec<Conn>, Vec<Conn>) = st.idle.drain(..).partition(|c| {
+        !c.is_closed() && !retired(c) && settings.pool.idle_timeout.is_none_or(|t| c.idle_since.elapsed() < t)
+      });
+      st.idle = keep;
+      st.size -= before - st.idle.len();
+      if !gone.is_empty() {
+        let free = st.max.saturating_sub(st.size).min(gone.len());
+        wake_slots(&mut st, free);
+      }
+      gone
+    };
+    let n = closed.len();
+    drop(closed);
+    if n > 0 {
+      self.shrunk.notify_waiters();
+    }
+    n
+  }
+
+  pub fn stats(&self) -> PoolStats {
+    let st = self.lock();
+    PoolStats {
+      name: self.name.clone(),
+      target: self.target.to_string(),
+      max: st.max,
+      size: st.size,
+      idle: st.idle.len(),
+      in_use: st.size - st.idle.len(),
+      waiting: st.waiters.iter().filter(|w| !w.is_closed()).count(),
+      created: self.created.load(Ordering::Relaxed),
+      acquire_timeouts: self.acquire_timeouts.load(Ordering::Relaxed),
+      handles: self.handles.load(Ordering::Relaxed),
+      closed: st.closed,
+    }
+  }
+
+  fn closed_error(&self) -> CoreError {
+    CoreError::PoolClosed(format!("pool \"{}\" ({}) has been ended", self.name, self.target))
+  }
+
+  fn timeout_error(&self, waited: Duration) -> CoreError {
+    let s = self.stats();
+    CoreError::PoolTimeout(format!(
+      "timed out after {} ms waiting for a connection from pool \"{}\" ({}): size {}, idle {}, in use {}, waiting {}, max {}{}",
+      waited.as_millis(),
+      s.name,
+      s.target,
+      s.size,
+      s.idle,
+      s.in_use,
+      s.waiting,
+      s.max,
+      match BUDGET.stats().limit {
+        Some(l) => format!(", process budget {}/{}", BUDGET.stats().used, l),
+        None => String::new(),
+      }
+    ))
+  }
+}
+
+enum Step {
+  Use(Conn),
+  Open(BudgetPermit),
+  Wait(Waiter, bool),
+}
+
+/// A queued waiter. Dropping it (timeout, abort, cancelled task) passes on anything already
+/// granted to it, so no connection or slot is ever lost.
+struct Waiter {
+  rx: Option<oneshot::Receiver<Grant>>,
+  pool: Weak<Pool>,
+}
+
+impl Waiter {
+  fn take_pending(&mut self) -> Option<Grant> {
+    let mut rx = self.rx.take()?;
+    rx.close();
+    rx.try_recv().ok()
+  }
+
+  fn pass_on(&self, grant: Grant) {
+    if let Some(pool) = self.pool.upgrade() {
+      match grant {
+        Grant::Conn(c) => pool.release(c),
+        Grant::Slot => {
+          let mut st = pool.lock();
+          if st.size < st.max {
+            wake_slots(&mut st, 1);
+          }
+        }
+      }
+    }
+  }
+}
+
+impl Drop for Waiter {
+  fn drop(&mut self) {
+    if let Some(grant) = self.take_pending() {
+      self.pass_on(grant);
+    }
+  }
+}
+
+fn enqueue(st: &mut State, pool: &Arc<Pool>) -> Waiter {
+  let (tx, rx) = oneshot::channel();
+  st.waiters.retain(|w| !w.is_closed());
+  st.waiters.push_back(tx);
+  Waiter { rx: Some(rx), pool: Arc::downgrade(pool) }
+}
+
+fn wake_slots(st: &mut State, mut n: usize) {
+  while n > 0 {
+    let Some(w) = st.waiters.pop_front() else {
+      break;
+    };
+    if w.send(Grant::Slot).is_ok() {
+      n -= 1;
+    }
+  }
+}
+
+fn retired(conn: &Conn) -> bool {
+  conn.retire_at.is_some_and(|t| Instant::now() >= t)
+}
+
+/// Frees a reserved slot if opening a connection fails or is cancelled.
+struct SlotGuard<'a> {
+  pool: &'a Pool,
+}
+
+impl Drop for SlotGuard<'_> {
+  fn drop(&mut self) {
+    self.pool.slot_freed();
+  }
+}
+
+async fn reap_idle(pool: Weak<Pool>) {
+  let mut tick = tokio::time::interval(Duration::from_millis(500));
+  tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+  loop {
+    tick.tick().await;
+    let Some(pool) = pool.upgrade() else { return };
+    pool.reap();
+    let finished = {
+      let st = pool.lock();
+      st.closed && st.size == 0
+    };
+    if finished {
+      return;
+    }
+  }
+}

@@ -1,0 +1,60 @@
+//! The process-global registry: one native pool per identity (`name` + target), shared by
+//! every module evaluation and every worker thread that loads the addon.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use once_cell::sync::Lazy;
+
+use crate::config::PoolConfig;
+use crate::pool::Pool;
+
+static POOLS: Lazy<Mutex<Vec<Arc<Pool>>>> = Lazy::new(|| Mutex::new(Vec::new()));
+
+/// How long a pool replaced by an edited target may finish in-flight work.
+const REPLACED_DRAIN: Duration = Duration::from_secs(30);
+
+fn pools() -> std::sync::MutexGuard<'static, Vec<Arc<Pool>>> {
+  POOLS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Returns the pool for `cfg`'s identity, creating it or applying changed options live.
+pub fn attach(cfg: &PoolConfig) -> Arc<Pool> {
+  let mut reg = pools();
+  reg.retain(|p| !p.is_closed());
+  if let Some(p) = reg.iter().find(|p| p.name == cfg.name && p.target == cfg.target) {
+    p.apply(cfg);
+    p.attach_handle();
+    return p.clone();
+  }
+  // Same name, another target: the connection settings were edited. The old pool drains.
+  let (replaced, kept): (Vec<_>, Vec<_>) = reg.drain(..).partition(|p| p.name == cfg.name);
+  *reg = kept;
+  for old in replaced {
+    crate::runtime::spawn(async move {
+      old.end(REPLACED_DRAIN).await;
+    });
+  }
+  let pool = Pool::new(cfg);
+  reg.push(pool.clone());
+  pool
+}
+
+/// Forgets an ended pool so that the next `createPool` builds a fresh one.
+pub fn remove(pool: &Arc<Pool>) {
+  pools().retain(|p| !Arc::ptr_eq(p, pool));
+}
+
+pub fn all() -> Vec<Arc<Pool>> {
+  pools().clone()
+}
+
+/// Frees budget for `requester` by closing one idle connection of another pool.
+pub fn evict_idle_for_budget(requester: &Arc<Pool>) {
+  let others: Vec<Arc<Pool>> = pools().iter().filter(|p| !Arc::ptr_eq(p, requester)).cloned().collect();
+  for p in others {
+    if p.evict_one_idle() {
+      return;
+    }
+  }
+}

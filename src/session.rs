@@ -1,0 +1,78 @@
+//! A connection pinned to one caller (`pool.connect()`, transactions) until it is released.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::conn::{Conn, Response};
+use crate::error::{CoreError, CoreResult};
+use crate::pool::Pool;
+
+/// Upper bound for the ROLLBACK that cleans a connection returned inside a transaction.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Session {
+  pool: Arc<Pool>,
+  conn: Mutex<Option<Conn>>,
+}
+
+impl Session {
+  pub fn new(pool: Arc<Pool>, conn: Conn) -> Session {
+    Session { pool, conn: Mutex::new(Some(conn)) }
+  }
+
+  pub fn process_id(&self) -> i32 {
+    self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |c| c.cancel_key.process_id)
+  }
+
+  pub fn cancel_key(&self) -> Option<crate::conn::CancelKey> {
+    self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|c| c.cancel_key.clone())
+  }
+
+  pub fn send(
+    &self,
+    bytes: Bytes,
+  ) -> CoreResult<impl Future<Output = CoreResult<Response>> + Send + 'static> {
+    match self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+      Some(c) => Ok(c.send(bytes)),
+      None => Err(CoreError::PoolClosed("the client was already released to the pool".into())),
+    }
+  }
+
+  pub async fn release(&self, destroy: bool) {
+    let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(conn) = conn {
+      check_in(&self.pool, conn, destroy).await;
+    }
+  }
+}
+
+impl Drop for Session {
+  /// A client garbage-collected without `release()` still goes back, cleaned.
+  fn drop(&mut self) {
+    let conn = self.conn.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(conn) = conn {
+      let pool = self.pool.clone();
+      crate::runtime::spawn(async move { check_in(&pool, conn, false).await });
+    }
+  }
+}
+
+/// Returns a connection to its pool, rolling back a transaction left open; a connection that
+/// cannot be cleaned is closed, never handed out dirty.
+pub async fn check_in(pool: &Pool, conn: Conn, destroy: bool) {
+  if destroy || conn.is_closed() {
+    pool.discard(conn);
+    return;
+  }
+  if !conn.is_clean() {
+    let cleaned = tokio::time::timeout(CLEANUP_TIMEOUT, conn.simple("ROLLBACK")).await;
+    if !matches!(cleaned, Ok(Ok(_))) {
+      pool.discard(conn);
+      return;
+    }
+  }
+  pool.release(conn);
+}
