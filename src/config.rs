@@ -440,7 +440,7 @@ mod tests {
   #[test]
   fn parses_full_url_with_encoded_password() {
     let c =
-      cfg("postgresql://app:p%40ss%3Aw0rd@db.example.com:6543/shop?sslmode=require&application_name=web");
+      cfg("postgresql://app:p%40ss%3Aw0rd@db.example.com:6543/shop?sslmode=prefer&application_name=web");
     assert_eq!(c.target.host, Host::Tcp("db.example.com".into()));
     assert_eq!(c.target.port, 6543);
     assert_eq!(c.target.user, "app");
