@@ -9,12 +9,17 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class AbortHandle {
+  constructor()
+  abort(): void
+}
+
 export declare class NativePool {
   /**
    * Runs one query on any free connection (text may hold several statements when there are
    * no parameters). Resolves with an encoded result buffer or an error object.
    */
-  query(sql: string, values: Array<ParamInput>): Promise<Buffer | NativeError>
+  query(sql: string, values: Array<ParamInput>, abort?: AbortHandle | undefined | null): Promise<Buffer | NativeError>
   /** Checks out a connection for exclusive use. */
   connect(): Promise<NativeSession | NativeError>
   stats(): PoolStatsObject
@@ -27,7 +32,7 @@ export declare class NativePool {
 }
 
 export declare class NativeSession {
-  query(sql: string, values: Array<ParamInput>): Promise<Buffer | NativeError>
+  query(sql: string, values: Array<ParamInput>, abort?: AbortHandle | undefined | null): Promise<Buffer | NativeError>
   /** Returns the connection (rolled back if a transaction is open); `destroy` closes it. */
   release(destroy: boolean): Promise<boolean | NativeError>
   /** The server process id of the pinned connection (`pg_backend_pid()`). */

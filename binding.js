@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.AbortHandle = nativeBinding.AbortHandle
 module.exports.NativePool = nativeBinding.NativePool
 module.exports.NativeSession = nativeBinding.NativeSession
 module.exports.closeAll = nativeBinding.closeAll

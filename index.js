@@ -14,10 +14,11 @@ const binding = loadBinding()
  * native pool; changed options apply live.
  */
 function createPool(options) {
-  const { native, types } = normalizeOptions(options)
+  const { native, js } = normalizeOptions(options)
   const handle = binding.createPool(native)
-  if (!(handle instanceof binding.NativePool)) throw fromNative(handle)
-  return new Pool(handle, types)
+  // Duck-typed: after the addon is re-registered, its classes are new objects.
+  if (typeof handle.query !== 'function') throw fromNative(handle)
+  return new Pool(handle, js, binding)
 }
 
 /** Every pool in this process, the process budget, and which build is running. */

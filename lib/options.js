@@ -38,6 +38,8 @@ const OPTIONS = {
   pgbouncer: ['pgbouncer', bool, 'a boolean'],
   keepAlive: ['keepAlive', bool, 'a boolean'],
   types: ['types', (v) => v !== null && typeof v === 'object' && typeof v.getTypeParser === 'function', 'an object with getTypeParser()'],
+  leakDetectionMs: ['leakDetectionMs', nonNegative, 'a non-negative number of milliseconds'],
+  onLeak: ['onLeak', (v) => typeof v === 'function', 'a function'],
   // Accepted for node-postgres compatibility; onepool's behaviour already covers them.
   min: ['min', (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer'],
   allowExitOnIdle: ['allowExitOnIdle', bool, 'a boolean'],
@@ -90,7 +92,7 @@ function sslMode(ssl) {
 
 /**
  * Normalises createPool()'s argument into the native options object plus JS-only settings.
- * @returns {{ native: object, types: object | undefined }}
+ * @returns {{ native: object, js: { types?: object, leakDetectionMs?: number, onLeak?: Function } }}
  */
 function normalizeOptions(input, env = process.env) {
   if (input === undefined || input === null) input = {}
@@ -142,7 +144,7 @@ function normalizeOptions(input, env = process.env) {
     env: envVars,
   }
   for (const key of Object.keys(native)) if (native[key] === undefined) delete native[key]
-  return { native, types: out.types }
+  return { native, js: { types: out.types, leakDetectionMs: out.leakDetectionMs || 0, onLeak: out.onLeak } }
 }
 
 module.exports = { normalizeOptions, OPTIONS }

@@ -4,13 +4,21 @@ const { EventEmitter } = require('node:events')
 const { fromNative, clientError } = require('./errors')
 const { prepareValues } = require('./params')
 const { decode, defaultTypes } = require('./result')
+const { watchCheckout } = require('./leaks')
 
-/** Splits pg's overloads: (text, values?, cb?) and ({ text, values, rowMode, types }, values?, cb?). */
-function normalizeQuery(textOrConfig, values, callback) {
+/**
+ * Splits pg's overloads: (text, values?, cb?) and ({ text, values, rowMode, types, signal }, values?, cb?),
+ * plus onepool's (text, values, { signal }).
+ */
+function normalizeQuery(textOrConfig, values, options) {
+  let callback
   if (typeof values === 'function') {
     callback = values
     values = undefined
+  } else if (typeof options === 'function') {
+    callback = options
   }
+  let signal = options && typeof options === 'object' ? options.signal : undefined
   let text = textOrConfig
   let rowMode
   let types
@@ -18,7 +26,11 @@ function normalizeQuery(textOrConfig, values, callback) {
     text = textOrConfig.text
     rowMode = textOrConfig.rowMode
     types = textOrConfig.types
+    if (textOrConfig.signal !== undefined) signal = textOrConfig.signal
     if (values === undefined) values = textOrConfig.values
+  }
+  if (signal !== undefined && !(signal && typeof signal.aborted === 'boolean' && typeof signal.addEventListener === 'function')) {
+    throw clientError('PARAM_INVALID', 'signal must be an AbortSignal')
   }
   if (typeof text !== 'string') {
     throw clientError('PARAM_INVALID', `query text must be a string, got ${text === null ? 'null' : typeof text}`)
@@ -26,13 +38,35 @@ function normalizeQuery(textOrConfig, values, callback) {
   if (rowMode !== undefined && rowMode !== 'array') {
     throw clientError('PARAM_INVALID', `rowMode must be 'array' when given, got ${JSON.stringify(rowMode)}`)
   }
-  return { text, values: prepareValues(values), rowAsArray: rowMode === 'array', types, callback }
+  return { text, values: prepareValues(values), rowAsArray: rowMode === 'array', types, signal, callback }
 }
 
-async function run(target, q, poolTypes) {
-  const out = await target.query(q.text, q.values)
+function aborted() {
+  return clientError('ABORTED', 'the query was aborted')
+}
+
+async function run(target, q, poolTypes, binding) {
+  let out
+  if (q.signal) {
+    if (q.signal.aborted) throw aborted()
+    const handle = new binding.AbortHandle()
+    const onAbort = () => handle.abort()
+    q.signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      out = await target.query(q.text, q.values, handle)
+    } finally {
+      q.signal.removeEventListener('abort', onAbort)
+    }
+  } else {
+    out = await target.query(q.text, q.values)
+  }
   if (!Buffer.isBuffer(out)) throw fromNative(out)
   return decode(out, q.rowAsArray, q.types || poolTypes || defaultTypes)
+}
+
+function callbackOf(values, options) {
+  if (typeof values === 'function') return values
+  return typeof options === 'function' ? options : undefined
 }
 
 /** Supports pg's callback style next to promises. */
@@ -62,27 +96,31 @@ function beginStatement(options = {}) {
 
 class PoolClient extends EventEmitter {
   #session
-  #types
+  #js
+  #binding
+  #onRelease
   #released = false
   #depth = 0
   #savepoints = 0
 
-  constructor(session, types) {
+  constructor(session, js, binding, onRelease) {
     super()
     this.#session = session
-    this.#types = types
+    this.#js = js
+    this.#binding = binding
+    this.#onRelease = onRelease
     this.processID = session.processId
   }
 
-  query(textOrConfig, values, callback) {
+  query(textOrConfig, values, options) {
     let q
     try {
-      q = normalizeQuery(textOrConfig, values, callback)
+      q = normalizeQuery(textOrConfig, values, options)
       if (this.#released) throw clientError('CLIENT_RELEASED', 'the client was already released to the pool')
     } catch (e) {
-      return withCallback(Promise.reject(e), typeof values === 'function' ? values : callback)
+      return withCallback(Promise.reject(e), callbackOf(values, options))
     }
-    return withCallback(run(this.#session, q, this.#types), q.callback)
+    return withCallback(run(this.#session, q, this.#js.types, this.#binding), q.callback)
   }
 
   /** Returns the client to the pool; a truthy argument (pg's `release(err)`) closes it instead. */
@@ -91,6 +129,7 @@ class PoolClient extends EventEmitter {
       throw clientError('CLIENT_RELEASED', 'release() was called on a client that was already released')
     }
     this.#released = true
+    if (this.#onRelease) this.#onRelease()
     const done = this.#session.release(Boolean(destroy))
     done.catch(() => {})
     return done.then(() => undefined)
@@ -148,29 +187,35 @@ async function runTransaction(client, fn, options) {
 
 class Pool extends EventEmitter {
   #native
-  #types
+  #js
+  #binding
 
-  constructor(native, types) {
+  constructor(native, js, binding) {
     super()
     this.#native = native
-    this.#types = types
+    this.#js = js
+    this.#binding = binding
   }
 
-  query(textOrConfig, values, callback) {
+  query(textOrConfig, values, options) {
     let q
     try {
-      q = normalizeQuery(textOrConfig, values, callback)
+      q = normalizeQuery(textOrConfig, values, options)
     } catch (e) {
-      return withCallback(Promise.reject(e), typeof values === 'function' ? values : callback)
+      return withCallback(Promise.reject(e), callbackOf(values, options))
     }
-    return withCallback(run(this.#native, q, this.#types), q.callback)
+    return withCallback(run(this.#native, q, this.#js.types, this.#binding), q.callback)
   }
 
   /** Checks out a client for several statements; call `client.release()` when done. */
   connect(callback) {
+    const onRelease = watchCheckout(this.#js, this.#native.stats().name)
     const p = this.#native.connect().then((s) => {
-      if (s instanceof Error || typeof s.query !== 'function') throw fromNative(s)
-      return new PoolClient(s, this.#types)
+      if (typeof s.query !== 'function') {
+        if (onRelease) onRelease()
+        throw fromNative(s)
+      }
+      return new PoolClient(s, this.#js, this.#binding, onRelease)
     })
     if (!callback) return p
     p.then(

@@ -53,6 +53,8 @@ pub enum CoreError {
   /// An established connection broke while in use.
   ConnectionLost(String),
   ParamInvalid(String),
+  /// A pinned client used after `release()`.
+  ClientReleased,
   Aborted,
   /// The server sent something we do not understand.
   Protocol(String),
@@ -71,6 +73,7 @@ impl CoreError {
       CoreError::PoolClosed(_) => "POOL_CLOSED",
       CoreError::ConnectionLost(_) => "CONNECTION_LOST",
       CoreError::ParamInvalid(_) => "PARAM_INVALID",
+      CoreError::ClientReleased => "CLIENT_RELEASED",
       CoreError::Aborted => "ABORTED",
       CoreError::Protocol(_) => "PROTOCOL_ERROR",
       CoreError::Internal(_) => "INTERNAL",
@@ -97,6 +100,7 @@ impl fmt::Display for CoreError {
       | CoreError::ParamInvalid(m)
       | CoreError::Protocol(m)
       | CoreError::Internal(m) => f.write_str(m),
+      CoreError::ClientReleased => f.write_str("the client was already released to the pool"),
       CoreError::Aborted => f.write_str("the query was aborted"),
       CoreError::ConnectFailed { target, cause } => match cause {
         ConnectCause::Os { code, message } => {

@@ -6,6 +6,7 @@
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod abort;
 pub mod budget;
 pub mod config;
 pub mod conn;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::conn::{Conn, Response};
+use crate::abort::AbortToken;
 use crate::error::{CoreError, CoreResult};
 use crate::pool::Pool;
 
@@ -27,18 +28,17 @@ impl Session {
     self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |c| c.cancel_key.process_id)
   }
 
-  pub fn cancel_key(&self) -> Option<crate::conn::CancelKey> {
-    self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|c| c.cancel_key.clone())
-  }
-
-  pub fn send(
+  /// Queues a request on the pinned connection; the returned future does not borrow the session.
+  pub fn query(
     &self,
     bytes: Bytes,
+    token: Option<AbortToken>,
   ) -> CoreResult<impl Future<Output = CoreResult<Response>> + Send + 'static> {
-    match self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-      Some(c) => Ok(c.send(bytes)),
-      None => Err(CoreError::PoolClosed("the client was already released to the pool".into())),
-    }
+    let (request, key) = match self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+      Some(c) => (c.send(bytes), c.cancel_key.clone()),
+      None => return Err(CoreError::ClientReleased),
+    };
+    Ok(async move { crate::abort::run(request, key, &token).await })
   }
 
   pub async fn release(&self, destroy: bool) {

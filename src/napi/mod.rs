@@ -3,6 +3,7 @@
 // The registration that uses these items is generated only outside `cfg(test)`.
 #![cfg_attr(test, allow(dead_code))]
 
+mod abort;
 mod objects;
 mod pool;
 mod session;

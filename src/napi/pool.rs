@@ -8,11 +8,13 @@ use napi::Env;
 use napi_derive::napi;
 
 use super::objects::{params, promise, Bytes, NativeError, ParamInput, PoolOptionsInput, PoolStatsObject};
+use super::abort::AbortHandle;
 use super::session::NativeSession;
 use crate::config::{ConfigInput, PoolConfig};
 use crate::conn::encode_query;
 use crate::pool::Pool;
-use crate::session::{check_in, Session};
+use crate::abort::pool_query;
+use crate::session::Session;
 use crate::{registry, wire};
 
 #[napi]
@@ -40,15 +42,14 @@ impl NativePool {
     env: &'env Env,
     sql: String,
     values: Vec<ParamInput>,
+    abort: Option<&AbortHandle>,
   ) -> napi::Result<Object<'env>> {
     let pool = self.inner.clone();
     let bytes = encode_query(&sql, &params(values));
+    let token = abort.map(|a| a.token.clone());
     promise(env, async move {
-      let bytes = bytes?;
-      let conn = pool.acquire().await?;
-      let result = conn.send(bytes).await;
-      check_in(&pool, conn, false).await;
-      Ok(Bytes(wire::encode(&result?)))
+      let response = pool_query(&pool, bytes?, token).await?;
+      Ok(Bytes(wire::encode(&response)))
     })
   }
 

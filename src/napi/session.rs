@@ -6,6 +6,7 @@ use napi::bindgen_prelude::Object;
 use napi::Env;
 use napi_derive::napi;
 
+use super::abort::AbortHandle;
 use super::objects::{params, promise, Bytes, ParamInput};
 use crate::conn::encode_query;
 use crate::session::Session;
@@ -30,8 +31,10 @@ impl NativeSession {
     env: &'env Env,
     sql: String,
     values: Vec<ParamInput>,
+    abort: Option<&AbortHandle>,
   ) -> napi::Result<Object<'env>> {
-    let sent = encode_query(&sql, &params(values)).and_then(|bytes| self.inner.send(bytes));
+    let token = abort.map(|a| a.token.clone());
+    let sent = encode_query(&sql, &params(values)).and_then(|bytes| self.inner.query(bytes, token));
     promise(env, async move { Ok(Bytes(wire::encode(&sent?.await?))) })
   }
 

@@ -1,0 +1,75 @@
+'use strict'
+// The clients under test, as a table: name → { version(), create(url, { max }) }.
+// create() resolves to one adapter shape so workloads never branch on the client:
+//   query(text, values) → rows (array)      one statement on any pooled connection
+//   transaction(fn)     → fn's result       fn(tx) gets { query } pinned to one connection
+//   end()
+// Adding a client (e.g. onepool's WASM build) is one more entry here.
+
+const path = require('node:path')
+
+const ROOT = path.join(__dirname, '..')
+
+const pkgVersion = (dir) => require(path.join(dir, 'package.json')).version
+
+const clients = {
+  onepool: {
+    version: () => `${pkgVersion(ROOT)} (native addon)`,
+    async create(url, { max }) {
+      const { createPool } = require(ROOT)
+      // A unique name so each cell gets its own native pool, never a shared one.
+      const pool = createPool({ name: `bench-${process.pid}`, connectionString: url, max })
+      return {
+        query: async (text, values) => (await pool.query(text, values)).rows,
+        transaction: (fn) => pool.transaction((client) => fn({ query: async (t, v) => (await client.query(t, v)).rows })),
+        end: () => pool.end(),
+      }
+    },
+  },
+
+  pg: {
+    version: () => pkgVersion(path.dirname(require.resolve('pg/package.json'))),
+    async create(url, { max }) {
+      const { Pool } = require('pg')
+      const pool = new Pool({ connectionString: url, max })
+      return {
+        query: async (text, values) => (await pool.query(text, values)).rows,
+        // pg has no pool-level transaction helper: the documented connect/BEGIN/COMMIT pattern.
+        async transaction(fn) {
+          const client = await pool.connect()
+          try {
+            await client.query('BEGIN')
+            const out = await fn({ query: async (t, v) => (await client.query(t, v)).rows })
+            await client.query('COMMIT')
+            return out
+          } catch (e) {
+            await client.query('ROLLBACK').catch(() => {})
+            throw e
+          } finally {
+            client.release()
+          }
+        },
+        end: () => pool.end(),
+      }
+    },
+  },
+
+  postgres: {
+    version: () => pkgVersion(path.dirname(require.resolve('postgres/package.json'))),
+    async create(url, { max }) {
+      const postgres = require('postgres')
+      const sql = postgres(url, { max, onnotice: () => {} })
+      // sql.unsafe with prepare:true, simple:false is exactly what a tagged template
+      // (sql`...`) sends: postgres.js's default, idiomatic path with cached named statements.
+      const opts = { prepare: true, simple: false }
+      const run = (s) => (text, values = []) => s.unsafe(text, values, opts)
+      return {
+        query: run(sql),
+        transaction: (fn) => sql.begin((tx) => fn({ query: run(tx) })),
+        end: () => sql.end({ timeout: 5 }),
+      }
+    },
+  },
+}
+
+module.exports = { clients }

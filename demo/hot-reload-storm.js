@@ -1,0 +1,213 @@
+'use strict'
+// `npm run demo`: a dev-server hot-reload storm against a role limited to 5 connections.
+//
+// 30 route modules are re-evaluated 50 times (real files, `delete require.cache` + `require`,
+// as a dev server does on every edit), and after each reload every route serves one request
+// concurrently. Three ways to write the module's `db` line are compared:
+//   1. node-postgres at module scope       - every evaluation opens a new pool
+//   2. node-postgres + globalThis singleton - the usual workaround
+//   3. onepool at module scope              - the naive line, made safe by the native registry
+// An admin connection (superuser, not counted) samples pg_stat_activity for the demo role.
+// Exit code 0 only when onepool stayed within the limit and no request failed (usable in CI).
+//
+// Uses DATABASE_URL when set (it needs a superuser, or at least CREATEROLE), otherwise starts
+// an embedded PostgreSQL 17.
+
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const pg = require('pg')
+
+const ROUTES = 30
+const ROUNDS = 50
+const ROLE_LIMIT = 5
+const SAMPLE_EVERY_MS = 50
+const REQUEST_SQL = 'select pg_sleep(0.02), 1 as ok'
+
+const PG_PATH = require.resolve('pg')
+const ONEPOOL_PATH = path.join(__dirname, '..')
+const ENV_URL = 'HOT_RELOAD_DEMO_URL' // the route modules read their connection string from here
+
+// The `db` line of each route module, per variant, for a configured `max`.
+const handler = `module.exports = { pool, handler: () => pool.query(${JSON.stringify(REQUEST_SQL)}) }`
+const PG_MODULE_SCOPE = {
+  label: 'pg (module scope)',
+  source: (max) => `const pg = require(${JSON.stringify(PG_PATH)})
+const pool = new pg.Pool({ connectionString: process.env.${ENV_URL}, max: ${max} })
+${handler}`,
+}
+const PG_GLOBAL = {
+  label: 'pg + globalThis',
+  source: (max) => `const pg = require(${JSON.stringify(PG_PATH)})
+const pool = (globalThis.__demoPool ??= new pg.Pool({ connectionString: process.env.${ENV_URL}, max: ${max} }))
+${handler}`,
+}
+const ONEPOOL = {
+  label: 'onepool',
+  source: (max) => `const { createPool } = require(${JSON.stringify(ONEPOOL_PATH)})
+const pool = createPool({ connectionString: process.env.${ENV_URL}, max: ${max} })
+${handler}`,
+}
+
+// The optional second act: mid-storm the developer edits `max: 5` to `max: 2`. The globalThis
+// singleton keeps its first pool (and config) until the process restarts; onepool applies it.
+const EDIT = { rounds: 20, editAt: 10, from: ROLE_LIMIT, to: 2 }
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** The server: DATABASE_URL, or a throwaway embedded PostgreSQL. */
+async function openServer() {
+  if (process.env.DATABASE_URL) return { adminUrl: process.env.DATABASE_URL, stop: async () => {} }
+  const { startServer } = require('../scripts/embedded-server')
+  const server = await startServer()
+  return { adminUrl: server.superuserUrl, stop: () => server.stop() }
+}
+
+/** Counts the demo role's server connections every SAMPLE_EVERY_MS; `stop()` returns the peak. */
+function sampleConnections(admin, role) {
+  let peak = 0
+  let samples = 0
+  let running = true
+  const loop = (async () => {
+    while (running) {
+      const r = await admin.query('select count(*)::int as n from pg_stat_activity where usename = $1', [role])
+      peak = Math.max(peak, r.rows[0].n)
+      samples++
+      await sleep(SAMPLE_EVERY_MS)
+    }
+  })()
+  return {
+    async stop() {
+      running = false
+      await loop
+      return { peak, samples }
+    },
+  }
+}
+
+/** Terminates whatever the demo role still has open and waits until the server shows none. */
+async function clearConnections(admin, role) {
+  try {
+    await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where usename = $1', [role])
+  } catch (e) {
+    console.log(`  (could not terminate leftover connections: ${e.message})`)
+  }
+  for (let i = 0; i < 100; i++) {
+    const r = await admin.query('select count(*)::int as n from pg_stat_activity where usename = $1', [role])
+    if (r.rows[0].n === 0) return
+    await sleep(50)
+  }
+  console.log('  (warning: the demo role still has connections; the next variant does not start from zero)')
+}
+
+async function runVariant(variant, dir, admin, role) {
+  delete globalThis.__demoPool // each variant starts like a fresh dev server process
+  const files = Array.from({ length: ROUTES }, (_, i) => path.join(dir, `route-${String(i).padStart(2, '0')}.js`))
+  const pools = new Set() // every distinct pool object the evaluations produced, to end them afterwards
+  const failures = new Map() // error code -> count
+  let failed = 0
+  let total = 0
+  const sampler = sampleConnections(admin, role)
+  const started = Date.now()
+
+  for (let round = 0; round < ROUNDS; round++) {
+    // The "edit": write the module files, drop them from the require cache, evaluate them again.
+    for (const file of files) {
+      fs.writeFileSync(file, `'use strict'\n// round ${round}\n${variant.source(round)}\n`)
+      delete require.cache[file]
+    }
+    const routes = files.map((file) => require(file))
+    for (const { pool } of routes) {
+      if (!pools.has(pool) && typeof pool.on === 'function') {
+        // pg pools emit 'error' for broken idle clients; a dev server would crash, we only count.
+        pool.on('error', () => {})
+      }
+      pools.add(pool)
+    }
+    // One request per route, all at once, as a browser reloading a page with many API calls.
+    const results = await Promise.allSettled(routes.map((route) => route.handler()))
+    for (const r of results) {
+      total++
+      if (r.status === 'rejected') {
+        failed++
+        const code = r.reason.code || r.reason.message
+        failures.set(code, (failures.get(code) || 0) + 1)
+      }
+    }
+  }
+
+  const { peak, samples } = await sampler.stop()
+  const seconds = (Date.now() - started) / 1000
+  const onepoolStats = variant.label === 'onepool' ? require(ONEPOOL_PATH).processStats() : null
+  // Nobody ends these pools in a dev server; we do, so that the process can exit.
+  await Promise.all([...pools].map((p) => p.end().catch(() => {})))
+  await clearConnections(admin, role)
+  return { label: variant.label, peak, samples, failed, total, failures, pools: pools.size, seconds, onepoolStats }
+}
+
+async function main() {
+  const wallStart = Date.now()
+  const server = await openServer()
+  const admin = new pg.Client({ connectionString: server.adminUrl, application_name: 'hot-reload-demo-admin' })
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onepool-demo-routes-'))
+  const role = `onepool_demo_${process.pid}`
+  let code = 1
+  try {
+    await admin.connect()
+    const me = (await admin.query('select rolsuper, rolcreaterole from pg_roles where rolname = current_user')).rows[0]
+    if (!me || (!me.rolsuper && !me.rolcreaterole)) {
+      console.error('The DATABASE_URL user can neither create roles nor is a superuser: the demo needs one of both.')
+      return 2
+    }
+    if (!me.rolsuper) console.log('Note: the DATABASE_URL user is not a superuser; terminating leftovers may be refused.')
+
+    const password = crypto.randomBytes(12).toString('hex')
+    await admin.query(`create role ${role} login password '${password}' connection limit ${ROLE_LIMIT}`)
+    const url = new URL(server.adminUrl)
+    url.username = role
+    url.password = password
+    process.env[ENV_URL] = url.toString()
+
+    console.log(`${ROUTES} route modules x ${ROUNDS} hot reloads, one concurrent request per route per reload;`)
+    console.log(`role ${role} has "connection limit ${ROLE_LIMIT}"; pg_stat_activity sampled every ${SAMPLE_EVERY_MS} ms.\n`)
+    await clearConnections(admin, role)
+    const results = []
+    for (const variant of VARIANTS) {
+      const r = await runVariant(variant, dir, admin, role)
+      const codes = [...r.failures].map(([c, n]) => `${n}x ${c}`).join(', ')
+      console.log(`${r.label}: ${r.seconds.toFixed(1)} s, ${r.samples} samples, ${r.pools} pool object(s)${codes ? `; failures: ${codes}` : ''}`)
+      if (r.onepoolStats) {
+        const p = r.onepoolStats.pools
+        console.log(`  onepool processStats(): ${p.length} native pool(s)` + p.map((s) => ` [max ${s.max}, handles ${s.handles}, connections created ${s.created}, acquire timeouts ${s.acquireTimeouts}]`).join(''))
+      }
+      results.push(r)
+    }
+
+    const limitHit = (r) => (r.failures.has('53300') ? ' (limit hit)' : '')
+    const rows = [['variant', 'peak server connections', 'requests failed / total']]
+    for (const r of results) rows.push([r.label, `${r.peak}${limitHit(r)}`, `${r.failed} / ${r.total}`])
+    console.log('\n' + rows.map(([a, b, c]) => `${a.padEnd(24)}${b.padEnd(26)}${c}`).join('\n'))
+
+    const one = results.find((r) => r.label === 'onepool')
+    const ok = one.peak >= 1 && one.peak <= ROLE_LIMIT && one.failed === 0
+    console.log(`\nonepool ${ok ? 'stayed' : 'did NOT stay'} within ${ROLE_LIMIT} connections with no failed request. (${((Date.now() - wallStart) / 1000).toFixed(1)} s)`)
+    code = ok ? 0 : 1
+  } finally {
+    await admin.query(`drop role if exists ${role}`).catch(() => {})
+    await admin.end().catch(() => {})
+    fs.rmSync(dir, { recursive: true, force: true })
+    await server.stop()
+  }
+  return code
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code
+  },
+  (e) => {
+    console.error(e)
+    process.exitCode = 1
+  },
+)

@@ -1,0 +1,89 @@
+//! Cancellation of one query from JavaScript (`AbortSignal`): while waiting for a connection the
+//! waiter is dropped; while running, a CancelRequest goes to the server and the query's own
+//! completion is awaited, so the connection goes back idle and no later query can be hit by a
+//! late cancel.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::conn::{cancel, CancelKey, Response};
+use crate::error::{CoreError, CoreResult};
+use crate::pool::Pool;
+use crate::session::check_in;
+
+/// How long we wait for the server to acknowledge a CancelRequest.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Default)]
+pub struct AbortToken(Arc<Inner>);
+
+#[derive(Default)]
+struct Inner {
+  aborted: AtomicBool,
+  notify: Notify,
+}
+
+impl AbortToken {
+  pub fn abort(&self) {
+    self.0.aborted.store(true, Ordering::Release);
+    self.0.notify.notify_waiters();
+  }
+
+  pub fn is_aborted(&self) -> bool {
+    self.0.aborted.load(Ordering::Acquire)
+  }
+
+  pub async fn aborted(&self) {
+    let notified = self.0.notify.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    if self.is_aborted() {
+      return;
+    }
+    notified.await;
+  }
+}
+
+async fn never() {
+  std::future::pending::<()>().await
+}
+
+async fn aborted(token: &Option<AbortToken>) {
+  match token {
+    Some(t) => t.aborted().await,
+    None => never().await,
+  }
+}
+
+/// Waits for a request on a connection; on abort, cancels it server-side and waits it out.
+pub async fn run<F>(request: F, key: CancelKey, token: &Option<AbortToken>) -> CoreResult<Response>
+where
+  F: std::future::Future<Output = CoreResult<Response>>,
+{
+  tokio::pin!(request);
+  tokio::select! {
+    biased;
+    r = &mut request => r,
+    _ = aborted(token) => {
+      let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel(&key)).await;
+      let _ = request.await;
+      Err(CoreError::Aborted)
+    }
+  }
+}
+
+/// `pool.query()`: a connection for the length of one request.
+pub async fn pool_query(pool: &Arc<Pool>, bytes: Bytes, token: Option<AbortToken>) -> CoreResult<Response> {
+  let conn = tokio::select! {
+    biased;
+    c = pool.acquire() => c?,
+    _ = aborted(&token) => return Err(CoreError::Aborted),
+  };
+  let result = run(conn.send(bytes), conn.cancel_key.clone(), &token).await;
+  check_in(pool, conn, false).await;
+  result
+}
