@@ -23,7 +23,9 @@ function createPool(options) {
 
 /** Every pool in this process, the process budget, and which build is running. */
 function processStats() {
-  return binding.processStats()
+  const stats = binding.processStats()
+  stats.budget.limit = stats.budget.limit ?? null
+  return stats
 }
 
 /** Caps the connections of all pools in the process together; `null` removes the cap. */

@@ -64,24 +64,32 @@ async function openServer() {
   return { adminUrl: server.superuserUrl, stop: () => server.stop() }
 }
 
-/** Counts the demo role's server connections every SAMPLE_EVERY_MS; `stop()` returns the peak. */
+/**
+ * Counts the demo role's server connections every SAMPLE_EVERY_MS. `stop()` returns the peak
+ * overall and the peak since `mark()` (the rounds after a config edit).
+ */
 function sampleConnections(admin, role) {
   let peak = 0
+  let peakSinceMark = 0
   let samples = 0
   let running = true
   const loop = (async () => {
     while (running) {
       const r = await admin.query('select count(*)::int as n from pg_stat_activity where usename = $1', [role])
       peak = Math.max(peak, r.rows[0].n)
+      peakSinceMark = Math.max(peakSinceMark, r.rows[0].n)
       samples++
       await sleep(SAMPLE_EVERY_MS)
     }
   })()
   return {
+    mark() {
+      peakSinceMark = 0
+    },
     async stop() {
       running = false
       await loop
-      return { peak, samples }
+      return { peak, peakSinceMark, samples }
     },
   }
 }
@@ -101,23 +109,31 @@ async function clearConnections(admin, role) {
   console.log('  (warning: the demo role still has connections; the next variant does not start from zero)')
 }
 
-async function runVariant(variant, dir, admin, role) {
+/**
+ * One storm: `rounds` reloads of ROUTES modules, each followed by one concurrent request per
+ * route. With `editAt`, the modules' `max` changes from `from` to `to` at that reload.
+ */
+async function runVariant(variant, dir, admin, role, { rounds = ROUNDS, editAt = Infinity, from = ROLE_LIMIT, to } = {}) {
   delete globalThis.__demoPool // each variant starts like a fresh dev server process
   const files = Array.from({ length: ROUTES }, (_, i) => path.join(dir, `route-${String(i).padStart(2, '0')}.js`))
   const pools = new Set() // every distinct pool object the evaluations produced, to end them afterwards
   const failures = new Map() // error code -> count
   let failed = 0
   let total = 0
+  let routes = []
   const sampler = sampleConnections(admin, role)
   const started = Date.now()
 
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < rounds; round++) {
+    // From the first reload after the edit on; the edit's own reload may still close connections.
+    if (round === editAt + 1) sampler.mark()
     // The "edit": write the module files, drop them from the require cache, evaluate them again.
+    const source = variant.source(round < editAt ? from : to)
     for (const file of files) {
-      fs.writeFileSync(file, `'use strict'\n// round ${round}\n${variant.source(round)}\n`)
+      fs.writeFileSync(file, `'use strict'\n// reload ${round}\n${source}\n`)
       delete require.cache[file]
     }
-    const routes = files.map((file) => require(file))
+    routes = files.map((file) => require(file))
     for (const { pool } of routes) {
       if (!pools.has(pool) && typeof pool.on === 'function') {
         // pg pools emit 'error' for broken idle clients; a dev server would crash, we only count.
@@ -137,13 +153,32 @@ async function runVariant(variant, dir, admin, role) {
     }
   }
 
-  const { peak, samples } = await sampler.stop()
+  const { peak, peakSinceMark, samples } = await sampler.stop()
   const seconds = (Date.now() - started) / 1000
-  const onepoolStats = variant.label === 'onepool' ? require(ONEPOOL_PATH).processStats() : null
+  // What the last evaluation's pool actually runs with: pg keeps its options, onepool reports.
+  const last = routes[0].pool
+  const maxInEffect = typeof last.stats === 'function' ? last.stats().max : last.options.max
+  const onepoolStats = variant === ONEPOOL ? require(ONEPOOL_PATH).processStats() : null
   // Nobody ends these pools in a dev server; we do, so that the process can exit.
   await Promise.all([...pools].map((p) => p.end().catch(() => {})))
   await clearConnections(admin, role)
-  return { label: variant.label, peak, samples, failed, total, failures, pools: pools.size, seconds, onepoolStats }
+  return { label: variant.label, peak, peakSinceMark, samples, failed, total, failures, pools: pools.size, seconds, maxInEffect, onepoolStats }
+}
+
+function describe(r) {
+  const codes = [...r.failures].map(([c, n]) => `${n}x ${c}`).join(', ')
+  let line = `  ${r.label}: ${r.seconds.toFixed(1)} s, ${r.samples} samples, ${r.pools} distinct pool object(s)${codes ? `; failures: ${codes}` : ''}`
+  if (r.onepoolStats) {
+    line += r.onepoolStats.pools
+      .map((s) => `\n    native pool "${s.name}": max ${s.max}, handles ${s.handles}, connections ever opened ${s.created}, acquire timeouts ${s.acquireTimeouts}`)
+      .join('')
+  }
+  console.log(line)
+}
+
+function table(rows) {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)) + 3)
+  return rows.map((row) => row.map((cell, i) => (i < row.length - 1 ? cell.padEnd(widths[i]) : cell)).join('')).join('\n')
 }
 
 async function main() {
@@ -157,10 +192,10 @@ async function main() {
     await admin.connect()
     const me = (await admin.query('select rolsuper, rolcreaterole from pg_roles where rolname = current_user')).rows[0]
     if (!me || (!me.rolsuper && !me.rolcreaterole)) {
-      console.error('The DATABASE_URL user can neither create roles nor is a superuser: the demo needs one of both.')
+      console.error('The DATABASE_URL user is neither a superuser nor has CREATEROLE: the demo needs one of them.')
       return 2
     }
-    if (!me.rolsuper) console.log('Note: the DATABASE_URL user is not a superuser; terminating leftovers may be refused.')
+    if (!me.rolsuper) console.log('Note: the DATABASE_URL user is not a superuser; terminating leftovers may be refused.\n')
 
     const password = crypto.randomBytes(12).toString('hex')
     await admin.query(`create role ${role} login password '${password}' connection limit ${ROLE_LIMIT}`)
@@ -168,30 +203,39 @@ async function main() {
     url.username = role
     url.password = password
     process.env[ENV_URL] = url.toString()
+    await clearConnections(admin, role)
 
     console.log(`${ROUTES} route modules x ${ROUNDS} hot reloads, one concurrent request per route per reload;`)
     console.log(`role ${role} has "connection limit ${ROLE_LIMIT}"; pg_stat_activity sampled every ${SAMPLE_EVERY_MS} ms.\n`)
-    await clearConnections(admin, role)
     const results = []
-    for (const variant of VARIANTS) {
-      const r = await runVariant(variant, dir, admin, role)
-      const codes = [...r.failures].map(([c, n]) => `${n}x ${c}`).join(', ')
-      console.log(`${r.label}: ${r.seconds.toFixed(1)} s, ${r.samples} samples, ${r.pools} pool object(s)${codes ? `; failures: ${codes}` : ''}`)
-      if (r.onepoolStats) {
-        const p = r.onepoolStats.pools
-        console.log(`  onepool processStats(): ${p.length} native pool(s)` + p.map((s) => ` [max ${s.max}, handles ${s.handles}, connections created ${s.created}, acquire timeouts ${s.acquireTimeouts}]`).join(''))
-      }
-      results.push(r)
+    for (const variant of [PG_MODULE_SCOPE, PG_GLOBAL, ONEPOOL]) {
+      results.push(await runVariant(variant, dir, admin, role))
+      describe(results.at(-1))
+    }
+
+    console.log(`\nConfig edited mid-storm: max ${EDIT.from} -> ${EDIT.to} at reload ${EDIT.editAt} of ${EDIT.rounds}.`)
+    const edits = []
+    for (const variant of [PG_GLOBAL, ONEPOOL]) {
+      edits.push(await runVariant(variant, dir, admin, role, EDIT))
+      describe(edits.at(-1))
     }
 
     const limitHit = (r) => (r.failures.has('53300') ? ' (limit hit)' : '')
-    const rows = [['variant', 'peak server connections', 'requests failed / total']]
-    for (const r of results) rows.push([r.label, `${r.peak}${limitHit(r)}`, `${r.failed} / ${r.total}`])
-    console.log('\n' + rows.map(([a, b, c]) => `${a.padEnd(24)}${b.padEnd(26)}${c}`).join('\n'))
+    console.log('\n' + table([
+      ['variant', 'peak server connections', 'requests failed / total'],
+      ...results.map((r) => [r.label, `${r.peak}${limitHit(r)}`, `${r.failed} / ${r.total}`]),
+    ]))
+    console.log(`\nafter editing max ${EDIT.from} -> ${EDIT.to} (peak from the next reload on):`)
+    console.log(table([
+      ['variant', 'max in effect', 'peak server connections', 'requests failed / total'],
+      ...edits.map((r) => [r.label, String(r.maxInEffect), String(r.peakSinceMark), `${r.failed} / ${r.total}`]),
+    ]))
 
-    const one = results.find((r) => r.label === 'onepool')
+    // CI gate: the main storm only; the edit act is illustration.
+    const one = results.find((r) => r.label === ONEPOOL.label)
     const ok = one.peak >= 1 && one.peak <= ROLE_LIMIT && one.failed === 0
-    console.log(`\nonepool ${ok ? 'stayed' : 'did NOT stay'} within ${ROLE_LIMIT} connections with no failed request. (${((Date.now() - wallStart) / 1000).toFixed(1)} s)`)
+    const wall = ((Date.now() - wallStart) / 1000).toFixed(1)
+    console.log(`\n${ok ? 'OK' : 'FAIL'}: onepool ${ok ? 'stayed' : 'did NOT stay'} within ${ROLE_LIMIT} server connections with ${one.failed} failed requests (${wall} s).`)
     code = ok ? 0 : 1
   } finally {
     await admin.query(`drop role if exists ${role}`).catch(() => {})

@@ -69,6 +69,12 @@ async function createRole({ name = uniqueName('role'), password = 'pw-' + crypto
   return { name, password, url: u.toString() }
 }
 
+/** Drops a role made by createRole(), with its privileges; ends its sessions first. */
+async function dropRole(name) {
+  await admin('select pg_terminate_backend(pid) from pg_stat_activity where usename = $1', [name])
+  await admin(`drop owned by ${name}; drop role ${name}`)
+}
+
 async function waitFor(predicate, { timeoutMs = 10000, everyMs = 50 } = {}) {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -79,4 +85,4 @@ async function waitFor(predicate, { timeoutMs = 10000, everyMs = 50 } = {}) {
   }
 }
 
-module.exports = { TEST_URL, admin, countConnections, watchPeak, createRole, uniqueName, waitFor }
+module.exports = { TEST_URL, admin, countConnections, watchPeak, createRole, dropRole, uniqueName, waitFor }

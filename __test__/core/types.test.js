@@ -1,0 +1,131 @@
+'use strict'
+// Differential: the same queries through node-postgres and onepool must give the same JS values.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const pg = require('pg')
+const { createPool } = require('../..')
+const { TEST_URL, uniqueName } = require('../helpers/db')
+
+const EXPRESSIONS = [
+  "null::int",
+  "true", "false", "'t'::bool",
+  "32767::int2", "(-2147483648)::int4", "9223372036854775807::int8", "-42::int8",
+  "1.1::float4", "3.14159265358979::float8", "'NaN'::float8", "'Infinity'::float8", "'-Infinity'::float4",
+  "123456789012345678901234567890.123456789::numeric", "'NaN'::numeric", "0.000001::numeric",
+  "12.34::money",
+  "'hello'::text", "'héllo wörld ✓ 😀'::text", "'x'::varchar(5)", "'ab'::char(4)", "'name'::name", "''::text",
+  "'\\x00ff10'::bytea", "''::bytea",
+  "'2024-02-29'::date", "'0001-01-01'::date", "'infinity'::date", "'-infinity'::date", "'1999-12-31 BC'::date",
+  "'2024-02-29 13:14:15.123456'::timestamp", "'2024-02-29 13:14:15.123456+02'::timestamptz",
+  "'infinity'::timestamptz", "'-infinity'::timestamp", "'0099-06-01 00:00:00'::timestamp",
+  "'13:14:15.5'::time", "'13:14:15+05:30'::timetz",
+  "'1 year 2 mons 3 days 04:05:06.789'::interval", "'-1 day'::interval", "'P1Y2M'::interval",
+  "'{\"a\": [1, 2, {\"b\": null}], \"c\": \"✓\"}'::json", "'{\"a\": 1}'::jsonb", "'[1,\"x\",true]'::jsonb", "'\"str\"'::jsonb", "'null'::jsonb",
+  "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid",
+  "'192.168.0.1/24'::inet", "'10.0.0.0/8'::cidr", "'08:00:2b:01:02:03'::macaddr",
+  "'(1.5,2)'::point", "'<(1,2),3>'::circle", "'[(0,0),(1,1)]'::lseg", "'((0,0),(1,1))'::box",
+  "B'1011'::bit(4)", "B'10'::varbit",
+  "'fat & rat'::tsquery", "'a fat cat'::tsvector",
+  "'[1,10)'::int4range", "'empty'::numrange",
+  "123::oid", "'pg_class'::regclass", "'xyz'::xml",
+  "array[1,2,null,4]::int[]", "array[array[1,2],array[3,4]]::int4[]", "array[1,2]::int8[]",
+  "array['a','b c','d\"e','f\\\\g',null]::text[]", "'{}'::text[]",
+  "array[1.5,2.25]::numeric[]", "array[1.1,2.2]::float4[]", "array[true,false]::bool[]",
+  "array['2024-01-01'::date]", "array['2024-01-01 10:00:00+00'::timestamptz]", "array['2024-01-01 10:00:00'::timestamp]",
+  "array['{\"a\":1}'::jsonb]", "array['{\"a\":1}'::json]", "array['\\x0102'::bytea]",
+  "array['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid]", "array['1 day'::interval]",
+  "array['(1,2)'::point]", "array['1.2.3.4'::inet]", "array[1::int2]", "array[1.5::float8]",
+  "row(1,'a')", "row(2,'x y',null)",
+]
+
+test('every built-in type decodes to the same JS value as node-postgres', async () => {
+  const pool = createPool({ connectionString: TEST_URL, max: 2, applicationName: uniqueName() })
+  const client = new pg.Client({ connectionString: TEST_URL })
+  await client.connect()
+  try {
+    for (const expr of EXPRESSIONS) {
+      for (const [label, sql, values] of [
+        ['simple', `select ${expr} as v`, undefined],
+        ['extended', `select ${expr} as v, $1::int as p`, [1]],
+      ]) {
+        const expected = await client.query(sql, values)
+        const actual = await pool.query(sql, values)
+        assert.deepStrictEqual(actual.rows, expected.rows, `${label}: ${expr}`)
+        assert.deepStrictEqual(
+          actual.fields.map((f) => [f.name, f.dataTypeID]),
+          expected.fields.map((f) => [f.name, f.dataTypeID]),
+          `${label} fields: ${expr}`,
+        )
+      }
+    }
+  } finally {
+    await client.end()
+    await pool.end()
+  }
+})
+
+test('enums and domains come back as node-postgres returns them', async () => {
+  const app = uniqueName()
+  const pool = createPool({ connectionString: TEST_URL, max: 1, applicationName: app })
+  const client = new pg.Client({ connectionString: TEST_URL })
+  await client.connect()
+  const mood = uniqueName('mood')
+  const dom = uniqueName('posint')
+  try {
+    await client.query(`create type ${mood} as enum ('sad', 'ok', 'happy')`)
+    await client.query(`create domain ${dom} as int check (value > 0)`)
+    for (const sql of [
+      `select 'happy'::${mood} as v`,
+      `select array['sad','ok']::${mood}[] as v`,
+      `select 5::${dom} as v`,
+    ]) {
+      assert.deepStrictEqual((await pool.query(sql)).rows, (await client.query(sql)).rows, sql)
+    }
+  } finally {
+    await client.query(`drop type if exists ${mood}; drop domain if exists ${dom}`)
+    await client.end()
+    await pool.end()
+  }
+})
+
+test('parameters: every JS type is sent as node-postgres sends it', async () => {
+  const pool = createPool({ connectionString: TEST_URL, max: 1, applicationName: uniqueName() })
+  const client = new pg.Client({ connectionString: TEST_URL })
+  await client.connect()
+  const date = new Date(Date.UTC(2024, 1, 29, 13, 14, 15, 123))
+  const cases = [
+    ['$1::text', [null]],
+    ['$1::text', [undefined]],
+    ['$1::bool', [true]],
+    ['$1::int', [42]],
+    ['$1::float8', [1.5]],
+    ['$1::float8', [NaN]],
+    ['$1::int8', [9007199254740993n]],
+    ['$1::text', ['unicode ✓ 😀 \u00e9']],
+    ['$1::timestamptz', [date]],
+    ['$1::timestamp', [date]],
+    ['$1::date', [date]],
+    ['$1::bytea', [Buffer.from([0, 1, 2, 255])]],
+    ['$1::bytea', [new Uint8Array([7, 8, 9])]],
+    ['$1::int[]', [[1, 2, null, 3]]],
+    ['$1::text[]', [['a', 'b"c', 'd\\e', null, 'f,g']]],
+    ['$1::int[][]', [[[1, 2], [3, 4]]]],
+    ['$1::jsonb', [{ a: [1, 'x', null], b: { c: true } }]],
+    ['$1::int[]', [[]]],
+    ['$1::text', [{ toPostgres: () => 'custom' }]],
+    ['$1::numeric', ['12345678901234567890.5']],
+    ['$1::uuid', ['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11']],
+  ]
+  try {
+    for (const [cast, values] of cases) {
+      const sql = `select ${cast} as v`
+      const expected = await client.query(sql, values)
+      const actual = await pool.query(sql, values)
+      assert.deepStrictEqual(actual.rows, expected.rows, `${sql} ${String(values[0])}`)
+    }
+  } finally {
+    await client.end()
+    await pool.end()
+  }
+})

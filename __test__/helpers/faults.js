@@ -1,0 +1,140 @@
+'use strict'
+// Shared by the fault-injection tests: observers for any server (not only the shared test
+// server), a recorder for process-level errors, and a way to settle many queries with a
+// per-query hang detector.
+
+const pg = require('pg')
+
+/** Codes a query may fail with when the server goes away under it. */
+const LOST_CODES = new Set(['CONNECTION_LOST', 'CONNECT_FAILED', '57P01', '57P02', '57P03'])
+
+/** Runs one statement through node-postgres on `url` (independent of onepool). */
+async function adminAt(url, sql, values) {
+  const client = new pg.Client({ connectionString: url, application_name: 'onepool-test-admin' })
+  await client.connect()
+  try {
+    return await client.query(sql, values)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Backends on the server at `url` whose application_name is `appName`. */
+async function countAt(url, appName) {
+  const r = await adminAt(url, 'select count(*)::int as n from pg_stat_activity where application_name = $1', [appName])
+  return r.rows[0].n
+}
+
+/** Samples countAt() every `everyMs` on one kept connection; stop() resolves to the peak. Tolerates a server that goes away. */
+function watchPeakAt(url, appName, everyMs = 25) {
+  let peak = 0
+  let samples = 0
+  let running = true
+  let client = null
+  const loop = (async () => {
+    while (running) {
+      try {
+        if (!client) {
+          client = new pg.Client({ connectionString: url, application_name: 'onepool-test-watch' })
+          client.on('error', () => {})
+          await client.connect()
+        }
+        const r = await client.query('select count(*)::int as n from pg_stat_activity where application_name = $1', [appName])
+        peak = Math.max(peak, r.rows[0].n)
+        samples++
+      } catch {
+        if (client) client.end().catch(() => {})
+        client = null
+      }
+      await new Promise((res) => setTimeout(res, everyMs))
+    }
+  })()
+  return {
+    async stop() {
+      running = false
+      await loop
+      if (client) await client.end().catch(() => {})
+      return peak
+    },
+    get peak() {
+      return peak
+    },
+    get samples() {
+      return samples
+    },
+  }
+}
+
+/**
+ * Records 'unhandledRejection' and 'uncaughtException' while installed; stop() removes the
+ * listeners and returns what was recorded.
+ */
+function recordProcessErrors() {
+  const unhandled = []
+  const uncaught = []
+  const onRejection = (reason) => unhandled.push(reason)
+  const onException = (err) => uncaught.push(err)
+  process.on('unhandledRejection', onRejection)
+  process.on('uncaughtException', onException)
+  return {
+    unhandled,
+    uncaught,
+    stop() {
+      process.off('unhandledRejection', onRejection)
+      process.off('uncaughtException', onException)
+      return { unhandled, uncaught }
+    },
+  }
+}
+
+/**
+ * Settles `promise` into `{ ok, value }`, `{ ok: false, error }` or, if it has not settled after
+ * `hangMs`, `{ hung: true }` (the hang detector that fails a test instead of hanging it).
+ */
+function settle(promise, hangMs) {
+  let timer
+  const hang = new Promise((resolve) => {
+    timer = setTimeout(() => resolve({ ok: false, hung: true }), hangMs)
+  })
+  return Promise.race([
+    promise.then(
+      (value) => ({ ok: true, value }),
+      (error) => ({ ok: false, error }),
+    ),
+    hang,
+  ]).finally(() => clearTimeout(timer))
+}
+
+/** Tallies settled outcomes by code: { ok, hung, codes: { CODE: n }, unexpected: [errors] }. */
+function tally(outcomes, allowed = LOST_CODES) {
+  const out = { ok: 0, hung: 0, codes: {}, unexpected: [] }
+  for (const o of outcomes) {
+    if (o.ok) out.ok++
+    else if (o.hung) out.hung++
+    else {
+      const code = o.error && o.error.code
+      out.codes[code] = (out.codes[code] || 0) + 1
+      if (!allowed.has(code) || !o.error || o.error.name !== 'OnepoolError') out.unexpected.push(o.error)
+    }
+  }
+  return out
+}
+
+/** Sum of `size` over every pool in the process (what the process budget should count). */
+function sizesInProcess(processStats) {
+  return processStats().pools.reduce((n, p) => n + p.size, 0)
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+/** Polls `fn` until it returns a truthy value or `timeoutMs` passes; returns the last value. */
+async function poll(fn, { timeoutMs = 10000, everyMs = 50 } = {}) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await fn()
+    if (v || Date.now() > deadline) return v
+    await sleep(everyMs)
+  }
+}
+
+module.exports = { LOST_CODES, adminAt, countAt, watchPeakAt, recordProcessErrors, settle, tally, sizesInProcess, sleep, poll }

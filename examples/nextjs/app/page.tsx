@@ -1,0 +1,14 @@
+import { LiveStats } from './live-stats'
+
+export default function Home() {
+  return (
+    <main>
+      <h1>onepool in Next.js</h1>
+      <p>
+        30 route handlers (<code>/api/r01</code> … <code>/api/r30</code>) import <code>lib/db.ts</code>, which
+        creates its pool at module scope. However often the dev server re-evaluates it, they share one pool.
+      </p>
+      <LiveStats />
+    </main>
+  )
+}
