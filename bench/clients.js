@@ -6,15 +6,24 @@
 //   end()
 // Adding a client (e.g. onepool's WASM build) is one more entry here.
 
+const fs = require('node:fs')
 const path = require('node:path')
 
 const ROOT = path.join(__dirname, '..')
 
-const pkgVersion = (dir) => require(path.join(dir, 'package.json')).version
+// Walks up from a package's entry point: not every package exports ./package.json.
+function pkgVersion(name) {
+  let dir = path.dirname(require.resolve(name))
+  while (!fs.existsSync(path.join(dir, 'package.json')) || require(path.join(dir, 'package.json')).name !== name) {
+    if (dir === path.dirname(dir)) return 'unknown'
+    dir = path.dirname(dir)
+  }
+  return require(path.join(dir, 'package.json')).version
+}
 
 const clients = {
   onepool: {
-    version: () => `${pkgVersion(ROOT)} (native addon)`,
+    version: () => `${require(path.join(ROOT, 'package.json')).version} (native addon)`,
     async create(url, { max }) {
       const { createPool } = require(ROOT)
       // A unique name so each cell gets its own native pool, never a shared one.
@@ -28,7 +37,7 @@ const clients = {
   },
 
   pg: {
-    version: () => pkgVersion(path.dirname(require.resolve('pg/package.json'))),
+    version: () => pkgVersion('pg'),
     async create(url, { max }) {
       const { Pool } = require('pg')
       const pool = new Pool({ connectionString: url, max })
@@ -55,7 +64,7 @@ const clients = {
   },
 
   postgres: {
-    version: () => pkgVersion(path.dirname(require.resolve('postgres/package.json'))),
+    version: () => pkgVersion('postgres'),
     async create(url, { max }) {
       const postgres = require('postgres')
       const sql = postgres(url, { max, onnotice: () => {} })

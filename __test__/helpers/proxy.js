@@ -3,9 +3,9 @@
 // server. Its behaviour can be switched at runtime:
 //
 //   'forward'   bytes flow both ways (the default).
-//   'stall'     nothing is forwarded on any connection, old or new; bytes already received are
-//               held (and the sockets paused, so the kernel buffers the rest). Switching back to
-//               'forward' delivers everything that was held, in order.
+//   'stall'     nothing is forwarded on any connection, old or new: bytes are read and held in
+//               memory (so a side that gives up and closes is still noticed, and the link closes).
+//               Switching back to 'forward' delivers everything that was held, in order.
 //   'blackhole' new connections are accepted, whatever they send is read and discarded, and
 //               nothing is ever answered (no connection to the server is made). Connections
 //               opened before keep forwarding.
@@ -35,14 +35,13 @@ class Link {
     client.on('data', (d) => this.#fromClient(d))
     upstream.on('data', (d) => this.#fromServer(d))
     // Backpressure: a slow reader pauses the other side.
-    upstream.on('drain', () => this.proxy.mode !== 'stall' && client.resume())
-    client.on('drain', () => this.proxy.mode !== 'stall' && upstream.resume())
+    upstream.on('drain', () => client.resume())
+    client.on('drain', () => upstream.resume())
     for (const s of [client, upstream]) {
       s.on('error', () => this.close())
       s.on('close', () => this.close())
       s.on('end', () => this.close())
     }
-    if (this.proxy.mode === 'stall') this.stall()
   }
 
   #fromClient(d) {
@@ -76,17 +75,10 @@ class Link {
     if (!this.client.write(d)) this.upstream.pause()
   }
 
-  stall() {
-    this.client.pause()
-    this.upstream.pause()
-  }
-
   unstall() {
     if (this.closed) return
     for (const d of this.toServer.splice(0)) this.upstream.write(d)
     for (const d of this.toClient.splice(0)) this.client.write(d)
-    this.client.resume()
-    this.upstream.resume()
   }
 
   /** 'fin' closes politely, 'rst' resets. */
@@ -163,7 +155,6 @@ class Proxy {
     if (!MODES.has(mode)) throw new Error(`unknown proxy mode ${mode}`)
     const was = this.mode
     this.mode = mode
-    if (mode === 'stall' && was !== 'stall') for (const l of this.links) l.stall()
     if (was === 'stall' && mode !== 'stall') for (const l of this.links) l.unstall()
   }
 

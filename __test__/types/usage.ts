@@ -1,0 +1,46 @@
+// Compiled by `npm run typecheck` (tsc --noEmit): the public typings as a user writes against them.
+import { createPool, isOnepoolError, processStats, setProcessMaxConnections, type PoolClient } from 'onepool'
+
+interface User {
+  id: number
+  email: string
+}
+
+export const db = createPool({ max: 5, idleTimeoutMillis: 10_000, applicationName: 'web' })
+export const other = createPool(process.env.DATABASE_URL ?? 'postgres://localhost/app')
+
+export async function handler(): Promise<User | undefined> {
+  const { rows, rowCount, fields } = await db.query<User>('select id, email from users where id = $1', [1])
+  const n: number | null = rowCount
+  const name: string = fields[0].name
+  void n
+  void name
+  const arr = await db.query<[number, string]>({ text: 'select 1, $1::text', values: ['x'], rowMode: 'array' })
+  const first: number = arr.rows[0][0]
+  void first
+  const ac = new AbortController()
+  await db.query('select pg_sleep(1)', [], { signal: ac.signal })
+  const count = await db.transaction(async (tx: PoolClient) => {
+    await tx.query('insert into users(email) values ($1)', ['a@b.c'])
+    return tx.transaction(async (inner) => (await inner.query<{ n: number }>('select count(*)::int as n from users')).rows[0].n)
+  }, { isolationLevel: 'serializable' })
+  const total: number = count
+  void total
+  const client = await db.connect()
+  try {
+    await client.query('select 1')
+  } finally {
+    await client.release()
+  }
+  const s = db.stats()
+  const inUse: number = s.inUse + processStats().budget.used
+  void inUse
+  setProcessMaxConnections(8)
+  try {
+    await db.query('select 1')
+  } catch (e) {
+    if (isOnepoolError(e) && e.code === 'POOL_TIMEOUT') return undefined
+    if (isOnepoolError(e) && e.code === '23505') console.log(e.constraint, e.detail)
+  }
+  return rows[0]
+}

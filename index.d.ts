@@ -1,0 +1,214 @@
+/// <reference types="node" />
+import { EventEmitter } from 'node:events'
+
+/** Type parsers in node-postgres's shape (`pg-types`), used per pool or per query. */
+export interface CustomTypesConfig {
+  getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => any
+}
+
+export interface PoolOptions {
+  /** Pool identity together with the target (host, port, database, user). Default `"default"`. */
+  name?: string
+  /** `postgres://` or `postgresql://` URL. Without any target option, `DATABASE_URL` is used. */
+  connectionString?: string
+  host?: string
+  port?: number | string
+  user?: string
+  password?: string
+  database?: string
+  /** Sent as `application_name`; default `"onepool"`. Alias: `application_name`. */
+  applicationName?: string
+  application_name?: string
+  /** `false`/`'disable'`/`'prefer'`. TLS modes (`'require'`, `'verify-ca'`, `'verify-full'`, `true`) are not supported yet. */
+  ssl?: boolean | 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full' | { rejectUnauthorized?: boolean }
+  sslmode?: string
+  /** Most connections this pool opens. Default 10. Changing it on a live pool resizes it. */
+  max?: number
+  /** How long a checkout may wait before `POOL_TIMEOUT`. Default 10000; 0 = 24 h. */
+  acquireTimeoutMs?: number
+  /** Bound for opening one connection (TCP + startup + auth). Default 10000. Alias: `connectionTimeoutMillis`. */
+  connectTimeoutMs?: number
+  connectionTimeoutMillis?: number
+  /** Idle connections close after this long. Default 10000; 0 keeps them. Alias: `idleTimeoutMillis`. */
+  idleTimeoutMs?: number
+  idleTimeoutMillis?: number
+  /** Connections retire after this age, staggered over its last fifth. Default 1800; 0 = never. */
+  maxLifetimeSec?: number
+  maxLifetimeSeconds?: number
+  /** Server-side `statement_timeout` for every connection (error `57014`). Alias: `statement_timeout`. */
+  statementTimeoutMs?: number
+  statement_timeout?: number
+  /** `search_path` for every connection (Prisma's `schema` URL parameter sets it too). */
+  searchPath?: string
+  /** Behind PgBouncer in transaction mode. */
+  pgbouncer?: boolean
+  /** TCP keepalive on every connection. Default true. */
+  keepAlive?: boolean
+  /** Report clients checked out longer than this (with the stack that checked them out). Default off. */
+  leakDetectionMs?: number
+  /** Receives leak reports; default `console.warn`. */
+  onLeak?: (event: LeakEvent) => void
+  /** node-postgres-compatible type parsers for this pool. */
+  types?: CustomTypesConfig
+  /** Accepted for node-postgres compatibility; onepool opens connections lazily. */
+  min?: number
+  /** Accepted for node-postgres compatibility; an idle onepool pool never keeps the process alive. */
+  allowExitOnIdle?: boolean
+}
+
+export interface LeakEvent {
+  kind: 'leak' | 'returned'
+  heldMs: number
+  /** Where the client was checked out. */
+  stack: string
+  pool: string
+}
+
+export interface FieldDef {
+  name: string
+  dataTypeID: number
+  format: 'text'
+}
+
+export interface QueryResult<R = any> {
+  command: string | null
+  rowCount: number | null
+  oid: number | null
+  rows: R[]
+  fields: FieldDef[]
+  rowAsArray: boolean
+}
+
+export interface QueryArrayResult<R extends any[] = any[]> extends QueryResult<R> {
+  rowAsArray: true
+}
+
+export interface QueryConfig<I extends any[] = any[]> {
+  text: string
+  values?: I
+  rowMode?: 'array'
+  types?: CustomTypesConfig
+  signal?: AbortSignal
+  /** Accepted for node-postgres compatibility; statements are unnamed. */
+  name?: string
+}
+
+export interface QueryOptions {
+  /** Aborting cancels the query on the server (or leaves the queue) and rejects with `ABORTED`. */
+  signal?: AbortSignal
+}
+
+export type QueryCallback<R = any> = (err: OnepoolError | null, result: QueryResult<R>) => void
+
+export interface Queryable {
+  query<R = any, I extends any[] = any[]>(text: string, values?: I, options?: QueryOptions): Promise<QueryResult<R>>
+  query<R extends any[] = any[], I extends any[] = any[]>(config: QueryConfig<I> & { rowMode: 'array' }, values?: I): Promise<QueryArrayResult<R>>
+  query<R = any, I extends any[] = any[]>(config: QueryConfig<I>, values?: I): Promise<QueryResult<R>>
+  query<R = any, I extends any[] = any[]>(text: string | QueryConfig<I>, values: I, callback: QueryCallback<R>): void
+  query<R = any>(text: string | QueryConfig, callback: QueryCallback<R>): void
+}
+
+export interface TransactionOptions {
+  isolationLevel?: 'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable' | Uppercase<'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable'>
+  readOnly?: boolean
+  deferrable?: boolean
+}
+
+export declare class PoolClient extends EventEmitter implements Queryable {
+  query: Queryable['query']
+  /** `pg_backend_pid()` of the pinned connection. */
+  readonly processID: number
+  readonly released: boolean
+  /** Returns the client to the pool (rolled back if a transaction is open); a truthy argument closes it. */
+  release(destroy?: boolean | Error): Promise<void>
+  /** Inside a transaction: a savepoint. Outside: a transaction on this client. */
+  transaction<T>(fn: (client: PoolClient) => Promise<T> | T, options?: TransactionOptions): Promise<T>
+}
+
+export interface PoolStats {
+  name: string
+  /** `user@host:port/database`, never with a password. */
+  target: string
+  max: number
+  size: number
+  idle: number
+  inUse: number
+  waiting: number
+  created: number
+  acquireTimeouts: number
+  /** How many `createPool()` calls attached to this native pool. */
+  handles: number
+  closed: boolean
+}
+
+export declare class Pool extends EventEmitter implements Queryable {
+  query: Queryable['query']
+  connect(): Promise<PoolClient>
+  connect(callback: (err: OnepoolError | null, client: PoolClient, done: (release?: any) => void) => void): void
+  /** COMMIT when `fn` resolves, ROLLBACK when it throws; nested calls on the client use savepoints. */
+  transaction<T>(fn: (client: PoolClient) => Promise<T> | T, options?: TransactionOptions): Promise<T>
+  stats(): PoolStats
+  readonly totalCount: number
+  readonly idleCount: number
+  readonly waitingCount: number
+  readonly ended: boolean
+  /** Closes this native pool for every handle in the process. */
+  end(options?: { timeoutMs?: number }): Promise<void>
+}
+
+export interface ProcessStats {
+  pools: PoolStats[]
+  budget: { limit: number | null; used: number; waiting: number }
+  /** `'native'` or `'wasm'`. */
+  build: string
+  pid: number
+}
+
+export type ClientErrorCode =
+  | 'CONFIG_INVALID'
+  | 'CONNECT_FAILED'
+  | 'POOL_TIMEOUT'
+  | 'POOL_CLOSED'
+  | 'CONNECTION_LOST'
+  | 'PARAM_INVALID'
+  | 'CLIENT_RELEASED'
+  | 'TRANSACTION_ABORTED'
+  | 'ABORTED'
+  | 'PROTOCOL_ERROR'
+  | 'RUNTIME_UNSUPPORTED'
+  | 'INTERNAL'
+
+export declare class OnepoolError extends Error {
+  name: 'OnepoolError'
+  /** A SQLSTATE (`'23505'`) for server errors, else a `ClientErrorCode`. */
+  code: ClientErrorCode | (string & {})
+  severity?: string
+  detail?: string
+  hint?: string
+  position?: string
+  internalPosition?: string
+  internalQuery?: string
+  where?: string
+  schema?: string
+  table?: string
+  column?: string
+  dataType?: string
+  constraint?: string
+  file?: string
+  line?: string
+  routine?: string
+  /** For `CONNECT_FAILED`: an Error whose `code` is the OS code (`ECONNREFUSED`) or the server's SQLSTATE. */
+  cause?: Error & { code?: string }
+}
+
+export declare function createPool(options?: PoolOptions | string): Pool
+export declare function processStats(): ProcessStats
+export declare function setProcessMaxConnections(limit: number | null): void
+export declare function closeAll(options?: { timeoutMs?: number }): Promise<void>
+export declare function isOnepoolError(err: unknown): err is OnepoolError
+export declare const errorCodes: readonly ClientErrorCode[]
+export declare const types: {
+  getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => any
+  setTypeParser(oid: number, parser: (value: string) => any): void
+  setTypeParser(oid: number, format: 'text' | 'binary', parser: (value: string) => any): void
+}
