@@ -90,6 +90,8 @@ export interface PoolOptionsInput {
   database?: string
   applicationName?: string
   sslMode?: string
+  /** PEM of trusted CA certificates (`ssl.ca`). */
+  sslRootCert?: string
   max?: number
   acquireTimeoutMs?: number
   connectTimeoutMs?: number

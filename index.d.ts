@@ -19,8 +19,8 @@ export interface PoolOptions {
   /** Sent as `application_name`; default `"onepool"`. Alias: `application_name`. */
   applicationName?: string
   application_name?: string
-  /** `false`/`'disable'`/`'prefer'`. TLS modes (`'require'`, `'verify-ca'`, `'verify-full'`, `true`) are not supported yet. */
-  ssl?: boolean | 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full' | { rejectUnauthorized?: boolean }
+  /** node-postgres's: `true` = verify-full; `{ ca, rejectUnauthorized }`; or an sslmode string. */
+  ssl?: boolean | 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full' | { ca?: string | Buffer | Array<string | Buffer>; rejectUnauthorized?: boolean }
   sslmode?: string
   /** Most connections this pool opens. Default 10. Changing it on a live pool resizes it. */
   max?: number

@@ -117,9 +117,10 @@ ${table(rows)}
 | Clients | ${m.clientVersions.map(([c, v]) => `${label(c)} ${v}`).join(', ')} |
 | pgbench | ${m.pgbench || 'not installed'} |
 | Date | ${m.date} |
+| Load average (1 min) | ${m.load} |
 | Run | \`${m.command}\`, wall time ${m.wallTime} |
 
-![Ratios to postgres.js](latest.svg)
+![Ratios to postgres.js](${m.chart})
 `
 }
 
@@ -130,7 +131,7 @@ function svg(rows, clientNames) {
   let spare = 0
   for (const c of clientNames) colors[c] = COLOR[c] || SPARE_COLORS[spare++ % SPARE_COLORS.length]
   const W = 760
-  const x0 = 250
+  const x0 = 270
   const x1 = W - 70
   const bar = 14
   const gap = 3
@@ -147,7 +148,7 @@ function svg(rows, clientNames) {
     const w = group[0].workload
     const h = group.length * (bar + gap) - gap
     out.push(`<text x="10" y="${y + h / 2 - 2}" class="wl">${esc(w.id)}</text>`)
-    out.push(`<text x="10" y="${y + h / 2 + 12}" class="sub">${esc(w.title.length > 42 ? w.title.slice(0, 41) + '…' : w.title)}</text>`)
+    out.push(`<text x="10" y="${y + h / 2 + 12}" class="sub">${esc(w.title.length > 46 ? w.title.slice(0, 45) + '…' : w.title)}</text>`)
     for (const r of group) {
       if (r.ratio === null) {
         out.push(`<text x="${x0 + 4}" y="${y + bar - 3}" class="val">${esc(label(r.client))}: no result</text>`)
@@ -179,6 +180,7 @@ function svg(rows, clientNames) {
   .title { font-size: 14px; font-weight: 600; fill: #111827 }
   .wl { font-size: 12px; font-weight: 600; fill: #111827 }
   .sub, .tick, .val { font-size: 10.5px; fill: #4b5563 }
+  .val { paint-order: stroke; stroke: #ffffff; stroke-width: 3px }
   .grid { stroke: #e5e7eb; stroke-width: 1 }
   .one { stroke: #111827; stroke-width: 1; stroke-dasharray: 4 3 }
 </style>

@@ -1,7 +1,7 @@
 'use strict'
 // Benchmark orchestration: start Postgres (embedded, or DATABASE_URL), load the data, then run
 // every workload × client cell in a fresh child process, interleaved, for several repetitions,
-// and write bench/results/latest.{md,svg,json}.
+// and write bench/results/latest.{md,svg,json} (dev.* when --only/--clients filter the run).
 //
 //   node bench/run.js [--quick] [--reps=N] [--only=W2,W3] [--clients=onepool,pg]
 //                     [--duration=ms] [--warmup=ms]
@@ -77,6 +77,7 @@ const fmt = (w, r) =>
 
 async function main() {
   const t0 = Date.now()
+  const loadStart = os.loadavg()[0]
   const opts = parseArgs(process.argv.slice(2))
   const pgbench = findPgbench()
 
@@ -145,14 +146,18 @@ async function main() {
       date: new Date().toISOString(),
       command: ['node bench/run.js', ...process.argv.slice(2)].join(' '),
       wallTime: `${Math.floor(secs / 60)} min ${secs % 60} s`,
+      // other work on the machine skews everything; the load average tells the reader
+      load: `${loadStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end`,
     }
+    // A filtered development run must not replace the full results the README shows.
+    const base = path.join(RESULTS, opts.only || opts.clients ? 'dev' : 'latest')
     fs.mkdirSync(RESULTS, { recursive: true })
-    fs.writeFileSync(path.join(RESULTS, 'latest.md'), report.markdown(rows, meta))
-    fs.writeFileSync(path.join(RESULTS, 'latest.svg'), report.svg(rows, clientNames))
-    fs.writeFileSync(path.join(RESULTS, 'latest.json'), JSON.stringify({ meta, cells }, null, 1) + '\n')
+    fs.writeFileSync(`${base}.md`, report.markdown(rows, { ...meta, chart: `${path.basename(base)}.svg` }))
+    fs.writeFileSync(`${base}.svg`, report.svg(rows, clientNames))
+    fs.writeFileSync(`${base}.json`, JSON.stringify({ meta, cells }, null, 1) + '\n')
     console.log(report.table(rows))
     console.log(`\n${meta.cpuModel} × ${meta.cores}, Node ${meta.node}, PostgreSQL ${serverVersion}; wall time ${meta.wallTime}`)
-    console.log(`wrote ${path.relative(process.cwd(), path.join(RESULTS, 'latest.md'))} and latest.svg`)
+    console.log(`wrote ${path.relative(process.cwd(), base)}.{md,svg,json}`)
   } finally {
     await stop()
   }

@@ -46,7 +46,7 @@ const workloads = [
   },
   {
     id: 'W3',
-    title: 'pgbench_accounts by random aid, 64 in flight',
+    title: 'point select by random aid, 64 in flight',
     metric: 'throughput',
     unit: 'q/s',
     concurrency: 64,
@@ -59,7 +59,7 @@ const workloads = [
   },
   {
     id: 'W4',
-    title: `select * from wide (${WIDE_ROWS.toLocaleString('en-US')} rows × 8 cols), 4 in flight`,
+    title: `select ${WIDE_ROWS.toLocaleString('en-US')} rows × 8 cols, 4 in flight`,
     metric: 'throughput',
     unit: 'rows/s',
     concurrency: 4,
@@ -68,7 +68,7 @@ const workloads = [
   },
   {
     id: 'W5a',
-    title: 'single-row insert, 6 params, 64 in flight',
+    title: 'insert 1 row, 6 params, 64 in flight',
     metric: 'throughput',
     unit: 'q/s',
     concurrency: 64,
@@ -78,7 +78,7 @@ const workloads = [
   },
   {
     id: 'W5b',
-    title: `${BATCH_ROWS.toLocaleString('en-US')}-row insert, ${BATCH_ROWS * 6} params, 4 in flight`,
+    title: `insert ${BATCH_ROWS.toLocaleString('en-US')} rows, ${(BATCH_ROWS * 6).toLocaleString('en-US')} params, 4 in flight`,
     metric: 'throughput',
     unit: 'rows/s',
     concurrency: 4,
@@ -92,7 +92,7 @@ const workloads = [
   },
   {
     id: 'W6',
-    title: 'begin; select; update; commit (pinned), 32 in flight',
+    title: 'begin/select/update/commit, 32 in flight',
     metric: 'throughput',
     unit: 'tx/s',
     concurrency: 32,

@@ -82,6 +82,13 @@ function describe(value) {
   return `a ${typeof value}`
 }
 
+/** node-postgres's `ssl.ca` (string, Buffer or an array of them) as PEM text. */
+function sslRootCert(ssl) {
+  if (!ssl || typeof ssl !== 'object' || ssl.ca === undefined) return undefined
+  const list = Array.isArray(ssl.ca) ? ssl.ca : [ssl.ca]
+  return list.map((c) => (Buffer.isBuffer(c) ? c.toString('utf8') : String(c))).join('\n')
+}
+
 function sslMode(ssl) {
   if (ssl === undefined) return undefined
   if (ssl === false) return 'disable'
@@ -132,6 +139,7 @@ function normalizeOptions(input, env = process.env) {
     database: out.database,
     applicationName: out.applicationName,
     sslMode: sslMode(out.ssl),
+    sslRootCert: sslRootCert(out.ssl),
     max: out.max,
     acquireTimeoutMs: out.acquireTimeoutMs,
     connectTimeoutMs: out.connectTimeoutMs,

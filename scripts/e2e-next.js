@@ -96,18 +96,8 @@ function sh(cmd, args, options = {}) {
   return { stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 }
 }
 
-// Fallback typings, used only while the repository does not ship them yet (see the report
-// printed by packOnepool): the staged package gets them so `next build` can type-check.
-const FALLBACK_INDEX_DTS = `// Staged by scripts/e2e-next.js because index.d.ts is missing: a minimal subset.
-export interface QueryResult<R = any> { rows: R[]; rowCount: number | null; command: string; fields: { name: string; dataTypeID: number }[] }
-export interface PoolStats { name: string; target: string; max: number; size: number; idle: number; inUse: number; waiting: number; created: number; acquireTimeouts: number; handles: number; closed: boolean }
-export interface PoolOptions { name?: string; connectionString?: string; max?: number; acquireTimeoutMs?: number; idleTimeoutMs?: number; applicationName?: string; [key: string]: unknown }
-export declare class PoolClient { readonly processID: number; readonly released: boolean; query<R = any>(text: string, values?: unknown[]): Promise<QueryResult<R>>; release(destroy?: boolean | Error): Promise<void>; transaction<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> }
-export declare class Pool { query<R = any>(text: string, values?: unknown[]): Promise<QueryResult<R>>; connect(): Promise<PoolClient>; transaction<T>(fn: (client: PoolClient) => Promise<T>, options?: object): Promise<T>; stats(): PoolStats; end(options?: { timeoutMs?: number }): Promise<void> }
-export declare class OnepoolError extends Error { code: string }
-export declare function createPool(options?: PoolOptions | string): Pool
-export declare function isOnepoolError(error: unknown): error is OnepoolError
-`
+// Used only while the repository does not export onepool/next with typings (a WARNING says
+// so): the staged package gets them, so that `next build` can type-check the example.
 const FALLBACK_NEXT_DTS = `// Staged by scripts/e2e-next.js because the package has no typings for onepool/next.
 import type { Pool, PoolClient } from '../index'
 
@@ -165,10 +155,6 @@ function packOnepool() {
     for (const f of natives) fs.copyFileSync(path.join(ROOT, f), path.join(pkgDir, f))
     const notes = []
     const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8'))
-    if (!fs.existsSync(path.join(pkgDir, 'index.d.ts'))) {
-      fs.writeFileSync(path.join(pkgDir, 'index.d.ts'), FALLBACK_INDEX_DTS)
-      notes.push('index.d.ts is not in the package: staged a minimal one')
-    }
     if (!pkg.exports || !pkg.exports['./next']) {
       pkg.exports = { ...pkg.exports, './next': { types: './lib/next.d.ts', default: './lib/next.js' } }
       fs.writeFileSync(path.join(pkgDir, 'package.json'), JSON.stringify(pkg, null, 2) + '\n')
@@ -222,6 +208,7 @@ class Sampler {
     this.client = client
     this.current = 0
     this.windows = new Set()
+    this.lastDone = 0
     this.running = true
     this.loop = this.#run()
   }
@@ -231,7 +218,9 @@ class Sampler {
       const t0 = Date.now()
       const n = await this.count()
       this.current = n
-      for (const w of this.windows) w.peak = Math.max(w.peak, n)
+      // a sample counts for a window only if it was taken after the window opened
+      for (const w of this.windows) if (t0 >= w.start) w.peak = Math.max(w.peak, n)
+      this.lastDone = t0
       await sleep(Math.max(0, SAMPLE_MS - (Date.now() - t0)))
     }
   }
@@ -243,11 +232,13 @@ class Sampler {
 
   /** A window: its peak covers every sample taken until end(). */
   window() {
-    const w = { peak: this.current }
+    const w = { peak: 0, start: Date.now() }
     this.windows.add(w)
     return {
       end: async () => {
-        await sleep(SAMPLE_MS + 20)
+        // one more sample started after the last request ended
+        const end = Date.now()
+        while (this.running && this.lastDone <= end) await sleep(10)
         this.windows.delete(w)
         return w.peak
       },
@@ -255,12 +246,12 @@ class Sampler {
   }
 
   /** Waits until the role holds at most `n` connections; returns the count seen last. */
-  async waitAtMost(n, timeoutMs) {
+  async waitAtMost(n, timeoutMs, extra = '') {
     const deadline = Date.now() + timeoutMs
-    let seen = await this.count()
+    let seen = await this.count(extra)
     while (seen > n && Date.now() < deadline) {
       await sleep(SAMPLE_MS)
-      seen = await this.count()
+      seen = await this.count(extra)
     }
     return seen
   }
@@ -456,7 +447,7 @@ async function freePort() {
  * Runs `next dev` with `variant` in lib/db.ts and the rounds of edits. Returns per-round rows.
  * `asserting`: record checks (onepool) or only measure (baselines).
  */
-async function devRun({ db, variant, bundler, rounds, asserting, extra }) {
+async function devRun({ db, variant, bundler, rounds, asserting, before, after: afterRounds }) {
   const label = `${variant}/${bundler}`
   restoreFiles()
   writeDb(variant, 0, ROLE_LIMIT)
@@ -471,6 +462,7 @@ async function devRun({ db, variant, bundler, rounds, asserting, extra }) {
   try {
     await server.start(await freePort())
     log(`${label}: next dev ready on port ${server.port} after ${((Date.now() - t0) / 1000).toFixed(1)}s`)
+    if (before) await before(server)
     // round 0: the first request of every route (compiles them)
     for (let round = 0; round <= rounds; round++) {
       const max = round === Math.floor(rounds / 2) ? 3 : ROLE_LIMIT
@@ -520,7 +512,7 @@ async function devRun({ db, variant, bundler, rounds, asserting, extra }) {
       const copies = findNodeFiles(path.join(APP, '.next'))
       check(`${bundler}: no .node file under .next/ (dev)`, copies.length === 0, copies.join(', '))
     }
-    if (extra) await extra(server)
+    if (afterRounds) await afterRounds(server)
   } catch (e) {
     if (asserting) check(`${label}: dev run completed`, false, e.message.split('\n')[0])
     log(`${label}: ${e.stack || e}`)
@@ -586,6 +578,9 @@ async function wrapperChecks(server, db, bundler) {
     held.status === 200 && r.status === 503 && r.headers.get('retry-after') === '2' && r.body && r.body.code === 'POOL_TIMEOUT',
     `${r.status} retry-after=${r.headers && r.headers.get('retry-after')} ${r.text}`,
   )
+  // its idle connection closes after 1 s; the storms need the role's 5 connections
+  const busyLeft = await db.sampler.waitAtMost(0, 10_000, `and application_name = 'onepool-example-busy'`)
+  check(`${bundler}: the busy pool's idle connection closes (idleTimeoutMs)`, busyLeft === 0, `${busyLeft} left`)
   const page = await get(port, '/')
   check(`${bundler}: the stats page renders`, page.status === 200 && page.text.includes('onepool in Next.js'), `${page.status}`)
   s = await stats()
@@ -603,7 +598,13 @@ async function edgeCheck(server, bundler) {
   const before = server.logText().length
   let r
   try {
-    r = await get(server.port, '/api/edge', 120_000)
+    // the dev server notices a new route file after a moment: 404 until then
+    const deadline = Date.now() + 60_000
+    do {
+      r = await get(server.port, '/api/edge', 120_000)
+      if (r.status !== 404) break
+      await sleep(500)
+    } while (Date.now() < deadline)
   } finally {
     fs.rmSync(path.dirname(EDGE_ROUTE), { recursive: true, force: true })
   }
@@ -717,10 +718,9 @@ async function main() {
             bundler,
             rounds: opts.rounds,
             asserting: true,
-            extra: async (server) => {
-              await wrapperChecks(server, db, bundler)
-              edges.push(await edgeCheck(server, bundler))
-            },
+            // before the storms: /api/wrapped-busy needs a connection the main pool leaves free
+            before: (server) => wrapperChecks(server, db, bundler),
+            after: async (server) => edges.push(await edgeCheck(server, bundler)),
           }),
         )
       }

@@ -71,6 +71,8 @@ pub struct ConnSettings {
   pub application_name: String,
   pub connect_timeout: Duration,
   pub ssl_mode: SslMode,
+  /// PEM of the CA(s) that verify-ca / verify-full trust; `None` = the public web roots.
+  pub ssl_root_cert: Option<String>,
   pub search_path: Option<String>,
   pub statement_timeout: Option<Duration>,
   pub keepalive: bool,
@@ -108,6 +110,8 @@ pub struct ConfigInput {
   pub database: Option<String>,
   pub application_name: Option<String>,
   pub ssl_mode: Option<String>,
+  /// PEM text of trusted CA certificates (node-postgres's `ssl.ca`).
+  pub ssl_root_cert: Option<String>,
   pub max: Option<u32>,
   pub acquire_timeout_ms: Option<f64>,
   pub connect_timeout_ms: Option<f64>,
@@ -139,6 +143,7 @@ struct UrlParts {
   database: Option<String>,
   application_name: Option<String>,
   ssl_mode: Option<String>,
+  ssl_root_cert_path: Option<String>,
   connect_timeout_sec: Option<f64>,
   connection_limit: Option<u32>,
   pool_timeout_sec: Option<f64>,
@@ -210,6 +215,7 @@ fn parse_url(raw: &str) -> CoreResult<UrlParts> {
       "dbname" | "database" => parts.database = Some(v),
       "application_name" => parts.application_name = Some(v),
       "sslmode" => parts.ssl_mode = Some(v),
+      "sslrootcert" => parts.ssl_root_cert_path = Some(v),
       "ssl" if parse_bool("ssl", &v)? => {
         parts.ssl_mode.get_or_insert_with(|| "require".into());
       }
@@ -346,16 +352,16 @@ impl PoolConfig {
       None => SslMode::Disable,
     };
 
-    if matches!(ssl_mode, SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull) {
-      return Err(invalid(format!(
-        "sslmode {} needs TLS, which this version of onepool does not support yet",
-        match ssl_mode {
-          SslMode::Require => "require",
-          SslMode::VerifyCa => "verify-ca",
-          _ => "verify-full",
-        }
-      )));
-    }
+    let ssl_root_cert = match (&input.ssl_root_cert, &url.ssl_root_cert_path) {
+      (Some(pem), _) => Some(pem.clone()),
+      // libpq's "system": the public roots, which is also what no file means here.
+      (None, Some(path)) if path == "system" => None,
+      (None, Some(path)) => Some(
+        std::fs::read_to_string(path)
+          .map_err(|e| invalid(format!("sslrootcert {path} cannot be read: {e}")))?,
+      ),
+      (None, None) => None,
+    };
     let connect_timeout = match (input.connect_timeout_ms, url.connect_timeout_sec) {
       (Some(v), _) => ms("connectTimeoutMs", v)?,
       (None, Some(s)) => ms("connect_timeout", s * 1000.0)?,
@@ -407,6 +413,7 @@ impl PoolConfig {
         application_name,
         connect_timeout,
         ssl_mode,
+        ssl_root_cert,
         search_path: input.search_path.clone().or(url.schema),
         statement_timeout,
         keepalive: input.keepalive.unwrap_or(true),

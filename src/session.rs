@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::conn::{Conn, Response};
 use crate::abort::AbortToken;
+use crate::conn::{Conn, Response};
 use crate::error::{CoreError, CoreResult};
 use crate::pool::Pool;
 

@@ -8,6 +8,7 @@
 
 mod io;
 mod startup;
+mod tls;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;

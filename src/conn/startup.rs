@@ -121,8 +121,19 @@ fn protocol(target: &Target, what: &str) -> CoreError {
 }
 
 pub async fn open(target: &Target, settings: &ConnSettings) -> CoreResult<Opened> {
-  let mut stream =
+  let stream =
     open_socket(&target.host, target.port, settings.keepalive).await.map_err(|e| os_failure(target, &e))?;
+  // libpq does not use TLS over unix sockets; neither do we.
+  let mut stream = match &target.host {
+    Host::Tcp(name) => {
+      super::tls::negotiate(stream, settings.ssl_mode, name, settings.ssl_root_cert.as_deref())
+        .await
+        .map_err(|f| {
+          connect_failed(target, ConnectCause::Os { code: f.code.to_string(), message: f.message })
+        })?
+    }
+    Host::Unix(_) => stream,
+  };
 
   let mut params: Vec<(&str, String)> = vec![
     ("user", target.user.clone()),

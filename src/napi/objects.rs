@@ -25,6 +25,8 @@ pub struct PoolOptionsInput {
   pub database: Option<String>,
   pub application_name: Option<String>,
   pub ssl_mode: Option<String>,
+  /// PEM of trusted CA certificates (`ssl.ca`).
+  pub ssl_root_cert: Option<String>,
   pub max: Option<u32>,
   pub acquire_timeout_ms: Option<f64>,
   pub connect_timeout_ms: Option<f64>,
@@ -50,6 +52,7 @@ impl From<PoolOptionsInput> for ConfigInput {
       database: o.database,
       application_name: o.application_name,
       ssl_mode: o.ssl_mode,
+      ssl_root_cert: o.ssl_root_cert,
       max: o.max,
       acquire_timeout_ms: o.acquire_timeout_ms,
       connect_timeout_ms: o.connect_timeout_ms,

@@ -7,13 +7,13 @@ use napi::bindgen_prelude::{Either, Object};
 use napi::Env;
 use napi_derive::napi;
 
-use super::objects::{params, promise, Bytes, NativeError, ParamInput, PoolOptionsInput, PoolStatsObject};
 use super::abort::AbortHandle;
+use super::objects::{params, promise, Bytes, NativeError, ParamInput, PoolOptionsInput, PoolStatsObject};
 use super::session::NativeSession;
+use crate::abort::pool_query;
 use crate::config::{ConfigInput, PoolConfig};
 use crate::conn::encode_query;
 use crate::pool::Pool;
-use crate::abort::pool_query;
 use crate::session::Session;
 use crate::{registry, wire};
 

@@ -6,7 +6,7 @@ export const dynamic = 'force-dynamic'
 // A deliberately tiny pool (its own name, so its own native pool): one connection, and a
 // caller waits at most 300 ms for it. ?mode=hold&ms=2000 keeps the connection busy; a request
 // meanwhile gets 503 with Retry-After instead of hanging or a stack trace.
-const busy = createPool({ name: 'example-busy', max: 1, acquireTimeoutMs: 300, idleTimeoutMs: 1000, applicationName: 'onepool-example' })
+const busy = createPool({ name: 'example-busy', max: 1, acquireTimeoutMs: 300, idleTimeoutMs: 1000, applicationName: 'onepool-example-busy' })
 
 export const GET = withPool(
   busy,
