@@ -108,6 +108,30 @@ export interface Queryable {
   query<R = any>(text: string | QueryConfig, callback: QueryCallback<R>): void
 }
 
+/** A piece of SQL spliced into a tagged template (identifiers, `in` lists, nested fragments). */
+export interface SqlFragment {
+  readonly strings: readonly string[]
+  readonly values: readonly unknown[]
+}
+
+export type SqlRows<R> = R[] & { readonly rowCount: number | null; readonly command: string | null; readonly fields: FieldDef[] }
+
+/**
+ * Tagged template bound to a pool or client. Every `${value}` is sent as a parameter ($1, $2, ...),
+ * never spliced into the text, except fragments from `sql.ident`, `sql.inList` and `sql.fragment`.
+ */
+export interface Sql {
+  <R = any>(strings: TemplateStringsArray, ...values: unknown[]): Promise<SqlRows<R>>
+  /** `"quoted"."identifier"` */
+  ident(...names: string[]): SqlFragment
+  /** `($1, $2, …)` for `in` lists; an empty list gives `(NULL)` */
+  inList(values: readonly unknown[]): SqlFragment
+  /** A reusable piece of SQL with its own parameters. */
+  fragment(strings: TemplateStringsArray, ...values: unknown[]): SqlFragment
+  /** What would be sent: `{ text, values }`. */
+  compile(strings: TemplateStringsArray, ...values: unknown[]): { text: string; values: unknown[] }
+}
+
 export interface TransactionOptions {
   isolationLevel?: 'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable' | Uppercase<'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable'>
   readOnly?: boolean
@@ -116,6 +140,7 @@ export interface TransactionOptions {
 
 export declare class PoolClient extends EventEmitter implements Queryable {
   query: Queryable['query']
+  sql: Sql
   /** `pg_backend_pid()` of the pinned connection. */
   readonly processID: number
   readonly released: boolean
@@ -143,6 +168,7 @@ export interface PoolStats {
 
 export declare class Pool extends EventEmitter implements Queryable {
   query: Queryable['query']
+  sql: Sql
   connect(): Promise<PoolClient>
   connect(callback: (err: OnepoolError | null, client: PoolClient, done: (release?: any) => void) => void): void
   /** COMMIT when `fn` resolves, ROLLBACK when it throws; nested calls on the client use savepoints. */

@@ -5,6 +5,7 @@ const { fromNative, clientError } = require('./errors')
 const { prepareValues } = require('./params')
 const { decode, defaultTypes } = require('./result')
 const { watchCheckout } = require('./leaks')
+const { makeSql } = require('./sql')
 
 /**
  * Splits pg's overloads: (text, values?, cb?) and ({ text, values, rowMode, types, signal }, values?, cb?),
@@ -110,6 +111,8 @@ class PoolClient extends EventEmitter {
     this.#binding = binding
     this.#onRelease = onRelease
     this.processID = session.processId
+    /** Tagged template: sql`select * from t where id = ${id}` → rows. */
+    this.sql = makeSql(this)
   }
 
   query(textOrConfig, values, options) {
@@ -195,6 +198,8 @@ class Pool extends EventEmitter {
     this.#native = native
     this.#js = js
     this.#binding = binding
+    /** Tagged template: sql`select * from t where id = ${id}` → rows. */
+    this.sql = makeSql(this)
   }
 
   query(textOrConfig, values, options) {

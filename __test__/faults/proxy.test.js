@@ -239,6 +239,8 @@ test('abort (signal) while waiting for a connection held by a stalled query: ABO
   await pool.query('select 1')
   proxy.setMode('stall')
   const stuck = settle(pool.query('select 1 as n'), HANG_MS)
+  // Let the stuck query take the connection first (two calls issued in one tick race for it).
+  await poll(() => pool.stats().inUse === 1, { timeoutMs: 2000, everyMs: 5 })
   const ac = new AbortController()
   const waiting = settle(pool.query('select 2', [], { signal: ac.signal }), HANG_MS)
   await poll(() => pool.stats().waiting === 1, { timeoutMs: 2000, everyMs: 10 })

@@ -32,6 +32,12 @@ export async function handler(): Promise<User | undefined> {
   } finally {
     await client.release()
   }
+  const users = await db.sql<User>`select id, email from users where id = ${1} and email in ${db.sql.inList(['a', 'b'])}`
+  const firstEmail: string = users[0].email
+  const affected: number | null = users.rowCount
+  void firstEmail
+  void affected
+  await db.sql`select * from ${db.sql.ident('public', 'users')} where ${db.sql.fragment`id = ${2}`}`
   const s = db.stats()
   const inUse: number = s.inUse + processStats().budget.used
   void inUse
