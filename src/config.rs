@@ -74,6 +74,8 @@ pub struct ConnSettings {
   /// PEM of the CA(s) that verify-ca / verify-full trust; `None` = the public web roots.
   pub ssl_root_cert: Option<String>,
   pub search_path: Option<String>,
+  /// The schema the user asked for (URL `schema` or `searchPath`), also when not applied.
+  pub schema: Option<String>,
   pub statement_timeout: Option<Duration>,
   pub keepalive: bool,
 }
@@ -401,6 +403,15 @@ impl PoolConfig {
       Some(v) => optional_ms("statementTimeoutMs", v)?,
       None => None,
     };
+    let pgbouncer = input.pgbouncer.or(url.pgbouncer).unwrap_or(false);
+    if pgbouncer && (input.search_path.is_some() || statement_timeout.is_some()) {
+      return Err(invalid(
+        "searchPath and statementTimeoutMs cannot be applied behind PgBouncer (pgbouncer: true): in \
+         transaction mode no session setting survives. Set them on the role instead: \
+         ALTER ROLE <user> SET search_path = ... / SET statement_timeout = ..."
+          .into(),
+      ));
+    }
     let name = input.name.clone().unwrap_or_else(|| "default".into());
     if name.is_empty() {
       return Err(invalid("name must not be empty".into()));
@@ -414,7 +425,10 @@ impl PoolConfig {
         connect_timeout,
         ssl_mode,
         ssl_root_cert,
-        search_path: input.search_path.clone().or(url.schema),
+        // Behind PgBouncer no session setting survives; Prisma qualifies names with its
+        // `schema` itself, so the URL's schema is only reported, not applied.
+        search_path: if pgbouncer { None } else { input.search_path.clone().or(url.schema.clone()) },
+        schema: input.search_path.clone().or(url.schema),
         statement_timeout,
         keepalive: input.keepalive.unwrap_or(true),
       },
@@ -425,7 +439,7 @@ impl PoolConfig {
         max_lifetime,
         ping_after_idle: Duration::from_millis(DEFAULT_PING_AFTER_IDLE_MS),
       },
-      pgbouncer: input.pgbouncer.or(url.pgbouncer).unwrap_or(false),
+      pgbouncer,
     })
   }
 
@@ -472,8 +486,11 @@ mod tests {
     assert_eq!(c.pool.max, 3);
     assert_eq!(c.pool.acquire_timeout, Duration::from_secs(2));
     assert_eq!(c.conn.connect_timeout, Duration::from_secs(4));
-    assert_eq!(c.conn.search_path.as_deref(), Some("app"));
+    assert_eq!(c.conn.search_path, None, "no session state behind PgBouncer");
+    assert_eq!(c.conn.schema.as_deref(), Some("app"));
     assert!(c.pgbouncer);
+    let direct = cfg("postgres://u:p@h/d?schema=app");
+    assert_eq!(direct.conn.search_path.as_deref(), Some("app"));
   }
 
   #[test]
