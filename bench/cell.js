@@ -65,7 +65,6 @@ async function main() {
   const connectMs = performance.now() - tConnect
 
   await loop(db, warmupMs, null)
-  if (global.gc) global.gc()
 
   const latencies = []
   const cpu0 = process.cpuUsage()

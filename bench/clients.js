@@ -26,8 +26,7 @@ const clients = {
     version: () => `${require(path.join(ROOT, 'package.json')).version} (native addon)`,
     async create(url, { max }) {
       const { createPool } = require(ROOT)
-      // A unique name so each cell gets its own native pool, never a shared one.
-      const pool = createPool({ name: `bench-${process.pid}`, connectionString: url, max })
+      const pool = createPool({ connectionString: url, max })
       return {
         query: async (text, values) => (await pool.query(text, values)).rows,
         transaction: (fn) => pool.transaction((client) => fn({ query: async (t, v) => (await client.query(t, v)).rows })),

@@ -19,21 +19,31 @@ const report = require('./report')
 const RESULTS = path.join(__dirname, 'results')
 const CELL = path.join(__dirname, 'cell.js')
 
+/** A mistake on the command line: reported as one line, without a stack. */
+function usage(message) {
+  return Object.assign(new Error(message), { usage: true })
+}
+
 function parseArgs(argv) {
   const known = new Set(['quick', 'reps', 'only', 'clients', 'duration', 'warmup'])
   const a = {}
   for (const arg of argv) {
     const m = /^--([a-z]+)(?:=(.*))?$/.exec(arg)
-    if (!m || !known.has(m[1])) throw new Error(`unknown argument ${arg}; see the header of bench/run.js`)
+    if (!m || !known.has(m[1])) throw usage(`unknown argument ${arg}; see the header of bench/run.js`)
     a[m[1]] = m[2] === undefined ? true : m[2]
   }
   const list = (s) => (typeof s === 'string' ? s.split(',').map((x) => x.trim()).filter(Boolean) : null)
+  const count = (name, fallback) => {
+    const n = a[name] === undefined ? fallback : Number(a[name])
+    if (!Number.isInteger(n) || n < (name === 'warmup' ? 0 : 1)) throw usage(`--${name} takes a whole number, got ${a[name]}`)
+    return n
+  }
   const quick = Boolean(a.quick)
   return {
     quick,
-    reps: Number(a.reps || (quick ? 2 : 5)),
-    durationMs: Number(a.duration || (quick ? 1000 : 3000)),
-    warmupMs: Number(a.warmup || (quick ? 300 : 1000)),
+    reps: count('reps', quick ? 2 : 5),
+    durationMs: count('duration', quick ? 1000 : 3000),
+    warmupMs: count('warmup', quick ? 300 : 1000),
     only: list(a.only),
     clients: list(a.clients),
   }
@@ -82,13 +92,13 @@ async function main() {
   const pgbench = findPgbench()
 
   const selected = opts.only ? workloads.filter((w) => opts.only.includes(w.id)) : workloads
-  if (opts.only) for (const id of opts.only) if (!workloads.some((w) => w.id === id)) throw new Error(`unknown workload ${id}`)
+  if (opts.only) for (const id of opts.only) if (!workloads.some((w) => w.id === id)) throw usage(`unknown workload ${id}`)
   const allClients = [...Object.keys(clients), 'pgbench']
   const wanted = opts.clients || allClients
-  for (const c of wanted) if (!allClients.includes(c)) throw new Error(`unknown client ${c} (have: ${allClients.join(', ')})`)
+  for (const c of wanted) if (!allClients.includes(c)) throw usage(`unknown client ${c} (have: ${allClients.join(', ')})`)
   const clientNames = wanted.filter((c) => c !== 'pgbench' || pgbench)
   if (wanted.includes('pgbench') && !pgbench) console.error('pgbench: not installed')
-  if (!selected.length || !clientNames.length) throw new Error('nothing to run')
+  if (!selected.length || !clientNames.length) throw usage('nothing to run')
 
   let server = null
   let url = process.env.DATABASE_URL
@@ -164,6 +174,6 @@ async function main() {
 }
 
 main().catch((e) => {
-  console.error(e && e.stack ? e.stack : e)
-  process.exit(1)
+  console.error(e && e.usage ? `bench: ${e.message}` : (e && e.stack) || e)
+  process.exit(e && e.usage ? 2 : 1)
 })

@@ -85,7 +85,6 @@ function isDriverAdapterError(error) {
 const FIRST_NORMAL_OBJECT_ID = 16384
 
 const T = ColumnTypeEnum
-// prettier-ignore
 const COLUMN_TYPES = new Map([
   [21, T.Int32], [23, T.Int32], // int2, int4
   [20, T.Int64], [26, T.Int64], // int8, oid
@@ -118,7 +117,6 @@ const COLUMN_TYPES = new Map([
 
 // Names for the error Prisma shows for a column it cannot read (adapter-pg's list, abridged to
 // the types a query can actually return that are not mapped above).
-// prettier-ignore
 const TYPE_NAMES = {
   18: 'char', 22: 'int2vector', 24: 'regproc', 27: 'tid', 28: 'xid', 29: 'cid', 30: 'oidvector',
   194: 'pg_node_tree', 600: 'point', 601: 'lseg', 602: 'path', 603: 'box', 604: 'polygon', 628: 'line',
@@ -178,7 +176,6 @@ const money = (s) => s.slice(1)
 const bytea = pgTypes.getTypeParser(17, 'text')
 const byteaArray = pgTypes.getTypeParser(1001, 'text')
 
-// prettier-ignore
 const PARSERS = {
   1700: identity, 1231: arrayOf(identity), // numeric: exact text
   1083: identity, 1183: arrayOf(identity), // time
@@ -415,8 +412,8 @@ class OnepoolTransaction extends OnepoolQueryable {
     super(client, options)
     this.#client = client
     this.#onClose = onClose
-    // Prisma's engine sends BEGIN's COMMIT/ROLLBACK itself (through executeRaw); commit() and
-    // rollback() then only give the connection back.
+    // startTransaction() sent BEGIN; Prisma's engine sends COMMIT or ROLLBACK itself (through
+    // executeRaw), and commit()/rollback() then only give the connection back.
     this.options = { usePhantomQuery: false }
   }
 
@@ -553,7 +550,11 @@ function schemaOf(connectionString) {
   for (const pair of query.split('&')) {
     const eq = pair.indexOf('=')
     if (eq > 0 && pair.slice(0, eq) === 'schema') {
-      const value = decodeURIComponent(pair.slice(eq + 1).replace(/\+/g, ' '))
+      const raw = pair.slice(eq + 1).replace(/\+/g, ' ')
+      let value = raw
+      try {
+        value = decodeURIComponent(raw)
+      } catch {} // a stray '%': keep it as written
       return value || undefined
     }
   }

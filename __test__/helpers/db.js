@@ -11,6 +11,12 @@ if (!TEST_URL) {
   throw new Error('ONEPOOL_TEST_URL is not set: run the tests with `npm test` (or `node scripts/test.js <file>`)')
 }
 
+/**
+ * SQL for the configured part of application_name: onepool appends " [pid@host]" so that
+ * `onepool doctor` can attribute connections.
+ */
+const APP_NAME = "regexp_replace(application_name, ' \\[[0-9]+@[^]]*\\]$', '')"
+
 function uniqueName(prefix = 't') {
   return `${prefix}_${crypto.randomBytes(4).toString('hex')}`
 }
@@ -28,7 +34,7 @@ async function admin(sql, values) {
 
 /** Server connections whose application_name is `appName`. */
 async function countConnections(appName) {
-  const r = await admin('select count(*)::int as n from pg_stat_activity where application_name = $1', [appName])
+  const r = await admin(`select count(*)::int as n from pg_stat_activity where ${APP_NAME} = $1`, [appName])
   return r.rows[0].n
 }
 
@@ -41,7 +47,7 @@ function watchPeak(appName, everyMs = 25) {
   const loop = (async () => {
     await ready
     while (running) {
-      const r = await client.query('select count(*)::int as n from pg_stat_activity where application_name = $1', [appName])
+      const r = await client.query(`select count(*)::int as n from pg_stat_activity where ${APP_NAME} = $1`, [appName])
       peak = Math.max(peak, r.rows[0].n)
       await new Promise((res) => setTimeout(res, everyMs))
     }
@@ -85,4 +91,4 @@ async function waitFor(predicate, { timeoutMs = 10000, everyMs = 50 } = {}) {
   }
 }
 
-module.exports = { TEST_URL, admin, countConnections, watchPeak, createRole, dropRole, uniqueName, waitFor }
+module.exports = { APP_NAME, TEST_URL, admin, countConnections, watchPeak, createRole, dropRole, uniqueName, waitFor }
