@@ -16,10 +16,11 @@ export declare class AbortHandle {
 
 export declare class NativePool {
   /**
-   * Runs one query on any free connection (text may hold several statements when there are
-   * no parameters). Resolves with an encoded result buffer or an error object.
+   * Starts one query whose result arrives through the environment's completion queue
+   * (see `initCompletions`) under `requestId`. Connections are shared with other pipelined
+   * queries when the statement allows it.
    */
-  query(sql: string, values: Array<ParamInput>, abort?: AbortHandle | undefined | null): Promise<Buffer | NativeError>
+  submit(sql: string, values: Array<ParamInput>, envId: number, requestId: number, abort?: AbortHandle | undefined | null): void
   /** Checks out a connection for exclusive use. */
   connect(): Promise<NativeSession | NativeError>
   stats(): PoolStatsObject
@@ -32,7 +33,8 @@ export declare class NativePool {
 }
 
 export declare class NativeSession {
-  query(sql: string, values: Array<ParamInput>, abort?: AbortHandle | undefined | null): Promise<Buffer | NativeError>
+  /** Like `NativePool.submit`, on the pinned connection. */
+  submit(sql: string, values: Array<ParamInput>, envId: number, requestId: number, abort?: AbortHandle | undefined | null): void
   /** Returns the connection (rolled back if a transaction is open); `destroy` closes it. */
   release(destroy: boolean): Promise<boolean | NativeError>
   /** The server process id of the pinned connection (`pg_backend_pid()`). */
@@ -54,6 +56,12 @@ export declare function closeAll(timeoutMs: number): Promise<boolean | NativeErr
  * Invalid options give a `CONFIG_INVALID` error object instead of a pool.
  */
 export declare function createPool(options: PoolOptionsInput): NativePool | NativeError
+
+/**
+ * Registers this JS environment's completion callback; returns its id. The callback does not
+ * keep the process alive (the JS layer holds a ref'd handle while requests are pending).
+ */
+export declare function initCompletions(onReady: () => unknown): number
 
 /** An error as data; `lib/errors.js` turns it into an `OnepoolError`. */
 export interface NativeError {
@@ -131,3 +139,6 @@ export interface ProcessStatsObject {
 
 /** Caps the connections of all pools together; `null` or 0 removes the cap. */
 export declare function setProcessMaxConnections(limit?: number | undefined | null): void
+
+/** Takes every finished request of this environment: `[id, Buffer | NativeError, id, ...]`. */
+export declare function takeCompletions(envId: number): Array<number | Buffer | NativeError>

@@ -840,5 +840,7 @@ module.exports.NativePool = nativeBinding.NativePool
 module.exports.NativeSession = nativeBinding.NativeSession
 module.exports.closeAll = nativeBinding.closeAll
 module.exports.createPool = nativeBinding.createPool
+module.exports.initCompletions = nativeBinding.initCompletions
 module.exports.processStats = nativeBinding.processStats
 module.exports.setProcessMaxConnections = nativeBinding.setProcessMaxConnections
+module.exports.takeCompletions = nativeBinding.takeCompletions

@@ -6,7 +6,7 @@ const { Pool, PoolClient } = require('./lib/pool')
 const { OnepoolError, isOnepoolError, fromNative, CODES } = require('./lib/errors')
 const { Result } = require('./lib/result')
 
-const binding = loadBinding()
+const { binding, dispatcher } = loadBinding()
 
 /**
  * Attaches to the process-global pool for these options (or `DATABASE_URL`). Every call with
@@ -17,8 +17,8 @@ function createPool(options) {
   const { native, js } = normalizeOptions(options)
   const handle = binding.createPool(native)
   // Duck-typed: after the addon is re-registered, its classes are new objects.
-  if (typeof handle.query !== 'function') throw fromNative(handle)
-  return new Pool(handle, js, binding)
+  if (typeof handle.submit !== 'function') throw fromNative(handle)
+  return new Pool(handle, js, binding, dispatcher)
 }
 
 /** Every pool in this process, the process budget, and which build is running. */

@@ -20,14 +20,17 @@ function assertNodeRuntime() {
   }
 }
 
+/** The binding and this environment's result dispatcher, created once per realm. */
 function loadBinding() {
   assertNodeRuntime()
-  let binding = globalThis[KEY]
-  if (!binding) {
-    binding = require('../binding.js')
-    Object.defineProperty(globalThis, KEY, { value: binding, enumerable: false, configurable: true })
+  let loaded = globalThis[KEY]
+  if (!loaded) {
+    const binding = require('../binding.js')
+    const { createDispatcher } = require('./dispatch')
+    loaded = { binding, dispatcher: createDispatcher(binding) }
+    Object.defineProperty(globalThis, KEY, { value: loaded, enumerable: false, configurable: true })
   }
-  return binding
+  return loaded
 }
 
 module.exports = { loadBinding }

@@ -46,20 +46,20 @@ function aborted() {
   return clientError('ABORTED', 'the query was aborted')
 }
 
-async function run(target, q, poolTypes, binding) {
+async function run(target, q, poolTypes, native) {
   let out
   if (q.signal) {
     if (q.signal.aborted) throw aborted()
-    const handle = new binding.AbortHandle()
+    const handle = new native.binding.AbortHandle()
     const onAbort = () => handle.abort()
     q.signal.addEventListener('abort', onAbort, { once: true })
     try {
-      out = await target.query(q.text, q.values, handle)
+      out = await native.dispatcher.submit(target, q.text, q.values, handle)
     } finally {
       q.signal.removeEventListener('abort', onAbort)
     }
   } else {
-    out = await target.query(q.text, q.values)
+    out = await native.dispatcher.submit(target, q.text, q.values)
   }
   if (!Buffer.isBuffer(out)) throw fromNative(out)
   return decode(out, q.rowAsArray, q.types || poolTypes || defaultTypes)
@@ -98,17 +98,17 @@ function beginStatement(options = {}) {
 class PoolClient extends EventEmitter {
   #session
   #js
-  #binding
+  #addon
   #onRelease
   #released = false
   #depth = 0
   #savepoints = 0
 
-  constructor(session, js, binding, onRelease) {
+  constructor(session, js, addon, onRelease) {
     super()
     this.#session = session
     this.#js = js
-    this.#binding = binding
+    this.#addon = addon
     this.#onRelease = onRelease
     this.processID = session.processId
     /** Tagged template: sql`select * from t where id = ${id}` → rows. */
@@ -123,7 +123,7 @@ class PoolClient extends EventEmitter {
     } catch (e) {
       return withCallback(Promise.reject(e), callbackOf(values, options))
     }
-    return withCallback(run(this.#session, q, this.#js.types, this.#binding), q.callback)
+    return withCallback(run(this.#session, q, this.#js.types, this.#addon), q.callback)
   }
 
   /** Returns the client to the pool; a truthy argument (pg's `release(err)`) closes it instead. */
@@ -191,13 +191,13 @@ async function runTransaction(client, fn, options) {
 class Pool extends EventEmitter {
   #native
   #js
-  #binding
+  #addon
 
-  constructor(native, js, binding) {
+  constructor(native, js, binding, dispatcher) {
     super()
     this.#native = native
     this.#js = js
-    this.#binding = binding
+    this.#addon = { binding, dispatcher }
     /** Tagged template: sql`select * from t where id = ${id}` → rows. */
     this.sql = makeSql(this)
   }
@@ -209,18 +209,18 @@ class Pool extends EventEmitter {
     } catch (e) {
       return withCallback(Promise.reject(e), callbackOf(values, options))
     }
-    return withCallback(run(this.#native, q, this.#js.types, this.#binding), q.callback)
+    return withCallback(run(this.#native, q, this.#js.types, this.#addon), q.callback)
   }
 
   /** Checks out a client for several statements; call `client.release()` when done. */
   connect(callback) {
     const onRelease = watchCheckout(this.#js, this.#native.stats().name)
     const p = this.#native.connect().then((s) => {
-      if (typeof s.query !== 'function') {
+      if (typeof s.submit !== 'function') {
         if (onRelease) onRelease()
         throw fromNative(s)
       }
-      return new PoolClient(s, this.#js, this.#binding, onRelease)
+      return new PoolClient(s, this.#js, this.#addon, onRelease)
     })
     if (!callback) return p
     p.then(

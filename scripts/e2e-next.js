@@ -7,7 +7,7 @@
 //                                          Prisma 7 in lib/db.ts, one comparison table, no asserts
 //   node scripts/e2e-next.js --setup       only pack onepool and install the example's dependencies
 // Options: --rounds N (default 20), --bundlers turbopack,webpack, --skip-build,
-//          --variants pg-naive,... (with --baselines)
+//          --variants onepool,pg-naive,pg-global,postgres-naive,prisma-naive (with --baselines)
 //
 // What the test does, against an embedded PostgreSQL whose `app` role has `connection limit 5`:
 //  1. Packs this repository into examples/nextjs/.onepool/onepool.tgz (with the built `.node`)
@@ -43,6 +43,7 @@ const ROLE_PASSWORD = 'app-e2e-password'
 const ROLE_LIMIT = 5
 const SAMPLE_MS = 100
 const BASELINES = ['pg-naive', 'pg-global', 'postgres-naive', 'prisma-naive']
+const VARIANTS = ['onepool', ...BASELINES]
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const started = Date.now()
@@ -50,7 +51,7 @@ const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)}s`
 const log = (...args) => console.log(`[e2e ${elapsed()}]`, ...args)
 
 function parseArgs(argv) {
-  const opts = { rounds: 20, bundlers: ['turbopack', 'webpack'], build: true, baselines: false, setup: false, variants: BASELINES }
+  const opts = { rounds: 20, bundlers: ['turbopack', 'webpack'], build: true, baselines: false, setup: false, variants: VARIANTS }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--baselines') opts.baselines = true
@@ -63,7 +64,7 @@ function parseArgs(argv) {
   }
   if (!(Number.isInteger(opts.rounds) && opts.rounds >= 2)) throw new Error('--rounds takes an integer ≥ 2')
   for (const b of opts.bundlers) if (!['turbopack', 'webpack'].includes(b)) throw new Error(`unknown bundler ${b}`)
-  for (const v of opts.variants) if (!BASELINES.includes(v)) throw new Error(`unknown variant ${v}`)
+  for (const v of opts.variants) if (!VARIANTS.includes(v)) throw new Error(`unknown variant ${v}`)
   return opts
 }
 
@@ -174,6 +175,21 @@ function packOnepool() {
   }
 }
 
+/** Loads the installed package in a child process, as the app will (JS layer + addon agree?). */
+const preflight = {
+  detail: '',
+  ok() {
+    const code = `try {
+        const o = require('onepool'); const p = o.createPool({ connectionString: 'postgres://u:p@127.0.0.1:9/d', max: 1, name: 'e2e-preflight' });
+        const s = p.stats(); if (s.max !== 1) throw new Error('stats: ' + JSON.stringify(s)); require('onepool/next'); console.log(o.processStats().build)
+      } catch (e) { console.error('Error: ' + String(e && e.stack || e).split('\\n').slice(0, 3).join(' | ') + ' code=' + (e && e.code)); process.exit(1) }`
+    const r = spawnSync(process.execPath, ['-e', code], { cwd: APP, encoding: 'utf8', timeout: 30_000 })
+    const lines = `${r.stderr}\n${r.stdout}`.split('\n').filter(Boolean)
+    this.detail = r.status === 0 ? `build ${r.stdout.trim()}` : lines.find((l) => /Error\b/.test(l)) || lines.slice(0, 3).join(' | ')
+    return r.status === 0
+  },
+}
+
 function installExample() {
   // The tarball is rebuilt on every run, so its lockfile entry (and integrity) would be stale.
   fs.rmSync(path.join(APP, 'package-lock.json'), { force: true })
@@ -216,10 +232,16 @@ class Sampler {
   async #run() {
     while (this.running) {
       const t0 = Date.now()
-      const n = await this.count()
+      const r = await this.client.query(`select coalesce(array_agg(pid), '{}') as pids from pg_stat_activity where usename = $1`, [ROLE])
+      const pids = r.rows[0].pids
+      const n = pids.length
       this.current = n
       // a sample counts for a window only if it was taken after the window opened
-      for (const w of this.windows) if (t0 >= w.start) w.peak = Math.max(w.peak, n)
+      for (const w of this.windows) {
+        if (t0 < w.start) continue
+        w.peak = Math.max(w.peak, n)
+        for (const pid of pids) w.backends.add(pid)
+      }
       this.lastDone = t0
       await sleep(Math.max(0, SAMPLE_MS - (Date.now() - t0)))
     }
@@ -232,15 +254,19 @@ class Sampler {
 
   /** A window: its peak covers every sample taken until end(). */
   window() {
-    const w = { peak: 0, start: Date.now() }
+    const w = { peak: 0, start: Date.now(), backends: new Set() }
     this.windows.add(w)
     return {
+      /** The peak; `backends` also counts the distinct server processes seen. */
       end: async () => {
         // one more sample started after the last request ended
         const end = Date.now()
         while (this.running && this.lastDone <= end) await sleep(10)
         this.windows.delete(w)
         return w.peak
+      },
+      get backends() {
+        return w.backends.size
       },
     }
   }
@@ -291,6 +317,8 @@ function restoreFiles() {
 // ---------------------------------------------------------------------------------------------
 // The Next.js server
 
+const activeServers = new Set()
+
 class NextServer {
   constructor(name, args, env) {
     this.name = name
@@ -309,6 +337,7 @@ class NextServer {
       stdio: ['ignore', this.out, this.out],
       detached: true, // its own process group: next dev's CLI and its next-server child stop together
     })
+    activeServers.add(this)
     this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve(code ?? signal)))
     const deadline = Date.now() + 180_000
     while (Date.now() < deadline) {
@@ -360,7 +389,17 @@ class NextServer {
     return [...images]
   }
 
+  /** Synchronous, for a signal handler. */
+  kill() {
+    try {
+      process.kill(-this.child.pid, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
+
   async stop() {
+    activeServers.delete(this)
     if (!this.child || this.child.exitCode !== null) return
     try {
       process.kill(-this.child.pid, 'SIGTERM')
@@ -417,6 +456,22 @@ function describeFailures(failed) {
   return [...kinds].map(([k, n]) => `${n}× ${k}`).join(', ')
 }
 
+/** What the server logged for failed requests: "N× reason", most frequent first. */
+function loggedFailures(logText) {
+  const lines = logText.replace(/\x1b\[[0-9;]*m/g, '').split('\n')
+  const kinds = new Map()
+  for (let i = 0; i < lines.length; i++) {
+    if (!lines[i].startsWith('⨯')) continue
+    const text = lines.slice(i, i + 4).join(' ')
+    const sqlstate = /code: '(\d{5})'|Code: `(\d{5})`/.exec(lines.slice(i, i + 12).join('\n'))
+    let key
+    if (/too many connections for role/.test(text)) key = '53300 too many connections for role'
+    else key = `${sqlstate ? (sqlstate[1] || sqlstate[2]) + ' ' : ''}${lines[i].slice(2).trim().slice(0, 70)}`
+    kinds.set(key, (kinds.get(key) || 0) + 1)
+  }
+  return [...kinds].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n}× ${k}`).join(', ')
+}
+
 /** Waits until the dev server serves lib/db.ts with EDIT = edit (the probe route does no query). */
 async function waitForEdit(port, edit, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs
@@ -458,11 +513,14 @@ async function devRun({ db, variant, bundler, rounds, asserting, before, after: 
   const rows = []
   let failedTotal = 0
   let requests = 0
+  let logFrom = 0 // the server log of the rounds only, for the failure reasons
+  let logTo
   const t0 = Date.now()
   try {
     await server.start(await freePort())
     log(`${label}: next dev ready on port ${server.port} after ${((Date.now() - t0) / 1000).toFixed(1)}s`)
     if (before) await before(server)
+    logFrom = server.logText().length
     // round 0: the first request of every route (compiles them)
     for (let round = 0; round <= rounds; round++) {
       const max = round === Math.floor(rounds / 2) ? 3 : ROLE_LIMIT
@@ -496,6 +554,7 @@ async function devRun({ db, variant, bundler, rounds, asserting, before, after: 
         if (after !== null) check(`${bundler}: pool shrinks to ≤ ${max} after the max: ${max} edit (round ${round})`, after <= max && peak <= max, `peak ${peak}, then ${after}`)
       }
     }
+    logTo = server.logText().length
     if (asserting) {
       const bad = rows.filter((r) => r.peak > r.max || r.failed || r.stale)
       check(
@@ -521,9 +580,11 @@ async function devRun({ db, variant, bundler, rounds, asserting, before, after: 
     await server.stop()
   }
   const overall = await runPeak.end()
+  const backends = runPeak.backends
+  const reasons = fs.existsSync(server.logFile) ? loggedFailures(server.logText().slice(logFrom, logTo)) : ''
   const afterStop = await db.sampler.waitAtMost(0, 10_000)
   if (asserting) check(`${bundler}: the role's connections close when next dev stops`, afterStop === 0, `${afterStop} left`)
-  return { label, variant, bundler, rows, overall, failedTotal, requests, seconds: (Date.now() - t0) / 1000, log: server.logFile }
+  return { label, variant, bundler, rows, overall, backends, reasons, failedTotal, requests, seconds: (Date.now() - t0) / 1000, log: server.logFile }
 }
 
 function findNodeFiles(dir) {
@@ -579,7 +640,7 @@ async function wrapperChecks(server, db, bundler) {
     `${r.status} retry-after=${r.headers && r.headers.get('retry-after')} ${r.text}`,
   )
   // its idle connection closes after 1 s; the storms need the role's 5 connections
-  const busyLeft = await db.sampler.waitAtMost(0, 10_000, `and application_name = 'onepool-example-busy'`)
+  const busyLeft = await db.sampler.waitAtMost(0, 10_000, `and application_name like 'onepool-example-busy%'`)
   check(`${bundler}: the busy pool's idle connection closes (idleTimeoutMs)`, busyLeft === 0, `${busyLeft} left`)
   const page = await get(port, '/')
   check(`${bundler}: the stats page renders`, page.status === 200 && page.text.includes('onepool in Next.js'), `${page.status}`)
@@ -709,13 +770,18 @@ async function main() {
   const pack = packOnepool()
   const installMs = installExample()
   log(`packed ${pack.files} files (${pack.natives.join(', ')}); npm install took ${(installMs / 1000).toFixed(1)} s`)
+  const needsOnepool = !opts.baselines || opts.variants.includes('onepool')
+  if (!check('the installed onepool loads in the example', preflight.ok(), preflight.detail) && needsOnepool) return report()
   if (opts.setup) return 0
 
   const db = await startDatabase()
   log(`embedded PostgreSQL on port ${db.server.port}; role ${ROLE} limited to ${ROLE_LIMIT} connections`)
   const onSignal = () => {
+    for (const server of activeServers) server.kill()
     restoreFiles()
-    process.exit(130)
+    const exit = () => process.exit(130)
+    db.server.stop().then(exit, exit)
+    setTimeout(exit, 10_000).unref()
   }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
@@ -741,7 +807,7 @@ async function main() {
       if (opts.build) for (const bundler of opts.bundlers) production.push(await productionRun(db, bundler))
     } else {
       if (opts.variants.includes('prisma-naive')) log(`prisma generate (offline) took ${(prismaGenerate() / 1000).toFixed(1)} s`)
-      for (const variant of ['onepool', ...opts.variants]) {
+      for (const variant of opts.variants) {
         for (const bundler of opts.bundlers) {
           runs.push(await devRun({ db, variant, bundler, rounds: opts.rounds, asserting: variant === 'onepool' }))
         }
@@ -763,14 +829,15 @@ async function main() {
   console.log(`## next dev, ${opts.rounds} edits of lib/db.ts (max 5, one round max 3) + 1 warm-up round, 30 concurrent routes per round; role limit ${ROLE_LIMIT}`)
   console.log(
     table(
-      ['lib/db.ts', 'bundler', 'peak (storms)', 'peak (whole run)', 'failed requests', 'failures', 'seconds'],
+      ['lib/db.ts', 'bundler', 'peak', 'backends seen', 'failed requests', 'failed per round', 'server log says', 'seconds'],
       runs.map((r) => [
         r.variant,
         r.bundler,
-        r.rows.length ? Math.max(...r.rows.map((x) => x.peak)) : '-',
         r.overall,
+        r.backends,
         `${r.failedTotal}/${r.requests}`,
-        r.rows.error ? `run failed: ${r.rows.error}` : describeFailures(r.rows.flatMap((x) => (x.why ? [{ text: x.why }] : []))).replace(/^\d+× /, '') || '',
+        r.rows.map((x) => x.failed).join(','),
+        r.rows.error ? `run failed: ${r.rows.error}` : r.reasons || '-',
         r.seconds.toFixed(0),
       ]),
     ),
@@ -789,6 +856,11 @@ async function main() {
     console.log(table(['Edge route importing onepool', 'status', 'clear message', 'what the developer sees'], edges.map((e) => [e.bundler, e.status, e.clear ? 'yes' : 'no', e.firstError])))
   }
   console.log('')
+  return report()
+}
+
+/** The failed checks, the wall time and the closing "N passed, M failed" line; the exit code. */
+function report() {
   const failed = checks.filter((c) => !c.ok)
   if (failed.length) {
     console.log('Failed:')

@@ -76,8 +76,18 @@ where
   }
 }
 
-/// `pool.query()`: a connection for the length of one request.
-pub async fn pool_query(pool: &Arc<Pool>, bytes: Bytes, token: Option<AbortToken>) -> CoreResult<Response> {
+/// `pool.query()`: a connection for the length of one request, shared with other pipelined
+/// requests when the statement allows it. A cancellable query gets its own connection, since a
+/// CancelRequest stops whatever the backend runs at that moment.
+pub async fn pool_query(
+  pool: &Arc<Pool>,
+  bytes: Bytes,
+  token: Option<AbortToken>,
+  pipelinable: bool,
+) -> CoreResult<Response> {
+  if token.is_none() && pipelinable {
+    return pool.query_shared(bytes).await;
+  }
   let conn = tokio::select! {
     biased;
     c = pool.acquire() => c?,

@@ -12,14 +12,18 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
 
 use crate::budget::{BudgetPermit, BUDGET};
 use crate::config::{ConnSettings, PoolConfig, PoolSettings, Target};
-use crate::conn::Conn;
+use crate::conn::{Conn, Done, Response};
 use crate::error::{CoreError, CoreResult};
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Most requests pipelined on one connection before another request waits instead.
+const PIPELINE_DEPTH: usize = 16;
 
 enum Grant {
   Conn(Conn),
@@ -30,6 +34,8 @@ enum Grant {
 struct State {
   /// Most recently used last.
   idle: Vec<Conn>,
+  /// Connections serving pipelined `pool.query()` requests (not pinned to anyone).
+  shared: Vec<Conn>,
   size: usize,
   max: usize,
   waiters: VecDeque<oneshot::Sender<Grant>>,
@@ -82,6 +88,7 @@ impl Pool {
       }),
       state: Mutex::new(State {
         idle: Vec::new(),
+        shared: Vec::new(),
         size: 0,
         max: cfg.pool.max,
         waiters: VecDeque::new(),
@@ -234,6 +241,108 @@ impl Pool {
           }
         }
       }
+    }
+  }
+
+  /// The synchronous fast path of `query_shared`: sends now when a connection is available
+  /// without waiting, and hands the request back otherwise. `done` runs on the I/O thread.
+  pub fn try_submit_shared(self: &Arc<Self>, bytes: Bytes, done: Done) -> Result<(), (Bytes, Done)> {
+    let mut st = self.lock();
+    if st.closed {
+      drop(st);
+      done(Err(self.closed_error()));
+      return Ok(());
+    }
+    let ping_after = self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.ping_after_idle;
+    let fresh =
+      st.idle.last().is_some_and(|c| !c.is_closed() && !retired(c) && c.idle_since.elapsed() < ping_after);
+    let index = if fresh {
+      let conn = st.idle.pop().expect("checked non-empty");
+      st.shared.push(conn);
+      Some(st.shared.len() - 1)
+    } else if st.idle.is_empty() && st.size >= st.max {
+      st.shared
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.is_closed() && c.in_flight() < PIPELINE_DEPTH)
+        .min_by_key(|(_, c)| c.in_flight())
+        .map(|(i, _)| i)
+    } else {
+      None
+    };
+    let Some(index) = index else { return Err((bytes, done)) };
+    let conn = &st.shared[index];
+    let id = conn.id;
+    let pool = self.clone();
+    let sent = conn.send_then(
+      bytes,
+      Box::new(move |outcome| {
+        pool.shared_done(id);
+        done(outcome)
+      }),
+    );
+    drop(st);
+    if let Err(done) = sent {
+      done(Err(CoreError::ConnectionLost("connection lost: the connection is closed".into())));
+    }
+    Ok(())
+  }
+
+  /// Runs one self-contained request (see `conn::pipelinable`) without pinning a connection:
+  /// on a fresh idle connection, else pipelined behind other such requests once the pool is at
+  /// `max`. The connection stays available to other pipelined requests while this one runs.
+  pub async fn query_shared(self: &Arc<Self>, bytes: Bytes) -> CoreResult<Response> {
+    let fast = {
+      let mut st = self.lock();
+      if st.closed {
+        return Err(self.closed_error());
+      }
+      let ping_after = self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.ping_after_idle;
+      let fresh = st.idle.last().is_some_and(|c| {
+        !c.is_closed() && !retired(c) && c.idle_since.elapsed() < ping_after
+      });
+      if fresh {
+        let conn = st.idle.pop().expect("checked non-empty");
+        let sent = (conn.send(bytes.clone()), conn.id);
+        st.shared.push(conn);
+        Some(sent)
+      } else if st.idle.is_empty() && st.size >= st.max {
+        // Everything is busy: pipeline onto the least loaded shared connection.
+        st.shared
+          .iter()
+          .filter(|c| !c.is_closed() && c.in_flight() < PIPELINE_DEPTH)
+          .min_by_key(|c| c.in_flight())
+          .map(|c| (c.send(bytes.clone()), c.id))
+      } else {
+        None
+      }
+    };
+    let (request, id) = match fast {
+      Some(sent) => sent,
+      None => {
+        let conn = self.acquire().await?;
+        let mut st = self.lock();
+        let sent = (conn.send(bytes), conn.id);
+        st.shared.push(conn);
+        sent
+      }
+    };
+    let result = request.await;
+    self.shared_done(id);
+    result
+  }
+
+  /// A pipelined request finished: an unused shared connection goes back to idle (or a waiter).
+  fn shared_done(&self, id: u64) {
+    let conn = {
+      let mut st = self.lock();
+      match st.shared.iter().position(|c| c.id == id) {
+        Some(i) if st.shared[i].in_flight() == 0 => Some(st.shared.swap_remove(i)),
+        _ => None,
+      }
+    };
+    if let Some(conn) = conn {
+      self.release(conn);
     }
   }
 

@@ -11,7 +11,11 @@ use tokio::runtime::{Builder, Runtime};
 
 static RUNTIME: Lazy<Runtime> = Lazy::new(|| {
   crate::pin::pin_this_image();
-  let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4);
+  let threads = std::env::var("ONEPOOL_IO_THREADS")
+    .ok()
+    .and_then(|v| v.parse::<usize>().ok())
+    .filter(|n| (1..=64).contains(n))
+    .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4));
   Builder::new_multi_thread()
     .worker_threads(threads)
     .thread_name("onepool-io")

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::abort::AbortToken;
-use crate::conn::{Conn, Response};
+use crate::conn::{Conn, Done, Response};
 use crate::error::{CoreError, CoreResult};
 use crate::pool::Pool;
 
@@ -39,6 +39,17 @@ impl Session {
       None => return Err(CoreError::ClientReleased),
     };
     Ok(async move { crate::abort::run(request, key, &token).await })
+  }
+
+  /// Queues a request whose outcome goes to `done` on the I/O thread (no task, no cancel).
+  pub fn send_then(&self, bytes: Bytes, done: Done) {
+    let refused = match self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+      Some(c) => c.send_then(bytes, done).err().map(|d| (d, CoreError::ConnectionLost("connection lost: the connection is closed".into()))),
+      None => Some((done, CoreError::ClientReleased)),
+    };
+    if let Some((done, err)) = refused {
+      done(Err(err));
+    }
   }
 
   pub async fn release(&self, destroy: bool) {

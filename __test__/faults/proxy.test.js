@@ -8,7 +8,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { createPool, processStats } = require('../..')
-const { TEST_URL, admin, uniqueName } = require('../helpers/db')
+const { APP_NAME, TEST_URL, admin, uniqueName } = require('../helpers/db')
 const { startProxy, viaProxy } = require('../helpers/proxy')
 const { LOST_CODES, countAt, recordProcessErrors, settle, sizesInProcess, sleep, poll } = require('../helpers/faults')
 
@@ -61,7 +61,7 @@ async function setup(t, options = {}) {
 
 /** Backends of `app` currently running a statement. */
 async function countActive(app) {
-  const r = await admin("select count(*)::int as n from pg_stat_activity where application_name = $1 and state = 'active'", [app])
+  const r = await admin(`select count(*)::int as n from pg_stat_activity where ${APP_NAME} = $1 and state = 'active'`, [app])
   return r.rows[0].n
 }
 
@@ -124,25 +124,77 @@ test('peer resets at once: CONNECT_FAILED with a socket cause, the pool recovers
   await assertBooks(pool, app, proxy, 'after reset')
 })
 
-test('stall while a query runs: others get POOL_TIMEOUT, the server-side statement timeout arrives as 57014 once unstalled', async (t) => {
+test('stall under a checked-out client: waiters get POOL_TIMEOUT, the server-side statement timeout arrives as 57014 once unstalled', async (t) => {
   const { proxy, app, pool } = await setup(t, { max: 1, statementTimeoutMs: 300, acquireTimeoutMs: 400, connectTimeoutMs: 2000 })
-  await pool.query('select 1') // a fresh idle connection (no ping before hand-out)
+  const client = await pool.connect()
   proxy.setMode('stall')
-  const running = settle(pool.query('select pg_sleep(5)'), HANG_MS)
+  const running = settle(client.query('select pg_sleep(5)'), HANG_MS)
   await sleep(20)
-  const waiter = await settle(pool.query('select 1'), HANG_MS)
-  assert.equal(waiter.ok, false)
-  assert.equal(waiter.error.code, 'POOL_TIMEOUT', waiter.error.message)
-  assert.match(waiter.error.message, /in use 1/)
-  await sleep(700) // the server's statement timeout (300 ms) fires while the proxy holds the query... or its answer
+  for (const [label, call] of [
+    ['pool.query', () => pool.query('select 1')],
+    ['pool.connect', () => pool.connect()],
+    ['pool.transaction', () => pool.transaction(async () => 1)],
+  ]) {
+    const waiter = await settle(call(), 10000)
+    assert.equal(waiter.hung, undefined, `${label}: still waiting after 10 s with acquireTimeoutMs 400`)
+    assert.equal(waiter.ok, false, label)
+    assert.equal(waiter.error.code, 'POOL_TIMEOUT', `${label}: ${waiter.error.message}`)
+    assert.match(waiter.error.message, /in use 1/)
+  }
+  assert.equal(pool.stats().acquireTimeouts, 3)
+  await sleep(700) // the server's statement timeout (300 ms) cannot fire before the query gets through
   proxy.setMode('forward')
   const out = await running
   assert.equal(out.ok, false)
   assert.equal(out.error.code, '57014', `${out.error.code}: ${out.error.message}`)
   assert.match(out.error.message, /statement timeout/)
-  assert.equal((await pool.query('select 2 as n')).rows[0].n, 2)
+  assert.equal((await client.query('select 2 as n')).rows[0].n, 2, 'the client is usable after the timeout')
+  await client.release()
+  assert.equal((await pool.query('select 3 as n')).rows[0].n, 3)
   const books = await assertBooks(pool, app, proxy, 'after stalled statement')
   assert.equal(books.size, 1)
+})
+
+test('stall under a running pool.query: another pool.query is still bounded by acquireTimeoutMs (POOL_TIMEOUT), not queued behind it without limit', async (t) => {
+  const { proxy, app, pool } = await setup(t, { max: 1, acquireTimeoutMs: 400, connectTimeoutMs: 2000 })
+  await pool.query('select 1') // a fresh idle connection (no ping before hand-out)
+  proxy.setMode('stall')
+  const running = settle(pool.query('select 1 as n, pg_sleep(0.2)'), HANG_MS)
+  await sleep(20)
+  const second = await settle(pool.query('select 2 as n'), 8000)
+  t.diagnostic(`second pool.query while the first is stalled: ${second.hung ? 'still pending after 8 s' : second.ok ? 'ok' : second.error.code}`)
+  proxy.setMode('forward')
+  const first = await running
+  assert.equal(first.ok, true, first.error && first.error.message)
+  assert.equal(first.value.rows[0].n, 1)
+  assert.equal(second.hung, undefined, 'a pool.query queued behind a stalled one has no time bound (acquireTimeoutMs 400 did not apply)')
+  assert.equal(second.ok, false)
+  assert.equal(second.error.code, 'POOL_TIMEOUT', second.error.message)
+  await assertBooks(pool, app, proxy, 'after stalled pool.query')
+})
+
+test('connection cut with queries queued or pipelined behind a large result: each gets its own result or CONNECTION_LOST, none hangs', async (t) => {
+  const { proxy, app, pool } = await setup(t, { max: 1, acquireTimeoutMs: 20000 })
+  await pool.query('select 1')
+  proxy.dropAfter(1024 * 1024)
+  const big = settle(pool.query('select generate_series(1, 1000000) as n'), HANG_MS)
+  const small = Array.from({ length: 40 }, (_, i) => settle(pool.query('select $1::int as n', [i]), HANG_MS))
+  const bigOut = await big
+  const outs = await Promise.all(small)
+  assert.equal(bigOut.ok, false)
+  assert.equal(bigOut.error.code, 'CONNECTION_LOST')
+  const codes = {}
+  outs.forEach((o, i) => {
+    assert.equal(o.hung, undefined, `query ${i} hung`)
+    if (o.ok) assert.equal(o.value.rows[0].n, i, 'a query got another query\'s result')
+    else {
+      codes[o.error.code] = (codes[o.error.code] || 0) + 1
+      assert.equal(o.error.code, 'CONNECTION_LOST', `query ${i}: ${o.error.code} ${o.error.message}`)
+    }
+  })
+  t.diagnostic(`40 small queries behind the cut one: ${outs.filter((o) => o.ok).length} ok, ${JSON.stringify(codes)}`)
+  assert.equal(proxy.drops, 1)
+  await assertBooks(pool, app, proxy, 'after cut with queue')
 })
 
 for (const how of ['rst', 'fin']) {

@@ -7,14 +7,14 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { createPool, processStats } = require('../..')
-const { TEST_URL, admin, uniqueName } = require('../helpers/db')
+const { APP_NAME, TEST_URL, admin, uniqueName } = require('../helpers/db')
 const { LOST_CODES, countAt, recordProcessErrors, settle, tally, sizesInProcess, sleep, poll } = require('../helpers/faults')
 
 const HANG_MS = 60000
 
 async function terminateAll(app) {
   const r = await admin(
-    'select count(*)::int as n from (select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1) t',
+    `select count(*)::int as n from (select pg_terminate_backend(pid) from pg_stat_activity where ${APP_NAME} = $1) t`,
     [app],
   )
   return r.rows[0].n

@@ -38,15 +38,19 @@ async function countConnections(appName) {
   return r.rows[0].n
 }
 
-/** Samples countConnections every `everyMs` until stop() is called; returns the peak. */
-function watchPeak(appName, everyMs = 25) {
+/**
+ * Samples countConnections every `everyMs` until stop() is called (or `maxMs` passed, so a
+ * failing test can never leave it running); returns the peak.
+ */
+function watchPeak(appName, everyMs = 25, maxMs = 180000) {
   const client = new pg.Client({ connectionString: TEST_URL, application_name: 'onepool-test-watch' })
   let peak = 0
   let running = true
   const ready = client.connect()
+  const deadline = Date.now() + maxMs
   const loop = (async () => {
     await ready
-    while (running) {
+    while (running && Date.now() < deadline) {
       const r = await client.query(`select count(*)::int as n from pg_stat_activity where ${APP_NAME} = $1`, [appName])
       peak = Math.max(peak, r.rows[0].n)
       await new Promise((res) => setTimeout(res, everyMs))
@@ -55,8 +59,8 @@ function watchPeak(appName, everyMs = 25) {
   return {
     async stop() {
       running = false
-      await loop
-      await client.end()
+      await loop.catch(() => {})
+      await client.end().catch(() => {})
       return peak
     },
     get peak() {

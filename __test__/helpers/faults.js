@@ -4,6 +4,7 @@
 // per-query hang detector.
 
 const pg = require('pg')
+const { APP_NAME } = require('./db')
 
 /** Codes a query may fail with when the server goes away under it. */
 const LOST_CODES = new Set(['CONNECTION_LOST', 'CONNECT_FAILED', '57P01', '57P02', '57P03'])
@@ -19,9 +20,9 @@ async function adminAt(url, sql, values) {
   }
 }
 
-/** Backends on the server at `url` whose application_name is `appName`. */
+/** Backends on the server at `url` whose configured application_name is `appName` (onepool appends " [pid@host]"). */
 async function countAt(url, appName) {
-  const r = await adminAt(url, 'select count(*)::int as n from pg_stat_activity where application_name = $1', [appName])
+  const r = await adminAt(url, `select count(*)::int as n from pg_stat_activity where ${APP_NAME} = $1`, [appName])
   return r.rows[0].n
 }
 
@@ -39,7 +40,7 @@ function watchPeakAt(url, appName, everyMs = 25) {
           client.on('error', () => {})
           await client.connect()
         }
-        const r = await client.query('select count(*)::int as n from pg_stat_activity where application_name = $1', [appName])
+        const r = await client.query(`select count(*)::int as n from pg_stat_activity where ${APP_NAME} = $1`, [appName])
         peak = Math.max(peak, r.rows[0].n)
         samples++
       } catch {

@@ -11,24 +11,23 @@ use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::startup::{parse_db_error, read_message, Stream};
-use super::{ConnState, Field, Outgoing, QueryResult, Response};
+use super::{ConnState, Field, Outgoing, QueryResult, Reply, Response};
 use crate::error::{CoreError, CoreResult};
 
-type Reply = oneshot::Sender<CoreResult<Response>>;
 
 struct Pending {
   replies: VecDeque<Reply>,
   closed: Option<CoreError>,
 }
 
-pub async fn run(stream: Box<dyn Stream>, rx: mpsc::UnboundedReceiver<Outgoing>, state: Arc<ConnState>) {
+pub async fn run(stream: Box<dyn Stream>, mut rx: mpsc::UnboundedReceiver<Outgoing>, state: Arc<ConnState>) {
   let (rd, wr) = tokio::io::split(stream);
   let pending = Arc::new(Mutex::new(Pending { replies: VecDeque::new(), closed: None }));
   let failure = tokio::select! {
-    r = write_loop(wr, rx, &pending, &state) => r.err(),
+    r = write_loop(wr, &mut rx, &pending, &state) => r.err(),
     r = read_loop(rd, &pending, &state) => Some(r),
   };
   state.closed.store(true, Ordering::Release);
@@ -39,7 +38,10 @@ pub async fn run(stream: Box<dyn Stream>, rx: mpsc::UnboundedReceiver<Outgoing>,
     p.closed = Some(err.clone());
     p.replies.drain(..).collect()
   };
-  for reply in drained {
+  // Requests still queued for writing were counted in flight by Conn::send.
+  rx.close();
+  let queued = std::iter::from_fn(|| rx.try_recv().ok()).map(|out| out.reply);
+  for reply in drained.into_iter().chain(queued) {
     state.in_flight.fetch_sub(1, Ordering::AcqRel);
     let _ = reply.send(Err(err.clone()));
   }
@@ -47,7 +49,7 @@ pub async fn run(stream: Box<dyn Stream>, rx: mpsc::UnboundedReceiver<Outgoing>,
 
 async fn write_loop(
   mut wr: WriteHalf<Box<dyn Stream>>,
-  mut rx: mpsc::UnboundedReceiver<Outgoing>,
+  rx: &mut mpsc::UnboundedReceiver<Outgoing>,
   pending: &Mutex<Pending>,
   state: &ConnState,
 ) -> CoreResult<()> {
@@ -60,9 +62,9 @@ async fn write_loop(
       {
         let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(err) = &p.closed {
+          state.in_flight.fetch_sub(1, Ordering::AcqRel);
           let _ = out.reply.send(Err(err.clone()));
         } else {
-          state.in_flight.fetch_add(1, Ordering::AcqRel);
           p.replies.push_back(out.reply);
           batch.extend_from_slice(&out.bytes);
         }

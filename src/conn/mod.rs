@@ -73,9 +73,30 @@ pub struct CancelKey {
   pub secret_key: i32,
 }
 
+/// Called with a request's outcome on the connection's I/O thread. Must not block.
+pub type Done = Box<dyn FnOnce(CoreResult<Response>) + Send>;
+
+/// Where a request's outcome goes: a waiting task, or straight to a callback (which saves a
+/// task wake-up per query on the hot path).
+pub(crate) enum Reply {
+  Channel(oneshot::Sender<CoreResult<Response>>),
+  Callback(Done),
+}
+
+impl Reply {
+  pub(crate) fn send(self, outcome: CoreResult<Response>) {
+    match self {
+      Reply::Channel(tx) => {
+        let _ = tx.send(outcome);
+      }
+      Reply::Callback(done) => done(outcome),
+    }
+  }
+}
+
 struct Outgoing {
   bytes: Bytes,
-  reply: oneshot::Sender<CoreResult<Response>>,
+  reply: Reply,
 }
 
 pub struct Conn {
@@ -151,9 +172,9 @@ impl Conn {
     bytes: Bytes,
   ) -> impl std::future::Future<Output = CoreResult<Response>> + Send + 'static {
     let (reply, rx) = oneshot::channel();
-    let sent = self.tx.send(Outgoing { bytes, reply });
+    let sent = self.enqueue(bytes, Reply::Channel(reply)).is_ok();
     async move {
-      if sent.is_err() {
+      if !sent {
         return Err(CoreError::ConnectionLost("connection lost: the connection is closed".into()));
       }
       rx.await.unwrap_or_else(|_| {
@@ -162,9 +183,50 @@ impl Conn {
     }
   }
 
+  /// Queues a request whose outcome goes to `done` on the I/O thread. If the connection is
+  /// already closed, `done` is handed back so the caller can call it outside its locks.
+  pub fn send_then(&self, bytes: Bytes, done: Done) -> Result<(), Done> {
+    match self.enqueue(bytes, Reply::Callback(done)) {
+      Ok(()) => Ok(()),
+      Err(Reply::Callback(done)) => Err(done),
+      Err(Reply::Channel(_)) => unreachable!("sent a callback"),
+    }
+  }
+
+  fn enqueue(&self, bytes: Bytes, reply: Reply) -> Result<(), Reply> {
+    // Counted here, not in the socket task, so the pool sees the request the moment it is queued.
+    self.state.in_flight.fetch_add(1, Ordering::AcqRel);
+    self.tx.send(Outgoing { bytes, reply }).map_err(|e| {
+      self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
+      e.0.reply
+    })
+  }
+
   pub async fn simple(&self, sql: &str) -> CoreResult<Response> {
     self.send(encode_simple(sql)).await
   }
+}
+
+/// Whether a request may share a connection with other requests in flight: one statement that
+/// cannot open a transaction or change the session (BEGIN, SET, LISTEN, ... never qualify).
+/// Anything else gets a connection of its own.
+pub fn pipelinable(sql: &str) -> bool {
+  let mut s = sql.trim_start();
+  loop {
+    if let Some(rest) = s.strip_prefix("--") {
+      s = rest.split_once('\n').map_or("", |(_, r)| r).trim_start();
+    } else if let Some(rest) = s.strip_prefix("/*") {
+      s = rest.split_once("*/").map_or("", |(_, r)| r).trim_start();
+    } else {
+      break;
+    }
+  }
+  let word: String = s.chars().take_while(|c| c.is_ascii_alphabetic()).collect::<String>().to_ascii_lowercase();
+  let single = match sql.find(';') {
+    None => true,
+    Some(i) => sql[i + 1..].trim().is_empty(),
+  };
+  single && matches!(word.as_str(), "select" | "with" | "insert" | "update" | "delete" | "values" | "table")
 }
 
 pub fn encode_simple(sql: &str) -> Bytes {
@@ -178,6 +240,21 @@ pub fn encode_simple(sql: &str) -> Bytes {
 /// may hold several statements), with parameters as an unnamed Parse/Bind/Describe/Execute/Sync.
 /// Parameter types are left to the server (OID 0); text parameters go in text format and
 /// Buffers in binary format; results always come back in text format.
+#[cfg(test)]
+mod tests {
+  use super::pipelinable;
+
+  #[test]
+  fn only_self_contained_statements_are_pipelined() {
+    for yes in ["select 1", "  SELECT 1;", "-- c\nselect 1", "/* x */ with a as (select 1) select * from a", "insert into t values (1)"] {
+      assert!(pipelinable(yes), "{yes}");
+    }
+    for no in ["begin", "select 1; select 2", "set search_path = x", "start transaction", "listen x", "commit", ""] {
+      assert!(!pipelinable(no), "{no}");
+    }
+  }
+}
+
 pub fn encode_query(sql: &str, params: &[Param]) -> CoreResult<Bytes> {
   if sql.as_bytes().contains(&0) {
     return Err(CoreError::ParamInvalid("the query text contains a NUL character".into()));

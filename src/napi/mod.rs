@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod abort;
+mod completions;
 mod objects;
 mod pool;
 mod session;

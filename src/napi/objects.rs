@@ -199,12 +199,3 @@ where
   );
   Ok(promise)
 }
-
-pub struct Bytes(pub Vec<u8>);
-
-impl ToNapiValue for Bytes {
-  unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> napi::Result<napi::sys::napi_value> {
-    // SAFETY: called by napi on the JS thread with a live env.
-    unsafe { Buffer::to_napi_value(env, Buffer::from(val.0)) }
-  }
-}

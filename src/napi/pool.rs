@@ -8,14 +8,15 @@ use napi::Env;
 use napi_derive::napi;
 
 use super::abort::AbortHandle;
-use super::objects::{params, promise, Bytes, NativeError, ParamInput, PoolOptionsInput, PoolStatsObject};
+use super::completions;
+use super::objects::{params, promise, NativeError, ParamInput, PoolOptionsInput, PoolStatsObject};
 use super::session::NativeSession;
 use crate::abort::pool_query;
 use crate::config::{ConfigInput, PoolConfig};
-use crate::conn::encode_query;
+use crate::conn::{encode_query, pipelinable};
 use crate::pool::Pool;
 use crate::session::Session;
-use crate::{registry, wire};
+use crate::registry;
 
 #[napi]
 pub struct NativePool {
@@ -34,23 +35,44 @@ pub fn create_pool(options: PoolOptionsInput) -> Either<NativePool, NativeError>
 
 #[napi]
 impl NativePool {
-  /// Runs one query on any free connection (text may hold several statements when there are
-  /// no parameters). Resolves with an encoded result buffer or an error object.
-  #[napi(catch_unwind, ts_return_type = "Promise<Buffer | NativeError>")]
-  pub fn query<'env>(
+  /// Starts one query whose result arrives through the environment's completion queue
+  /// (see `initCompletions`) under `requestId`. Connections are shared with other pipelined
+  /// queries when the statement allows it.
+  #[napi(catch_unwind)]
+  pub fn submit(
     &self,
-    env: &'env Env,
     sql: String,
     values: Vec<ParamInput>,
+    env_id: u32,
+    request_id: u32,
     abort: Option<&AbortHandle>,
-  ) -> napi::Result<Object<'env>> {
-    let pool = self.inner.clone();
-    let bytes = encode_query(&sql, &params(values));
+  ) -> napi::Result<()> {
+    let Some(queue) = completions::queue(env_id) else {
+      return Err(napi::Error::from_reason("onepool: unknown completion queue"));
+    };
+    let bytes = match encode_query(&sql, &params(values)) {
+      Ok(b) => b,
+      Err(e) => {
+        queue.fail(request_id, e);
+        return Ok(());
+      }
+    };
     let token = abort.map(|a| a.token.clone());
-    promise(env, async move {
-      let response = pool_query(&pool, bytes?, token).await?;
-      Ok(Bytes(wire::encode(&response)))
-    })
+    let shareable = pipelinable(&sql);
+    let done = queue.done(request_id);
+    let (bytes, done) = if token.is_none() && shareable {
+      match self.inner.try_submit_shared(bytes, done) {
+        Ok(()) => return Ok(()),
+        Err(back) => back,
+      }
+    } else {
+      (bytes, done)
+    };
+    let pool = self.inner.clone();
+    crate::runtime::spawn(async move {
+      done(pool_query(&pool, bytes, token, shareable).await);
+    });
+    Ok(())
   }
 
   /// Checks out a connection for exclusive use.

@@ -7,10 +7,10 @@ use napi::Env;
 use napi_derive::napi;
 
 use super::abort::AbortHandle;
-use super::objects::{params, promise, Bytes, ParamInput};
+use super::completions;
+use super::objects::{params, promise, ParamInput};
 use crate::conn::encode_query;
 use crate::session::Session;
-use crate::wire;
 
 #[napi]
 pub struct NativeSession {
@@ -25,17 +25,35 @@ impl NativeSession {
 
 #[napi]
 impl NativeSession {
-  #[napi(catch_unwind, ts_return_type = "Promise<Buffer | NativeError>")]
-  pub fn query<'env>(
+  /// Like `NativePool.submit`, on the pinned connection.
+  #[napi(catch_unwind)]
+  pub fn submit(
     &self,
-    env: &'env Env,
     sql: String,
     values: Vec<ParamInput>,
+    env_id: u32,
+    request_id: u32,
     abort: Option<&AbortHandle>,
-  ) -> napi::Result<Object<'env>> {
+  ) -> napi::Result<()> {
+    let Some(queue) = completions::queue(env_id) else {
+      return Err(napi::Error::from_reason("onepool: unknown completion queue"));
+    };
     let token = abort.map(|a| a.token.clone());
-    let sent = encode_query(&sql, &params(values)).and_then(|bytes| self.inner.query(bytes, token));
-    promise(env, async move { Ok(Bytes(wire::encode(&sent?.await?))) })
+    if token.is_none() {
+      match encode_query(&sql, &params(values)) {
+        Ok(bytes) => self.inner.send_then(bytes, queue.done(request_id)),
+        Err(e) => queue.fail(request_id, e),
+      }
+      return Ok(());
+    }
+    match encode_query(&sql, &params(values)).and_then(|bytes| self.inner.query(bytes, token)) {
+      Ok(request) => {
+        let done = queue.done(request_id);
+        crate::runtime::spawn(async move { done(request.await) });
+      }
+      Err(e) => queue.fail(request_id, e),
+    }
+    Ok(())
   }
 
   /// Returns the connection (rolled back if a transaction is open); `destroy` closes it.

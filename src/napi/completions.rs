@@ -1,0 +1,94 @@
+//! Query results delivered in batches: one threadsafe function per JS environment (thread)
+//! instead of one promise machinery per query. The I/O thread queues `(requestId, outcome)`
+//! and wakes JavaScript only when the queue was empty; JavaScript then takes the whole batch
+//! and settles its own promises (`lib/dispatch.js`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::{Array, Buffer, Function};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Status};
+use napi_derive::napi;
+use once_cell::sync::Lazy;
+
+use super::objects::NativeError;
+use crate::conn::{Done, Response};
+use crate::error::{CoreError, CoreResult};
+use crate::wire;
+
+type Wake = ThreadsafeFunction<(), napi::bindgen_prelude::Unknown<'static>, (), Status, false, true>;
+
+pub struct EnvQueue {
+  items: Mutex<Vec<(u32, CoreResult<Vec<u8>>)>>,
+  wake: Mutex<Option<Wake>>,
+}
+
+impl EnvQueue {
+  fn push(&self, id: u32, outcome: CoreResult<Vec<u8>>) {
+    let was_empty = {
+      let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+      items.push((id, outcome));
+      items.len() == 1
+    };
+    if was_empty {
+      if let Some(wake) = self.wake.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+      }
+    }
+  }
+
+  /// The callback that finishes request `id`: encodes the response off the JS thread.
+  pub fn done(self: &Arc<Self>, id: u32) -> Done {
+    let queue = self.clone();
+    Box::new(move |outcome: CoreResult<Response>| queue.push(id, outcome.map(|r| wire::encode(&r))))
+  }
+
+  pub fn fail(&self, id: u32, err: CoreError) {
+    self.push(id, Err(err));
+  }
+}
+
+static QUEUES: Lazy<Mutex<HashMap<u32, Arc<EnvQueue>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+static NEXT_ENV: AtomicU32 = AtomicU32::new(1);
+
+pub fn queue(env_id: u32) -> Option<Arc<EnvQueue>> {
+  QUEUES.lock().unwrap_or_else(|e| e.into_inner()).get(&env_id).cloned()
+}
+
+/// Registers this JS environment's completion callback; returns its id. The callback does not
+/// keep the process alive (the JS layer holds a ref'd handle while requests are pending).
+#[napi(catch_unwind)]
+pub fn init_completions(env: &Env, on_ready: Function<(), napi::bindgen_prelude::Unknown<'static>>) -> napi::Result<u32> {
+  let wake: Wake = on_ready.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
+  let id = NEXT_ENV.fetch_add(1, Ordering::Relaxed);
+  let queue = Arc::new(EnvQueue { items: Mutex::new(Vec::new()), wake: Mutex::new(Some(wake)) });
+  QUEUES.lock().unwrap_or_else(|e| e.into_inner()).insert(id, queue);
+  // When the environment goes away (a worker exits), late results are dropped; the
+  // connections themselves go back to their pools on the Rust side regardless.
+  env.add_env_cleanup_hook(id, |id| {
+    if let Some(q) = QUEUES.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+      q.wake.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+  })?;
+  Ok(id)
+}
+
+/// Takes every finished request of this environment: `[id, Buffer | NativeError, id, ...]`.
+#[napi(catch_unwind, ts_return_type = "Array<number | Buffer | NativeError>")]
+pub fn take_completions(env: &Env, env_id: u32) -> napi::Result<Array<'_>> {
+  let items = match queue(env_id) {
+    Some(q) => std::mem::take(&mut *q.items.lock().unwrap_or_else(|e| e.into_inner())),
+    None => Vec::new(),
+  };
+  let mut out = env.create_array((items.len() * 2) as u32)?;
+  for (i, (id, outcome)) in items.into_iter().enumerate() {
+    out.set((i * 2) as u32, id)?;
+    match outcome {
+      Ok(bytes) => out.set((i * 2 + 1) as u32, Buffer::from(bytes))?,
+      Err(e) => out.set((i * 2 + 1) as u32, NativeError::from(&e))?,
+    }
+  }
+  Ok(out)
+}
