@@ -109,6 +109,8 @@ export interface PoolOptionsInput {
   searchPath?: string
   pgbouncer?: boolean
   keepalive?: boolean
+  /** Prepared statements kept per connection (default 100; 0 = unnamed only). */
+  statementCacheSize?: number
   /** The caller's `PG*` environment variables (worker threads have their own `process.env`). */
   env?: Record<string, string>
 }

@@ -42,6 +42,8 @@ export interface PoolOptions {
   searchPath?: string
   /** Behind PgBouncer in transaction mode. */
   pgbouncer?: boolean
+  /** Prepared statements kept per connection for queries with parameters. Default 100; 0 = unnamed only (always 0 behind PgBouncer). */
+  statementCacheSize?: number
   /** TCP keepalive on every connection. Default true. */
   keepAlive?: boolean
   /** Report clients checked out longer than this (with the stack that checked them out). Default off. */

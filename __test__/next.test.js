@@ -6,7 +6,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const { createPool } = require('..')
 const { withPool, requestDb, errorResponse } = require('../lib/next')
-const { TEST_URL, admin, uniqueName } = require('./helpers/db')
+const { APP_NAME, TEST_URL, admin, uniqueName } = require('./helpers/db')
 
 const request = (path = '/api/x') => new Request(`http://localhost${path}`)
 const quiet = { onError: () => {} }
@@ -49,7 +49,8 @@ test('a client the handler did not release is released when the handler settles'
 })
 
 test('a non-database error is rethrown, after the client (and its open transaction) is released', async () => {
-  const p = pool({ applicationName: uniqueName('app') })
+  const appName = uniqueName('app')
+  const p = pool({ applicationName: appName })
   const bug = new TypeError('a bug in the route')
   const GET = withPool(p, async (_req, _ctx, db) => {
     const c = await db.connect()
@@ -59,7 +60,7 @@ test('a non-database error is rethrown, after the client (and its open transacti
   })
   await assert.rejects(GET(request(), {}), (e) => e === bug)
   assert.equal(p.stats().inUse, 0)
-  const r = await admin("select count(*)::int as n from pg_stat_activity where state like 'idle in transaction%'")
+  const r = await admin(`select count(*)::int as n from pg_stat_activity where ${APP_NAME} = $1 and state like 'idle in transaction%'`, [appName])
   assert.equal(r.rows[0].n, 0, 'the transaction was rolled back')
   await p.end()
 })
@@ -127,10 +128,12 @@ test('a checkout that completes after the handler settled is released at once', 
   await p.end()
 })
 
-test('errorResponse() maps only onepool errors; withPool() validates its arguments', () => {
+test('errorResponse() maps only onepool errors; withPool() validates its arguments', async () => {
   assert.equal(errorResponse(new Error('x')), null)
   assert.equal(errorResponse(Object.assign(new Error('x'), { code: 'POOL_TIMEOUT' })), null, 'a look-alike without the OnepoolError name')
+  const p = pool()
   assert.throws(() => withPool(null, () => {}), { code: 'CONFIG_INVALID' })
-  assert.throws(() => withPool(pool(), 'nope'), { code: 'CONFIG_INVALID' })
-  assert.throws(() => withPool(pool(), () => {}, { retryAfterSeconds: -1 }), { code: 'CONFIG_INVALID' })
+  assert.throws(() => withPool(p, 'nope'), { code: 'CONFIG_INVALID' })
+  assert.throws(() => withPool(p, () => {}, { retryAfterSeconds: -1 }), { code: 'CONFIG_INVALID' })
+  await p.end()
 })

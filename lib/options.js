@@ -37,6 +37,7 @@ const OPTIONS = {
   searchPath: ['searchPath', string, 'a string'],
   pgbouncer: ['pgbouncer', bool, 'a boolean'],
   keepAlive: ['keepAlive', bool, 'a boolean'],
+  statementCacheSize: ['statementCacheSize', (v) => Number.isInteger(v) && v >= 0 && v <= 100000, 'a non-negative integer'],
   types: ['types', (v) => v !== null && typeof v === 'object' && typeof v.getTypeParser === 'function', 'an object with getTypeParser()'],
   leakDetectionMs: ['leakDetectionMs', nonNegative, 'a non-negative number of milliseconds'],
   onLeak: ['onLeak', (v) => typeof v === 'function', 'a function'],
@@ -149,6 +150,7 @@ function normalizeOptions(input, env = process.env) {
     searchPath: out.searchPath,
     pgbouncer: out.pgbouncer,
     keepalive: out.keepAlive,
+    statementCacheSize: out.statementCacheSize,
     env: envVars,
   }
   for (const key of Object.keys(native)) if (native[key] === undefined) delete native[key]

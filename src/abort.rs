@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::conn::{cancel, CancelKey, Response};
+use crate::conn::{cancel, CancelKey, Query, Response};
 use crate::error::{CoreError, CoreResult};
 use crate::pool::Pool;
 use crate::session::check_in;
@@ -81,19 +80,19 @@ where
 /// CancelRequest stops whatever the backend runs at that moment.
 pub async fn pool_query(
   pool: &Arc<Pool>,
-  bytes: Bytes,
+  query: Arc<Query>,
   token: Option<AbortToken>,
   pipelinable: bool,
 ) -> CoreResult<Response> {
   if token.is_none() && pipelinable {
-    return pool.query_shared(bytes).await;
+    return pool.query_shared(query).await;
   }
   let conn = tokio::select! {
     biased;
     c = pool.acquire() => c?,
     _ = aborted(&token) => return Err(CoreError::Aborted),
   };
-  let result = run(conn.send(bytes), conn.cancel_key.clone(), &token).await;
+  let result = run(conn.run(query), conn.cancel_key.clone(), &token).await;
   check_in(pool, conn, false).await;
   result
 }

@@ -78,6 +78,8 @@ pub struct ConnSettings {
   pub schema: Option<String>,
   pub statement_timeout: Option<Duration>,
   pub keepalive: bool,
+  /// Prepared statements kept per connection; 0 (always behind PgBouncer) = unnamed only.
+  pub statement_cache_size: usize,
 }
 
 /// How the pool behaves. May change live under the same identity.
@@ -123,6 +125,7 @@ pub struct ConfigInput {
   pub search_path: Option<String>,
   pub pgbouncer: Option<bool>,
   pub keepalive: Option<bool>,
+  pub statement_cache_size: Option<u32>,
   /// `PG*` variables (`PGHOST`, `PGUSER`, ...) and `USER`, as seen by the caller.
   pub env: HashMap<String, String>,
 }
@@ -134,6 +137,7 @@ pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_MAX_LIFETIME_SEC: u64 = 1_800;
 pub const DEFAULT_PING_AFTER_IDLE_MS: u64 = 1_000;
 pub const DEFAULT_APPLICATION_NAME: &str = "onepool";
+pub const DEFAULT_STATEMENT_CACHE_SIZE: usize = 100;
 
 /// Values found in a connection string.
 #[derive(Debug, Default)]
@@ -465,6 +469,11 @@ impl PoolConfig {
         schema: input.search_path.clone().or(url.schema),
         statement_timeout,
         keepalive: input.keepalive.unwrap_or(true),
+        statement_cache_size: if pgbouncer {
+          0
+        } else {
+          input.statement_cache_size.map_or(DEFAULT_STATEMENT_CACHE_SIZE, |n| n as usize)
+        },
       },
       pool: PoolSettings {
         max,

@@ -12,12 +12,11 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
 
 use crate::budget::{BudgetPermit, BUDGET};
 use crate::config::{ConnSettings, PoolConfig, PoolSettings, Target};
-use crate::conn::{Conn, Done, Response};
+use crate::conn::{Conn, Done, Query, Response};
 use crate::error::{CoreError, CoreResult};
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
@@ -246,7 +245,11 @@ impl Pool {
 
   /// The synchronous fast path of `query_shared`: sends now when a connection is available
   /// without waiting, and hands the request back otherwise. `done` runs on the I/O thread.
-  pub fn try_submit_shared(self: &Arc<Self>, bytes: Bytes, done: Done) -> Result<(), (Bytes, Done)> {
+  pub fn try_submit_shared(
+    self: &Arc<Self>,
+    query: Arc<Query>,
+    done: Done,
+  ) -> Result<(), (Arc<Query>, Done)> {
     let mut st = self.lock();
     if st.closed {
       drop(st);
@@ -270,12 +273,12 @@ impl Pool {
     } else {
       None
     };
-    let Some(index) = index else { return Err((bytes, done)) };
+    let Some(index) = index else { return Err((query, done)) };
     let conn = &st.shared[index];
     let id = conn.id;
     let pool = self.clone();
-    let sent = conn.send_then(
-      bytes,
+    let sent = conn.run_then(
+      query,
       Box::new(move |outcome| {
         pool.shared_done(id);
         done(outcome)
@@ -291,19 +294,18 @@ impl Pool {
   /// Runs one self-contained request (see `conn::pipelinable`) without pinning a connection:
   /// on a fresh idle connection, else pipelined behind other such requests once the pool is at
   /// `max`. The connection stays available to other pipelined requests while this one runs.
-  pub async fn query_shared(self: &Arc<Self>, bytes: Bytes) -> CoreResult<Response> {
+  pub async fn query_shared(self: &Arc<Self>, query: Arc<Query>) -> CoreResult<Response> {
     let fast = {
       let mut st = self.lock();
       if st.closed {
         return Err(self.closed_error());
       }
       let ping_after = self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.ping_after_idle;
-      let fresh = st.idle.last().is_some_and(|c| {
-        !c.is_closed() && !retired(c) && c.idle_since.elapsed() < ping_after
-      });
+      let fresh =
+        st.idle.last().is_some_and(|c| !c.is_closed() && !retired(c) && c.idle_since.elapsed() < ping_after);
       if fresh {
         let conn = st.idle.pop().expect("checked non-empty");
-        let sent = (conn.send(bytes.clone()), conn.id);
+        let sent = (conn.run(query.clone()), conn.id);
         st.shared.push(conn);
         Some(sent)
       } else if st.idle.is_empty() && st.size >= st.max {
@@ -312,7 +314,7 @@ impl Pool {
           .iter()
           .filter(|c| !c.is_closed() && c.in_flight() < PIPELINE_DEPTH)
           .min_by_key(|c| c.in_flight())
-          .map(|c| (c.send(bytes.clone()), c.id))
+          .map(|c| (c.run(query.clone()), c.id))
       } else {
         None
       }
@@ -322,7 +324,7 @@ impl Pool {
       None => {
         let conn = self.acquire().await?;
         let mut st = self.lock();
-        let sent = (conn.send(bytes), conn.id);
+        let sent = (conn.run(query), conn.id);
         st.shared.push(conn);
         sent
       }

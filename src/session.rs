@@ -4,10 +4,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use crate::abort::AbortToken;
-use crate::conn::{Conn, Done, Response};
+use crate::conn::{Conn, Done, Query, Response};
 use crate::error::{CoreError, CoreResult};
 use crate::pool::Pool;
 
@@ -31,20 +29,23 @@ impl Session {
   /// Queues a request on the pinned connection; the returned future does not borrow the session.
   pub fn query(
     &self,
-    bytes: Bytes,
+    query: Arc<Query>,
     token: Option<AbortToken>,
   ) -> CoreResult<impl Future<Output = CoreResult<Response>> + Send + 'static> {
     let (request, key) = match self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-      Some(c) => (c.send(bytes), c.cancel_key.clone()),
+      Some(c) => (c.run(query), c.cancel_key.clone()),
       None => return Err(CoreError::ClientReleased),
     };
     Ok(async move { crate::abort::run(request, key, &token).await })
   }
 
   /// Queues a request whose outcome goes to `done` on the I/O thread (no task, no cancel).
-  pub fn send_then(&self, bytes: Bytes, done: Done) {
+  pub fn run_then(&self, query: Arc<Query>, done: Done) {
     let refused = match self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-      Some(c) => c.send_then(bytes, done).err().map(|d| (d, CoreError::ConnectionLost("connection lost: the connection is closed".into()))),
+      Some(c) => c
+        .run_then(query, done)
+        .err()
+        .map(|d| (d, CoreError::ConnectionLost("connection lost: the connection is closed".into()))),
       None => Some((done, CoreError::ClientReleased)),
     };
     if let Some((done, err)) = refused {

@@ -17,7 +17,6 @@ use super::startup::{parse_db_error, read_message, Stream};
 use super::{ConnState, Field, Outgoing, QueryResult, Reply, Response};
 use crate::error::{CoreError, CoreResult};
 
-
 struct Pending {
   replies: VecDeque<Reply>,
   closed: Option<CoreError>,

@@ -7,22 +7,24 @@
 //! never hand out a connection that is inside a transaction), and Buffers sent in binary.
 
 mod io;
+mod query;
 mod startup;
 mod tls;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use postgres_protocol::message::frontend;
-use postgres_protocol::IsNull;
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::budget::BudgetPermit;
 use crate::config::{ConnSettings, Host, Target};
 use crate::error::{CoreError, CoreResult};
 
+pub use query::Query;
+use query::{encode_bound, encode_close, encode_prepare, encode_simple, encode_unnamed, Plan, Statements};
 pub use startup::cancel;
 
 /// A query parameter as prepared by the JS layer (node-postgres's `prepareValue`).
@@ -99,9 +101,15 @@ struct Outgoing {
   reply: Reply,
 }
 
-pub struct Conn {
+/// The parts of a connection that callbacks on the I/O thread also need.
+struct Shared {
   tx: mpsc::UnboundedSender<Outgoing>,
   state: Arc<ConnState>,
+  statements: Mutex<Statements>,
+}
+
+pub struct Conn {
+  shared: Arc<Shared>,
   pub cancel_key: CancelKey,
   pub id: u64,
   pub created_at: Instant,
@@ -109,6 +117,10 @@ pub struct Conn {
   pub retire_at: Option<Instant>,
   pub idle_since: Instant,
   _permit: BudgetPermit,
+}
+
+fn closed_error() -> CoreError {
+  CoreError::ConnectionLost("connection lost: the connection is closed".into())
 }
 
 impl Conn {
@@ -138,9 +150,9 @@ impl Conn {
       secret_key: opened.secret_key,
     };
     crate::runtime::spawn(io::run(opened.stream, rx, state.clone()));
+    let statements = Mutex::new(Statements::new(settings.statement_cache_size));
     Ok(Conn {
-      tx,
-      state,
+      shared: Arc::new(Shared { tx, state, statements }),
       cancel_key,
       id,
       created_at: Instant::now(),
@@ -151,48 +163,47 @@ impl Conn {
   }
 
   pub fn is_closed(&self) -> bool {
-    self.state.closed.load(Ordering::Acquire)
+    self.shared.state.closed.load(Ordering::Acquire)
   }
 
   /// True when the last finished request left the session outside any transaction and
   /// nothing is still running on it.
   pub fn is_clean(&self) -> bool {
-    self.state.tx_status.load(Ordering::Acquire) == TX_IDLE
-      && self.state.in_flight.load(Ordering::Acquire) == 0
+    let state = &self.shared.state;
+    state.tx_status.load(Ordering::Acquire) == TX_IDLE && state.in_flight.load(Ordering::Acquire) == 0
   }
 
   pub fn in_flight(&self) -> usize {
-    self.state.in_flight.load(Ordering::Acquire)
+    self.shared.state.in_flight.load(Ordering::Acquire)
   }
 
-  /// Sends an encoded request (ending in Sync or a simple Query) and waits for its
-  /// ReadyForQuery. Requests are pipelined: several may be on the wire at once.
-  pub fn send(
-    &self,
-    bytes: Bytes,
-  ) -> impl std::future::Future<Output = CoreResult<Response>> + Send + 'static {
-    let (reply, rx) = oneshot::channel();
-    let sent = self.enqueue(bytes, Reply::Channel(reply)).is_ok();
+  /// Runs a query and waits for its ReadyForQuery. Requests are pipelined: several may be on
+  /// the wire at once.
+  pub fn run(&self, query: Arc<Query>) -> impl Future<Output = CoreResult<Response>> + Send + 'static {
+    let (tx, rx) = oneshot::channel();
+    let sent = self.run_then(query, Box::new(move |outcome| drop(tx.send(outcome)))).is_ok();
     async move {
       if !sent {
-        return Err(CoreError::ConnectionLost("connection lost: the connection is closed".into()));
+        return Err(closed_error());
       }
-      rx.await.unwrap_or_else(|_| {
-        Err(CoreError::ConnectionLost("connection lost: the connection is closed".into()))
-      })
+      rx.await.unwrap_or_else(|_| Err(closed_error()))
     }
   }
 
-  /// Queues a request whose outcome goes to `done` on the I/O thread. If the connection is
-  /// already closed, `done` is handed back so the caller can call it outside its locks.
-  pub fn send_then(&self, bytes: Bytes, done: Done) -> Result<(), Done> {
-    match self.enqueue(bytes, Reply::Callback(done)) {
-      Ok(()) => Ok(()),
-      Err(Reply::Callback(done)) => Err(done),
-      Err(Reply::Channel(_)) => unreachable!("sent a callback"),
-    }
+  /// Runs a query whose outcome goes to `done` on the I/O thread. If the connection is already
+  /// closed, `done` is handed back so the caller can call it outside its locks.
+  pub fn run_then(&self, query: Arc<Query>, done: Done) -> Result<(), Done> {
+    self.shared.run_then(query, done)
   }
 
+  pub async fn simple(&self, sql: &str) -> CoreResult<Response> {
+    let (tx, rx) = oneshot::channel();
+    self.shared.enqueue(encode_simple(sql), Reply::Channel(tx)).map_err(|_| closed_error())?;
+    rx.await.unwrap_or_else(|_| Err(closed_error()))
+  }
+}
+
+impl Shared {
   fn enqueue(&self, bytes: Bytes, reply: Reply) -> Result<(), Reply> {
     // Counted here, not in the socket task, so the pool sees the request the moment it is queued.
     self.state.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -202,8 +213,76 @@ impl Conn {
     })
   }
 
-  pub async fn simple(&self, sql: &str) -> CoreResult<Response> {
-    self.send(encode_simple(sql)).await
+  fn enqueue_then(&self, bytes: Bytes, done: Done) -> Result<(), Done> {
+    match self.enqueue(bytes, Reply::Callback(done)) {
+      Ok(()) => Ok(()),
+      Err(Reply::Callback(done)) => Err(done),
+      Err(Reply::Channel(_)) => unreachable!("sent a callback"),
+    }
+  }
+
+  fn statements(&self) -> std::sync::MutexGuard<'_, Statements> {
+    self.statements.lock().unwrap_or_else(|e| e.into_inner())
+  }
+
+  fn run_then(self: &Arc<Self>, query: Arc<Query>, done: Done) -> Result<(), Done> {
+    if query.params.is_empty() {
+      return self.enqueue_then(encode_simple(&query.sql), done);
+    }
+    match self.statements().plan(&query.sql) {
+      Plan::Unnamed => self.enqueue_then(encode_unnamed(&query), done),
+      Plan::Prepare(name) => {
+        let bytes = encode_prepare(&name, &query);
+        let shared = self.clone();
+        self.enqueue_then(
+          bytes,
+          Box::new(move |outcome: CoreResult<Response>| {
+            match &outcome {
+              Ok(resp) => {
+                let fields = resp.results.first().map(|r| r.fields.clone()).unwrap_or_default();
+                shared.statements().prepared(&query.sql, name, fields);
+              }
+              Err(_) => {
+                // The statement may or may not exist now; closing a missing one is no error.
+                shared.statements().forget(&query.sql);
+                let _ = shared.enqueue(encode_close(&name), Reply::Callback(Box::new(|_| {})));
+              }
+            }
+            done(outcome)
+          }),
+        )
+      }
+      Plan::Bound(name, fields) => {
+        let bytes = encode_bound(&name, &query);
+        let shared = self.clone();
+        self.enqueue_then(
+          bytes,
+          Box::new(move |outcome: CoreResult<Response>| match outcome {
+            Ok(mut resp) => {
+              // Bind/Execute sends no RowDescription: the columns come from the cache.
+              if let Some(first) = resp.results.first_mut() {
+                if first.fields.is_empty() {
+                  first.fields = (*fields).clone();
+                }
+              }
+              done(Ok(resp))
+            }
+            // The server lost the statement (DISCARD ALL) or its plan no longer fits (DDL):
+            // forget it and run the query unnamed, unless a transaction block makes it moot.
+            Err(CoreError::Db(db))
+              if (db.code == "26000" || db.code == "0A000")
+                && shared.state.tx_status.load(Ordering::Acquire) == TX_IDLE =>
+            {
+              shared.statements().forget(&query.sql);
+              if let Err(done) = shared.enqueue_then(encode_unnamed(&query), done) {
+                done(Err(closed_error()));
+              }
+            }
+            other => done(other),
+          }),
+        )
+      }
+    }
   }
 }
 
@@ -221,7 +300,8 @@ pub fn pipelinable(sql: &str) -> bool {
       break;
     }
   }
-  let word: String = s.chars().take_while(|c| c.is_ascii_alphabetic()).collect::<String>().to_ascii_lowercase();
+  let word: String =
+    s.chars().take_while(|c| c.is_ascii_alphabetic()).collect::<String>().to_ascii_lowercase();
   let single = match sql.find(';') {
     None => true,
     Some(i) => sql[i + 1..].trim().is_empty(),
@@ -229,78 +309,25 @@ pub fn pipelinable(sql: &str) -> bool {
   single && matches!(word.as_str(), "select" | "with" | "insert" | "update" | "delete" | "values" | "table")
 }
 
-pub fn encode_simple(sql: &str) -> Bytes {
-  let mut buf = BytesMut::with_capacity(sql.len() + 8);
-  // Only fails for an interior NUL, which the JS layer rejects up front.
-  let _ = frontend::query(sql, &mut buf);
-  buf.freeze()
-}
-
-/// Encodes a query the way node-postgres does: without parameters as one simple Query (which
-/// may hold several statements), with parameters as an unnamed Parse/Bind/Describe/Execute/Sync.
-/// Parameter types are left to the server (OID 0); text parameters go in text format and
-/// Buffers in binary format; results always come back in text format.
 #[cfg(test)]
 mod tests {
   use super::pipelinable;
 
   #[test]
   fn only_self_contained_statements_are_pipelined() {
-    for yes in ["select 1", "  SELECT 1;", "-- c\nselect 1", "/* x */ with a as (select 1) select * from a", "insert into t values (1)"] {
+    for yes in [
+      "select 1",
+      "  SELECT 1;",
+      "-- c\nselect 1",
+      "/* x */ with a as (select 1) select * from a",
+      "insert into t values (1)",
+    ] {
       assert!(pipelinable(yes), "{yes}");
     }
-    for no in ["begin", "select 1; select 2", "set search_path = x", "start transaction", "listen x", "commit", ""] {
+    for no in
+      ["begin", "select 1; select 2", "set search_path = x", "start transaction", "listen x", "commit", ""]
+    {
       assert!(!pipelinable(no), "{no}");
     }
   }
-}
-
-pub fn encode_query(sql: &str, params: &[Param]) -> CoreResult<Bytes> {
-  if sql.as_bytes().contains(&0) {
-    return Err(CoreError::ParamInvalid("the query text contains a NUL character".into()));
-  }
-  if params.is_empty() {
-    return Ok(encode_simple(sql));
-  }
-  if params.len() > u16::MAX as usize {
-    return Err(CoreError::ParamInvalid(format!(
-      "too many parameters: {} (the protocol allows at most 65535)",
-      params.len()
-    )));
-  }
-  let mut buf = BytesMut::with_capacity(sql.len() + 64 + params.len() * 16);
-  frontend::parse("", sql, params.iter().map(|_| 0u32), &mut buf)
-    .map_err(|e| CoreError::ParamInvalid(e.to_string()))?;
-  let formats = params.iter().map(|p| i16::from(matches!(p, Param::Binary(_))));
-  let bound = frontend::bind(
-    "",
-    "",
-    formats,
-    params.iter(),
-    |p, out| match p {
-      Param::Null => Ok(IsNull::Yes),
-      Param::Text(s) => {
-        if s.as_bytes().contains(&0) {
-          return Err("a text parameter contains a NUL character".into());
-        }
-        out.extend_from_slice(s.as_bytes());
-        Ok(IsNull::No)
-      }
-      Param::Binary(b) => {
-        out.extend_from_slice(b);
-        Ok(IsNull::No)
-      }
-    },
-    Some(0),
-    &mut buf,
-  );
-  match bound {
-    Ok(()) => {}
-    Err(frontend::BindError::Conversion(e)) => return Err(CoreError::ParamInvalid(e.to_string())),
-    Err(frontend::BindError::Serialization(e)) => return Err(CoreError::ParamInvalid(e.to_string())),
-  }
-  frontend::describe(b'P', "", &mut buf).map_err(|e| CoreError::ParamInvalid(e.to_string()))?;
-  frontend::execute("", 0, &mut buf).map_err(|e| CoreError::ParamInvalid(e.to_string()))?;
-  frontend::sync(&mut buf);
-  Ok(buf.freeze())
 }

@@ -60,7 +60,10 @@ pub fn queue(env_id: u32) -> Option<Arc<EnvQueue>> {
 /// Registers this JS environment's completion callback; returns its id. The callback does not
 /// keep the process alive (the JS layer holds a ref'd handle while requests are pending).
 #[napi(catch_unwind)]
-pub fn init_completions(env: &Env, on_ready: Function<(), napi::bindgen_prelude::Unknown<'static>>) -> napi::Result<u32> {
+pub fn init_completions(
+  env: &Env,
+  on_ready: Function<(), napi::bindgen_prelude::Unknown<'static>>,
+) -> napi::Result<u32> {
   let wake: Wake = on_ready.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
   let id = NEXT_ENV.fetch_add(1, Ordering::Relaxed);
   let queue = Arc::new(EnvQueue { items: Mutex::new(Vec::new()), wake: Mutex::new(Some(wake)) });

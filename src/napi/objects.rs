@@ -36,6 +36,8 @@ pub struct PoolOptionsInput {
   pub search_path: Option<String>,
   pub pgbouncer: Option<bool>,
   pub keepalive: Option<bool>,
+  /// Prepared statements kept per connection (default 100; 0 = unnamed only).
+  pub statement_cache_size: Option<u32>,
   /// The caller's `PG*` environment variables (worker threads have their own `process.env`).
   pub env: Option<HashMap<String, String>>,
 }
@@ -62,6 +64,7 @@ impl From<PoolOptionsInput> for ConfigInput {
       search_path: o.search_path,
       pgbouncer: o.pgbouncer,
       keepalive: o.keepalive,
+      statement_cache_size: o.statement_cache_size,
       env: o.env.unwrap_or_default(),
     }
   }

@@ -13,10 +13,10 @@ use super::objects::{params, promise, NativeError, ParamInput, PoolOptionsInput,
 use super::session::NativeSession;
 use crate::abort::pool_query;
 use crate::config::{ConfigInput, PoolConfig};
-use crate::conn::{encode_query, pipelinable};
+use crate::conn::{pipelinable, Query};
 use crate::pool::Pool;
-use crate::session::Session;
 use crate::registry;
+use crate::session::Session;
 
 #[napi]
 pub struct NativePool {
@@ -50,27 +50,27 @@ impl NativePool {
     let Some(queue) = completions::queue(env_id) else {
       return Err(napi::Error::from_reason("onepool: unknown completion queue"));
     };
-    let bytes = match encode_query(&sql, &params(values)) {
-      Ok(b) => b,
+    let shareable = pipelinable(&sql);
+    let query = match Query::new(sql, params(values)) {
+      Ok(q) => q,
       Err(e) => {
         queue.fail(request_id, e);
         return Ok(());
       }
     };
     let token = abort.map(|a| a.token.clone());
-    let shareable = pipelinable(&sql);
     let done = queue.done(request_id);
-    let (bytes, done) = if token.is_none() && shareable {
-      match self.inner.try_submit_shared(bytes, done) {
+    let (query, done) = if token.is_none() && shareable {
+      match self.inner.try_submit_shared(query, done) {
         Ok(()) => return Ok(()),
         Err(back) => back,
       }
     } else {
-      (bytes, done)
+      (query, done)
     };
     let pool = self.inner.clone();
     crate::runtime::spawn(async move {
-      done(pool_query(&pool, bytes, token, shareable).await);
+      done(pool_query(&pool, query, token, shareable).await);
     });
     Ok(())
   }

@@ -9,7 +9,7 @@ use napi_derive::napi;
 use super::abort::AbortHandle;
 use super::completions;
 use super::objects::{params, promise, ParamInput};
-use crate::conn::encode_query;
+use crate::conn::Query;
 use crate::session::Session;
 
 #[napi]
@@ -40,13 +40,13 @@ impl NativeSession {
     };
     let token = abort.map(|a| a.token.clone());
     if token.is_none() {
-      match encode_query(&sql, &params(values)) {
-        Ok(bytes) => self.inner.send_then(bytes, queue.done(request_id)),
+      match Query::new(sql, params(values)) {
+        Ok(query) => self.inner.run_then(query, queue.done(request_id)),
         Err(e) => queue.fail(request_id, e),
       }
       return Ok(());
     }
-    match encode_query(&sql, &params(values)).and_then(|bytes| self.inner.query(bytes, token)) {
+    match Query::new(sql, params(values)).and_then(|query| self.inner.query(query, token)) {
       Ok(request) => {
         let done = queue.done(request_id);
         crate::runtime::spawn(async move { done(request.await) });
