@@ -42,7 +42,7 @@ pub async fn run(stream: Box<dyn Stream>, mut rx: mpsc::UnboundedReceiver<Outgoi
   let queued = std::iter::from_fn(|| rx.try_recv().ok()).map(|out| out.reply);
   for reply in drained.into_iter().chain(queued) {
     state.in_flight.fetch_sub(1, Ordering::AcqRel);
-    let _ = reply.send(Err(err.clone()));
+    reply.send(Err(err.clone()));
   }
 }
 
@@ -62,7 +62,7 @@ async fn write_loop(
         let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(err) = &p.closed {
           state.in_flight.fetch_sub(1, Ordering::AcqRel);
-          let _ = out.reply.send(Err(err.clone()));
+          out.reply.send(Err(err.clone()));
         } else {
           p.replies.push_back(out.reply);
           batch.extend_from_slice(&out.bytes);
@@ -142,7 +142,7 @@ async fn read_loop(
           let lost = CoreError::ConnectionLost(format!("connection lost: {} ({})", db.message, db.code));
           if let Some(reply) = pop(pending) {
             state.in_flight.fetch_sub(1, Ordering::AcqRel);
-            let _ = reply.send(Err(lost.clone()));
+            reply.send(Err(lost.clone()));
           }
           return lost;
         }
@@ -153,7 +153,7 @@ async fn read_loop(
         let done = std::mem::take(&mut c);
         if let Some(reply) = pop(pending) {
           state.in_flight.fetch_sub(1, Ordering::AcqRel);
-          let _ = reply.send(match done.error {
+          reply.send(match done.error {
             Some(e) => Err(e),
             None => Ok(Response { results: done.results }),
           });

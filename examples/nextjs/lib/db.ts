@@ -5,10 +5,10 @@ import { createPool } from 'onepool'
 // and each evaluation attaches to the same process-global native pool, so the app never holds
 // more than `max` connections.
 export const db = createPool({
-  max: 5,
+  max: 3,
   acquireTimeoutMs: 10_000,
   applicationName: 'onepool-example',
 })
 
 // scripts/e2e-next.js rewrites this constant on every round (and `max` above on two rounds).
-export const EDIT = 0
+export const EDIT = 10
