@@ -4,6 +4,7 @@
 // (pg-types), so every built-in type comes back exactly as with pg.
 
 const pgTypes = require('pg-types')
+const { readerFor } = require('./readers')
 
 const defaultTypes = { getTypeParser: (oid, format) => pgTypes.getTypeParser(oid, format) }
 
@@ -39,7 +40,7 @@ function decodeResult(buf, pos, rowAsArray, types) {
     pos += nameLen
     names[i] = name
     fields[i] = { name, dataTypeID: oid, format: 'text' }
-    parsers[i] = types.getTypeParser(oid, 'text')
+    parsers[i] = readerFor(oid, types.getTypeParser(oid, 'text'))
   }
   const nrows = buf.readUInt32BE(pos)
   const rowsLen = buf.readUInt32BE(pos + 4)
@@ -49,11 +50,11 @@ function decodeResult(buf, pos, rowAsArray, types) {
   for (let r = 0; r < nrows; r++) {
     const row = rowAsArray ? new Array(nfields) : {}
     for (let i = 0; i < nfields; i++) {
-      const len = buf.readInt32BE(pos)
+      const len = (buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]
       pos += 4
       let value = null
       if (len >= 0) {
-        value = parsers[i](buf.utf8Slice(pos, pos + len))
+        value = parsers[i](buf, pos, pos + len)
         pos += len
       }
       if (rowAsArray) row[i] = value

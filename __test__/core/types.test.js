@@ -129,3 +129,36 @@ test('parameters: every JS type is sent as node-postgres sends it', async () => 
     await pool.end()
   }
 })
+
+test('timestamps decode exactly as node-postgres in many time zones, fractions and eras', async () => {
+  const pool = createPool({ connectionString: TEST_URL, max: 1, name: uniqueName() })
+  const client = new pg.Client({ connectionString: TEST_URL })
+  await client.connect()
+  const ours = await pool.connect()
+  const sql = `
+    select ts, ts::timestamp as local, array[ts] as arr from (
+      select timestamptz '2024-03-10 01:59:59.999999+00' + (i * interval '7 hours 13 minutes 17.123457 seconds') as ts
+      from generate_series(-3000, 3000) i
+      union all select v::timestamptz from unnest(array[
+        '0099-01-01 00:00:00+00', '0001-01-01 00:00:00.5+00', '1000-06-15 12:00:00+00', '1969-12-31 23:59:59.9995+00',
+        '10000-01-01 00:00:00+00', '0044-03-15 12:00:00+00 BC', 'infinity', '-infinity', '2038-01-19 03:14:07.1+00',
+        '2024-01-01 00:00:00.000001+00', '2024-01-01 00:00:00.1449+00', '2024-01-01 00:00:00.145+00'
+      ]) v
+    ) t`
+  try {
+    for (const tz of ['UTC', 'Asia/Kolkata', 'America/St_Johns', 'Europe/Paris', 'Pacific/Chatham', 'America/Los_Angeles']) {
+      await client.query(`set timezone = '${tz}'`)
+      await ours.query(`set timezone = '${tz}'`)
+      const expected = await client.query(sql)
+      const actual = await ours.query(sql)
+      assert.equal(actual.rows.length, expected.rows.length)
+      for (let i = 0; i < expected.rows.length; i++) {
+        assert.deepStrictEqual(actual.rows[i], expected.rows[i], `${tz} row ${i}`)
+      }
+    }
+  } finally {
+    await ours.release(true)
+    await client.end()
+    await pool.end()
+  }
+})

@@ -12,6 +12,9 @@ const { OPTIONS } = require('../../lib/options')
 const { TEST_URL, countConnections, uniqueName } = require('../helpers/db')
 const { recordProcessErrors, poll } = require('../helpers/faults')
 
+// A hung test fails instead of blocking the run.
+const LIMIT = { timeout: 120000 }
+
 const { createPool, closeAll, isOnepoolError } = onepool
 const SQLSTATE = /^[0-9A-Z]{5}$/
 
@@ -70,7 +73,7 @@ async function rejects(fn, label) {
   assert.fail(`${label}: resolved`)
 }
 
-test('malformed connection strings: CONFIG_INVALID, never the password in the message', async () => {
+test('malformed connection strings: CONFIG_INVALID, never the password in the message', LIMIT, async () => {
   const secret = 'hunter2-Secret'
   const bad = [
     '',
@@ -124,7 +127,7 @@ test('malformed connection strings: CONFIG_INVALID, never the password in the me
   await stillServing('connection strings')
 })
 
-test('not an options object: CONFIG_INVALID', async () => {
+test('not an options object: CONFIG_INVALID', LIMIT, async () => {
   for (const input of [42, true, [], [TEST_URL], () => TEST_URL, Symbol('x'), 10n, new Date()]) {
     if (input instanceof Date) {
       // A Date is an object with no own options: accepted as {} (defaults). Must not crash.
@@ -137,7 +140,7 @@ test('not an options object: CONFIG_INVALID', async () => {
   await stillServing('not an object')
 })
 
-test('unknown options: CONFIG_INVALID naming the option and the closest known one', async () => {
+test('unknown options: CONFIG_INVALID naming the option and the closest known one', LIMIT, async () => {
   const cases = [
     ['maxConnections', null],
     ['connectionTimeout', null],
@@ -232,7 +235,7 @@ const WRONG = [
   ['an object with toString', { toString: () => 'postgres://u:p@h/d' }],
 ]
 
-test('wrong types for every option: CONFIG_INVALID naming the option, synchronously', async () => {
+test('wrong types for every option: CONFIG_INVALID naming the option, synchronously', LIMIT, async () => {
   assert.deepEqual(Object.keys(OPTIONS).sort(), Object.keys(ACCEPTS).sort(), 'options changed: update ACCEPTS')
   let rejected = 0
   let accepted = 0
@@ -263,7 +266,7 @@ test('wrong types for every option: CONFIG_INVALID naming the option, synchronou
   await stillServing(`option types (${rejected} rejected, ${accepted} accepted)`)
 })
 
-test('hostile option objects (throwing getters, proxies) throw synchronously without crashing', async () => {
+test('hostile option objects (throwing getters, proxies) throw synchronously without crashing', LIMIT, async () => {
   const hostile = [
     {
       get max() {
@@ -291,7 +294,7 @@ test('hostile option objects (throwing getters, proxies) throw synchronously wit
   await stillServing('hostile options')
 })
 
-test('options that pass the type check but can never connect fail with a clear code, not a crash', async (t) => {
+test('options that pass the type check but can never connect fail with a clear code, not a crash', LIMIT, async (t) => {
   // NUL bytes cannot go into the startup packet; a statement_timeout beyond the server's int
   // range is refused by the server. Either createPool() refuses them (CONFIG_INVALID) or every
   // connect fails with CONNECT_FAILED and a cause: both are stable codes.
@@ -337,7 +340,7 @@ test('options that pass the type check but can never connect fail with a clear c
   await stillServing('never-connecting options')
 })
 
-test('parameters that cannot be converted: PARAM_INVALID (a rejected promise naming the parameter); the pool keeps serving', async () => {
+test('parameters that cannot be converted: PARAM_INVALID (a rejected promise naming the parameter); the pool keeps serving', LIMIT, async () => {
   const circular = { a: 1 }
   circular.self = circular
   const circularArray = [1]
@@ -387,7 +390,7 @@ test('parameters that cannot be converted: PARAM_INVALID (a rejected promise nam
   await stillServing('client and callback')
 })
 
-test('user code that throws while converting (toPostgres, proxy traps) rejects the query with that error', async () => {
+test('user code that throws while converting (toPostgres, proxy traps) rejects the query with that error', LIMIT, async () => {
   const boom = new Error('toPostgres boom')
   const throwing = [
     ['toPostgres throws', [{ toPostgres: () => { throw boom } }]],
@@ -400,7 +403,7 @@ test('user code that throws while converting (toPostgres, proxy traps) rejects t
   }
 })
 
-test('values the server refuses come back as its SQLSTATE; NaN, Infinity, huge BigInt, bad binary data', async () => {
+test('values the server refuses come back as its SQLSTATE; NaN, Infinity, huge BigInt, bad binary data', LIMIT, async () => {
   const r = await good.query('select $1::float8 as a, $2::float8 as b, $3::float8 as c', [NaN, Infinity, -Infinity])
   assert.ok(Number.isNaN(r.rows[0].a))
   assert.equal(r.rows[0].b, Infinity)
@@ -424,7 +427,7 @@ test('values the server refuses come back as its SQLSTATE; NaN, Infinity, huge B
   }
 })
 
-test('huge values: a 50 MB string parameter, a 50 MB JSON object, a 50 MB query text', async () => {
+test('huge values: a 50 MB string parameter, a 50 MB JSON object, a 50 MB query text', LIMIT, async () => {
   const big = 'é'.repeat(25 * 1024 * 1024) // 50 MB of UTF-8
   let r = await good.query('select length($1::text) as n, octet_length($1::text) as b', [big])
   assert.equal(r.rows[0].n, big.length)
@@ -439,7 +442,7 @@ test('huge values: a 50 MB string parameter, a 50 MB JSON object, a 50 MB query 
   await stillServing('huge values')
 })
 
-test('SQL with the wrong parameter count: a server SQLSTATE, the connection stays usable', async () => {
+test('SQL with the wrong parameter count: a server SQLSTATE, the connection stays usable', LIMIT, async () => {
   const cases = [
     ['too few', 'select $1::int, $2::int', [1], '08P01'],
     ['none for a parameter', 'select $1::int', [], '42P02'], // no values: a simple query, as with pg
@@ -478,7 +481,7 @@ test('SQL with the wrong parameter count: a server SQLSTATE, the connection stay
   await stillServing('parameter counts')
 })
 
-test('malformed query calls: PARAM_INVALID, as a rejected promise', async () => {
+test('malformed query calls: PARAM_INVALID, as a rejected promise', LIMIT, async () => {
   const calls = [
     ['no arguments', () => good.query()],
     ['null', () => good.query(null)],
@@ -507,7 +510,7 @@ test('malformed query calls: PARAM_INVALID, as a rejected promise', async () => 
   await stillServing('malformed calls')
 })
 
-test('misuse of clients: CLIENT_RELEASED for use after release and double release', async () => {
+test('misuse of clients: CLIENT_RELEASED for use after release and double release', LIMIT, async () => {
   const client = await good.connect()
   await client.release()
   const e = await rejects(() => client.query('select 1'), 'query after release')
@@ -519,7 +522,7 @@ test('misuse of clients: CLIENT_RELEASED for use after release and double releas
   await stillServing('client misuse')
 })
 
-test('queries after end(): POOL_CLOSED for query, connect and transaction; end() twice is fine', async () => {
+test('queries after end(): POOL_CLOSED for query, connect and transaction; end() twice is fine', LIMIT, async () => {
   const app = uniqueName('ended')
   const pool = createPool({ connectionString: TEST_URL, name: app, applicationName: app, max: 2 })
   await pool.query('select 1')

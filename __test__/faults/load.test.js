@@ -9,6 +9,9 @@ const { createPool, processStats } = require('../..')
 const { TEST_URL, watchPeak, countConnections, uniqueName } = require('../helpers/db')
 const { recordProcessErrors, settle, tally, poll } = require('../helpers/faults')
 
+// A hung test fails instead of blocking the run.
+const LIMIT = { timeout: 120000 }
+
 const TOTAL = Number(process.env.ONEPOOL_LOAD_QUERIES || 20000)
 const IN_FLIGHT = 500
 const MAX = 5
@@ -70,7 +73,7 @@ async function runLoad(t, label, pool, app, makeQuery) {
   return { ms, peak }
 }
 
-test(`load: ${TOTAL} queries, ${IN_FLIGHT} in flight, max ${MAX}: all complete with their own result, never more than ${MAX} connections`, async (t) => {
+test(`load: ${TOTAL} queries, ${IN_FLIGHT} in flight, max ${MAX}: all complete with their own result, never more than ${MAX} connections`, LIMIT, async (t) => {
   const rec = recordProcessErrors()
   const app = uniqueName('load')
   const pool = createPool({ connectionString: TEST_URL, name: app, applicationName: app, max: MAX, acquireTimeoutMs: 60000 })
@@ -89,7 +92,7 @@ test(`load: ${TOTAL} queries, ${IN_FLIGHT} in flight, max ${MAX}: all complete w
   }
 })
 
-test(`load: ${TOTAL} connect/query/release cycles, ${IN_FLIGHT} in flight, max ${MAX}, mixed with transactions`, async (t) => {
+test(`load: ${TOTAL} connect/query/release cycles, ${IN_FLIGHT} in flight, max ${MAX}, mixed with transactions`, LIMIT, async (t) => {
   const rec = recordProcessErrors()
   const app = uniqueName('load_cx')
   const pool = createPool({ connectionString: TEST_URL, name: app, applicationName: app, max: MAX, acquireTimeoutMs: 60000 })

@@ -14,6 +14,9 @@ const { createPool, closeAll, isOnepoolError } = require('../..')
 const { TEST_URL, uniqueName } = require('../helpers/db')
 const { recordProcessErrors } = require('../helpers/faults')
 
+// A hung test fails instead of blocking the run.
+const LIMIT = { timeout: 120000 }
+
 const RUNS = Number(process.env.ONEPOOL_PROPERTY_RUNS || 150)
 const SEED = process.env.ONEPOOL_PROPERTY_SEED === undefined ? undefined : Number(process.env.ONEPOOL_PROPERTY_SEED)
 const params = (extra = {}) => ({ numRuns: RUNS, seed: SEED, endOnFailure: false, ...extra })
@@ -85,7 +88,7 @@ const anyString = fc.oneof(
 )
 const scalar = fc.oneof(anyString, fc.integer(), fc.double(), fc.boolean(), fc.constant(null))
 
-test('JSON-able values as $1::text and $1::jsonb: the same as node-postgres', async () => {
+test('JSON-able values as $1::text and $1::jsonb: the same as node-postgres', LIMIT, async () => {
   const value = fc.oneof(
     fc.jsonValue({ maxDepth: 3 }),
     fc.dictionary(anyString, fc.oneof(scalar, fc.array(scalar, { maxLength: 4 })), { maxKeys: 5 }),
@@ -99,7 +102,7 @@ test('JSON-able values as $1::text and $1::jsonb: the same as node-postgres', as
   )
 })
 
-test('unicode strings as $1::text: the same string back (as node-postgres)', async () => {
+test('unicode strings as $1::text: the same string back (as node-postgres)', LIMIT, async () => {
   await fc.assert(
     fc.asyncProperty(anyString, async (s) => {
       await sameAsPg('select $1::text as t, length($1::text) as n, octet_length($1::text) as b', s)
@@ -112,7 +115,7 @@ test('unicode strings as $1::text: the same string back (as node-postgres)', asy
   )
 })
 
-test('arrays (nested, with nulls, quotes and unicode) as $1::text and $1::text[]: the same as node-postgres', async () => {
+test('arrays (nested, with nulls, quotes and unicode) as $1::text and $1::text[]: the same as node-postgres', LIMIT, async () => {
   const flat = fc.array(fc.oneof(anyString, fc.integer(), fc.boolean(), fc.constant(null), fc.constant(undefined)), { maxLength: 8 })
   const nested = fc.array(fc.array(anyString, { minLength: 2, maxLength: 2 }), { minLength: 1, maxLength: 4 })
   const ragged = fc.array(fc.array(fc.integer(), { maxLength: 3 }), { maxLength: 3 })
@@ -125,7 +128,7 @@ test('arrays (nested, with nulls, quotes and unicode) as $1::text and $1::text[]
   )
 })
 
-test('numbers, bigints, dates and buffers: the same as node-postgres', async () => {
+test('numbers, bigints, dates and buffers: the same as node-postgres', LIMIT, async () => {
   await fc.assert(
     fc.asyncProperty(
       fc.oneof(
@@ -231,7 +234,7 @@ async function poolOrConfigInvalid(input) {
 }
 
 for (const [family, parts] of Object.entries(FAMILIES)) {
-  test(`random connection strings (${family}): a pool or CONFIG_INVALID, never a crash, never the password in a message or in stats()`, async (t) => {
+  test(`random connection strings (${family}): a pool or CONFIG_INVALID, never a crash, never the password in a message or in stats()`, LIMIT, async (t) => {
     const seen = { pool: 0, invalid: 0 }
     await fc.assert(
       fc.asyncProperty(connectionStrings(parts), async (s) => {
@@ -243,7 +246,7 @@ for (const [family, parts] of Object.entries(FAMILIES)) {
   })
 }
 
-test('random connection strings as the createPool() argument itself, and with random option objects: same guarantees', async () => {
+test('random connection strings as the createPool() argument itself, and with random option objects: same guarantees', LIMIT, async () => {
   await fc.assert(
     fc.asyncProperty(
       connectionStrings(FAMILIES['postgres:// with the password in the user info']),

@@ -12,6 +12,9 @@ const { APP_NAME, TEST_URL, admin, uniqueName } = require('../helpers/db')
 const { startProxy, viaProxy } = require('../helpers/proxy')
 const { LOST_CODES, countAt, recordProcessErrors, settle, sizesInProcess, sleep, poll } = require('../helpers/faults')
 
+// A hung test fails instead of blocking the run.
+const LIMIT = { timeout: 120000 }
+
 const port = Number(new URL(TEST_URL).port)
 const HANG_MS = 30000
 
@@ -72,7 +75,7 @@ function assertTimedOutConnect(out, label) {
   assert.equal(out.error.cause && out.error.cause.code, 'ETIMEDOUT', `${label}: cause ${out.error.cause && out.error.cause.code}`)
 }
 
-test('stalled network: new connections fail with CONNECT_FAILED / ETIMEDOUT, nothing stays counted', async (t) => {
+test('stalled network: new connections fail with CONNECT_FAILED / ETIMEDOUT, nothing stays counted', LIMIT, async (t) => {
   const { proxy, app, pool } = await setup(t, { max: 2, connectTimeoutMs: 400, acquireTimeoutMs: 20000 })
   proxy.setMode('stall')
   const outs = await Promise.all([1, 2, 3].map((i) => settle(pool.query('select $1::int as n', [i]), HANG_MS)))
@@ -87,7 +90,7 @@ test('stalled network: new connections fail with CONNECT_FAILED / ETIMEDOUT, not
   await assertBooks(pool, app, proxy, 'after stall')
 })
 
-test('peer accepts but never answers: connect timeout → CONNECT_FAILED / ETIMEDOUT, waiters → POOL_TIMEOUT', async (t) => {
+test('peer accepts but never answers: connect timeout → CONNECT_FAILED / ETIMEDOUT, waiters → POOL_TIMEOUT', LIMIT, async (t) => {
   const { proxy, app, pool } = await setup(t, { max: 1, connectTimeoutMs: 1500, acquireTimeoutMs: 300 })
   proxy.setMode('blackhole')
   const first = settle(pool.query('select 1'), HANG_MS)
@@ -109,7 +112,7 @@ test('peer accepts but never answers: connect timeout → CONNECT_FAILED / ETIME
   await assertBooks(pool, app, proxy, 'after blackhole')
 })
 
-test('peer resets at once: CONNECT_FAILED with a socket cause, the pool recovers', async (t) => {
+test('peer resets at once: CONNECT_FAILED with a socket cause, the pool recovers', LIMIT, async (t) => {
   const { proxy, app, pool } = await setup(t, { max: 3 })
   proxy.setMode('reset')
   const outs = await Promise.all([1, 2, 3, 4].map(() => settle(pool.query('select 1'), HANG_MS)))
@@ -124,7 +127,7 @@ test('peer resets at once: CONNECT_FAILED with a socket cause, the pool recovers
   await assertBooks(pool, app, proxy, 'after reset')
 })
 
-test('stall under a checked-out client: waiters get POOL_TIMEOUT, the server-side statement timeout arrives as 57014 once unstalled', async (t) => {
+test('stall under a checked-out client: waiters get POOL_TIMEOUT, the server-side statement timeout arrives as 57014 once unstalled', LIMIT, async (t) => {
   const { proxy, app, pool } = await setup(t, { max: 1, statementTimeoutMs: 300, acquireTimeoutMs: 400, connectTimeoutMs: 2000 })
   const client = await pool.connect()
   proxy.setMode('stall')
@@ -155,7 +158,7 @@ test('stall under a checked-out client: waiters get POOL_TIMEOUT, the server-sid
   assert.equal(books.size, 1)
 })
 
-test('stall under a running pool.query: another pool.query is still bounded by acquireTimeoutMs (POOL_TIMEOUT), not queued behind it without limit', async (t) => {
+test('stall under a running pool.query: another pool.query is still bounded by acquireTimeoutMs (POOL_TIMEOUT), not queued behind it without limit', LIMIT, async (t) => {
   const { proxy, app, pool } = await setup(t, { max: 1, acquireTimeoutMs: 400, connectTimeoutMs: 2000 })
   await pool.query('select 1') // a fresh idle connection (no ping before hand-out)
   proxy.setMode('stall')
@@ -173,7 +176,7 @@ test('stall under a running pool.query: another pool.query is still bounded by a
   await assertBooks(pool, app, proxy, 'after stalled pool.query')
 })
 
-test('connection cut with queries queued or pipelined behind a large result: each gets its own result or CONNECTION_LOST, none hangs', async (t) => {
+test('connection cut with queries queued or pipelined behind a large result: each gets its own result or CONNECTION_LOST, none hangs', LIMIT, async (t) => {
   const { proxy, app, pool } = await setup(t, { max: 1, acquireTimeoutMs: 20000 })
   await pool.query('select 1')
   proxy.dropAfter(1024 * 1024)
@@ -198,7 +201,7 @@ test('connection cut with queries queued or pipelined behind a large result: eac
 })
 
 for (const how of ['rst', 'fin']) {
-  test(`connection cut (${how}) in the middle of a 1e6-row result: CONNECTION_LOST, the dead connection leaves the books`, async (t) => {
+  test(`connection cut (${how}) in the middle of a 1e6-row result: CONNECTION_LOST, the dead connection leaves the books`, LIMIT, async (t) => {
     const { proxy, app, pool } = await setup(t, { max: 2 })
     await Promise.all([pool.query('select pg_sleep(0.05)'), pool.query('select pg_sleep(0.05)')])
     assert.equal(pool.stats().size, 2)
@@ -218,7 +221,7 @@ for (const how of ['rst', 'fin']) {
   })
 }
 
-test('connection cut under a checked-out client inside a transaction: CONNECTION_LOST, release() resolves, slot freed', async (t) => {
+test('connection cut under a checked-out client inside a transaction: CONNECTION_LOST, release() resolves, slot freed', LIMIT, async (t) => {
   const { proxy, app, pool } = await setup(t, { max: 1 })
   const client = await pool.connect()
   await client.query('begin')
@@ -235,7 +238,7 @@ test('connection cut under a checked-out client inside a transaction: CONNECTION
   await assertBooks(pool, app, proxy, 'after client cut')
 })
 
-test('every connection cut while idle: none is handed out dead, the counts drop to zero on their own', async (t) => {
+test('every connection cut while idle: none is handed out dead, the counts drop to zero on their own', LIMIT, async (t) => {
   const { proxy, app, pool } = await setup(t, { max: 5 })
   await Promise.all(Array.from({ length: 5 }, () => pool.query('select pg_sleep(0.05)')))
   assert.equal(pool.stats().size, 5)
@@ -252,7 +255,7 @@ test('every connection cut while idle: none is handed out dead, the counts drop 
   await assertBooks(pool, app, proxy, 'after idle cut')
 })
 
-test('dead idle connections are found before hand-out even before the reaper runs', async (t) => {
+test('dead idle connections are found before hand-out even before the reaper runs', LIMIT, async (t) => {
   const { proxy, app, pool } = await setup(t, { max: 3 })
   for (let round = 0; round < 5; round++) {
     await Promise.all(Array.from({ length: 3 }, () => pool.query('select pg_sleep(0.02)')))
@@ -264,7 +267,7 @@ test('dead idle connections are found before hand-out even before the reaper run
   await assertBooks(pool, app, proxy, 'after rounds')
 })
 
-test('abort (signal) of a query running on the server while the network stalls: the cancel arrives once it is back, ABORTED, nothing dirty', async (t) => {
+test('abort (signal) of a query running on the server while the network stalls: the cancel arrives once it is back, ABORTED, nothing dirty', LIMIT, async (t) => {
   const { proxy, app, pool } = await setup(t, { max: 2, connectTimeoutMs: 3000 })
   await pool.query('select 1')
   const ac = new AbortController()
@@ -286,7 +289,7 @@ test('abort (signal) of a query running on the server while the network stalls: 
   await assertBooks(pool, app, proxy, 'after abort')
 })
 
-test('abort (signal) while waiting for a connection held by a stalled query: ABORTED at once, the waiter is gone', async (t) => {
+test('abort (signal) while waiting for a connection held by a stalled query: ABORTED at once, the waiter is gone', LIMIT, async (t) => {
   const { proxy, app, pool } = await setup(t, { max: 1, acquireTimeoutMs: 20000 })
   await pool.query('select 1')
   proxy.setMode('stall')
@@ -309,7 +312,7 @@ test('abort (signal) while waiting for a connection held by a stalled query: ABO
   await assertBooks(pool, app, proxy, 'after waiter abort')
 })
 
-test('abort (signal) during a stall that does not end: the aborted query still settles, its connection is dropped', async (t) => {
+test('abort (signal) during a stall that does not end: the aborted query still settles, its connection is dropped', LIMIT, async (t) => {
   const { proxy, app, pool } = await setup(t, { max: 2, connectTimeoutMs: 2000 })
   await pool.query('select 1')
   const ac = new AbortController()

@@ -11,6 +11,9 @@ const { createPool, processStats } = require('../..')
 const { uniqueName } = require('../helpers/db')
 const { LOST_CODES, countAt, recordProcessErrors, settle, tally, sizesInProcess, sleep, poll } = require('../helpers/faults')
 
+// A hung test fails instead of blocking the run.
+const LIMIT = { timeout: 120000 }
+
 const HANG_MS = 60000
 
 let srv
@@ -60,7 +63,7 @@ async function recover(pool, since, n = 50, withinMs = 5000) {
   }
 }
 
-test('server restart with 200 queries in flight: each succeeds or fails with a documented code, none hangs', async (t) => {
+test('server restart with 200 queries in flight: each succeeds or fails with a documented code, none hangs', LIMIT, async (t) => {
   const rec = recordProcessErrors()
   const app = uniqueName('restart')
   const pool = createPool({
@@ -115,7 +118,7 @@ test('server restart with 200 queries in flight: each succeeds or fails with a d
   }
 })
 
-test('idle connections killed by a restart are never handed out: the first queries after it all succeed', async (t) => {
+test('idle connections killed by a restart are never handed out: the first queries after it all succeed', LIMIT, async (t) => {
   const rec = recordProcessErrors()
   const app = uniqueName('restart_idle')
   const pool = createPool({ connectionString: srv.superuserUrl, name: app, applicationName: app, max: 8 })
@@ -137,7 +140,7 @@ test('idle connections killed by a restart are never handed out: the first queri
   }
 })
 
-test('server down for a while: queries fail fast with CONNECT_FAILED (a cause code), none hangs, then it serves again', async (t) => {
+test('server down for a while: queries fail fast with CONNECT_FAILED (a cause code), none hangs, then it serves again', LIMIT, async (t) => {
   const rec = recordProcessErrors()
   const app = uniqueName('down')
   const pool = createPool({
@@ -172,7 +175,7 @@ test('server down for a while: queries fail fast with CONNECT_FAILED (a cause co
   }
 })
 
-test('a checked-out client and a transaction across a restart: CONNECTION_LOST, release() still works', async () => {
+test('a checked-out client and a transaction across a restart: CONNECTION_LOST, release() still works', LIMIT, async () => {
   const rec = recordProcessErrors()
   const app = uniqueName('restart_client')
   const pool = createPool({ connectionString: srv.superuserUrl, name: app, applicationName: app, max: 3 })

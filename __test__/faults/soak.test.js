@@ -19,6 +19,8 @@ v8.setFlagsFromString('--expose-gc')
 const gc = vm.runInNewContext('gc')
 
 const DURATION_MS = Number(process.env.ONEPOOL_SOAK_MS || 20000)
+// A hung test fails instead of blocking the run.
+const LIMIT = { timeout: DURATION_MS + 120000 }
 const WORKERS = 4
 const LANES = 6
 const MAX = 6
@@ -56,7 +58,7 @@ async function measure(workers) {
 
 const fmt = (bytes) => `${(bytes / MB).toFixed(1)} MB`
 
-test(`soak: ${WORKERS} workers × ${LANES} lanes for ${DURATION_MS / 1000} s on one pool of max ${MAX}: memory flat, connections bounded, results exact`, async (t) => {
+test(`soak: ${WORKERS} workers × ${LANES} lanes for ${DURATION_MS / 1000} s on one pool of max ${MAX}: memory flat, connections bounded, results exact`, LIMIT, async (t) => {
   const rec = recordProcessErrors()
   const app = uniqueName('soak')
   const table = `soak_${app}`

@@ -10,6 +10,9 @@ const { createPool, processStats } = require('../..')
 const { APP_NAME, TEST_URL, admin, uniqueName } = require('../helpers/db')
 const { LOST_CODES, countAt, recordProcessErrors, settle, tally, sizesInProcess, sleep, poll } = require('../helpers/faults')
 
+// A hung test fails instead of blocking the run.
+const LIMIT = { timeout: 120000 }
+
 const HANG_MS = 60000
 
 async function terminateAll(app) {
@@ -39,7 +42,7 @@ async function assertBooks(pool, app, label) {
   return last
 }
 
-test('pg_terminate_backend of every pooled backend under load: every operation settles, the pool recovers', async (t) => {
+test('pg_terminate_backend of every pooled backend under load: every operation settles, the pool recovers', LIMIT, async (t) => {
   const rec = recordProcessErrors()
   const app = uniqueName('term')
   const pool = createPool({ connectionString: TEST_URL, name: app, applicationName: app, max: 8, acquireTimeoutMs: 30000 })
@@ -128,7 +131,7 @@ test('pg_terminate_backend of every pooled backend under load: every operation s
   }
 })
 
-test('terminating idle backends: the next queries get fresh connections, nothing dead is counted', async () => {
+test('terminating idle backends: the next queries get fresh connections, nothing dead is counted', LIMIT, async () => {
   const rec = recordProcessErrors()
   const app = uniqueName('term_idle')
   const pool = createPool({ connectionString: TEST_URL, name: app, applicationName: app, max: 6 })
@@ -151,7 +154,7 @@ test('terminating idle backends: the next queries get fresh connections, nothing
   }
 })
 
-test('terminating the backend of a checked-out client inside a transaction: CONNECTION_LOST, release() resolves, slot freed', async () => {
+test('terminating the backend of a checked-out client inside a transaction: CONNECTION_LOST, release() resolves, slot freed', LIMIT, async () => {
   const rec = recordProcessErrors()
   const app = uniqueName('term_client')
   const pool = createPool({ connectionString: TEST_URL, name: app, applicationName: app, max: 2 })
