@@ -111,6 +111,8 @@ export interface PoolOptionsInput {
   keepalive?: boolean
   /** Prepared statements kept per connection (default 100; 0 = unnamed only). */
   statementCacheSize?: number
+  /** Connections of all processes on this machine to the same target together. */
+  machineMax?: number
   /** The caller's `PG*` environment variables (worker threads have their own `process.env`). */
   env?: Record<string, string>
 }

@@ -42,6 +42,11 @@ export interface PoolOptions {
   searchPath?: string
   /** Behind PgBouncer in transaction mode. */
   pgbouncer?: boolean
+  /**
+   * All processes on this machine using the same target (host, port, database, user) hold at most
+   * this many connections together (env `ONEPOOL_MACHINE_MAX`). Crash-safe: a killed process frees its share.
+   */
+  machineMax?: number
   /** Prepared statements kept per connection for queries with parameters. Default 100; 0 = unnamed only (always 0 behind PgBouncer). */
   statementCacheSize?: number
   /** TCP keepalive on every connection. Default true. */

@@ -37,6 +37,7 @@ const OPTIONS = {
   searchPath: ['searchPath', string, 'a string'],
   pgbouncer: ['pgbouncer', bool, 'a boolean'],
   keepAlive: ['keepAlive', bool, 'a boolean'],
+  machineMax: ['machineMax', (v) => Number.isInteger(v) && v >= 0 && v <= 100000, 'a non-negative integer'],
   statementCacheSize: ['statementCacheSize', (v) => Number.isInteger(v) && v >= 0 && v <= 100000, 'a non-negative integer'],
   types: ['types', (v) => v !== null && typeof v === 'object' && typeof v.getTypeParser === 'function', 'an object with getTypeParser()'],
   leakDetectionMs: ['leakDetectionMs', nonNegative, 'a non-negative number of milliseconds'],
@@ -46,7 +47,7 @@ const OPTIONS = {
   allowExitOnIdle: ['allowExitOnIdle', bool, 'a boolean'],
 }
 
-const ENV_KEYS = ['PGHOST', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE', 'PGAPPNAME', 'PGSSLMODE', 'USER', 'USERNAME']
+const ENV_KEYS = ['PGHOST', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE', 'PGAPPNAME', 'PGSSLMODE', 'USER', 'USERNAME', 'ONEPOOL_MACHINE_MAX']
 
 function distance(a, b) {
   const d = Array.from({ length: b.length + 1 }, (_, i) => i)
@@ -151,6 +152,7 @@ function normalizeOptions(input, env = process.env) {
     pgbouncer: out.pgbouncer,
     keepalive: out.keepAlive,
     statementCacheSize: out.statementCacheSize,
+    machineMax: out.machineMax,
     env: envVars,
   }
   for (const key of Object.keys(native)) if (native[key] === undefined) delete native[key]

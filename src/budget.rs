@@ -36,6 +36,19 @@ impl Drop for BudgetPermit {
   }
 }
 
+/// Everything a connection holds a share of: the process budget and, with `machineMax`, a
+/// machine-wide slot. Dropped with the connection.
+pub struct Lease {
+  _budget: BudgetPermit,
+  _machine: Option<crate::machine::MachineSlot>,
+}
+
+impl Lease {
+  pub fn new(budget: BudgetPermit, machine: Option<crate::machine::MachineSlot>) -> Lease {
+    Lease { _budget: budget, _machine: machine }
+  }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct BudgetStats {
   pub limit: Option<usize>,

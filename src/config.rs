@@ -91,6 +91,8 @@ pub struct PoolSettings {
   pub max_lifetime: Option<Duration>,
   /// Idle connections older than this are pinged before they are handed out.
   pub ping_after_idle: Duration,
+  /// All processes of this machine on the same target together (`machineMax`).
+  pub machine_max: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -126,6 +128,7 @@ pub struct ConfigInput {
   pub pgbouncer: Option<bool>,
   pub keepalive: Option<bool>,
   pub statement_cache_size: Option<u32>,
+  pub machine_max: Option<u32>,
   /// `PG*` variables (`PGHOST`, `PGUSER`, ...) and `USER`, as seen by the caller.
   pub env: HashMap<String, String>,
 }
@@ -441,6 +444,18 @@ impl PoolConfig {
       Some(v) => optional_ms("statementTimeoutMs", v)?,
       None => None,
     };
+    let machine_max = match input.machine_max {
+      Some(0) => None,
+      Some(n) => Some(n as usize),
+      None => match env("ONEPOOL_MACHINE_MAX") {
+        Some(v) => match v.trim().parse::<usize>() {
+          Ok(0) => None,
+          Ok(n) => Some(n),
+          Err(_) => return Err(invalid(format!("ONEPOOL_MACHINE_MAX={v} is not a whole number"))),
+        },
+        None => None,
+      },
+    };
     let pgbouncer = input.pgbouncer.or(url.pgbouncer).unwrap_or(false);
     if pgbouncer && (input.search_path.is_some() || statement_timeout.is_some()) {
       return Err(invalid(
@@ -481,6 +496,7 @@ impl PoolConfig {
         idle_timeout,
         max_lifetime,
         ping_after_idle: Duration::from_millis(DEFAULT_PING_AFTER_IDLE_MS),
+        machine_max,
       },
       pgbouncer,
     })

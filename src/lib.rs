@@ -11,6 +11,7 @@ pub mod budget;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod machine;
 mod napi;
 mod pin;
 pub mod pool;

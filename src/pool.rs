@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tokio::sync::{oneshot, Notify};
 
-use crate::budget::{BudgetPermit, BUDGET};
+use crate::budget::{BudgetPermit, Lease, BUDGET};
+use crate::machine;
 use crate::config::{ConnSettings, PoolConfig, PoolSettings, Target};
 use crate::conn::{Conn, Done, Query, Response};
 use crate::error::{CoreError, CoreResult};
@@ -188,7 +189,7 @@ impl Pool {
           Some(conn) => return Ok(conn),
           None => continue,
         },
-        Step::Open(permit) => return self.open(permit).await,
+        Step::Open(permit) => return self.open(permit, deadline).await,
         Step::Wait(mut waiter, want_budget) => {
           if want_budget {
             crate::registry::evict_idle_for_budget(self);
@@ -218,7 +219,7 @@ impl Pool {
                 }
               };
               if granted {
-                return self.open(permit).await;
+                return self.open(permit, deadline).await;
               }
               continue;
             }
@@ -364,9 +365,29 @@ impl Pool {
     Some(conn)
   }
 
-  async fn open(self: &Arc<Self>, permit: BudgetPermit) -> CoreResult<Conn> {
+  async fn open(self: &Arc<Self>, permit: BudgetPermit, deadline: tokio::time::Instant) -> CoreResult<Conn> {
     let guard = SlotGuard { pool: self };
     let settings = self.settings();
+    let machine = match settings.pool.machine_max {
+      Some(max) => {
+        let dir = machine::dir_for(&self.target)
+          .map_err(|e| CoreError::Internal(format!("the machine budget's directory is not usable: {e}")))?;
+        match machine::acquire(&dir, max, deadline).await {
+          Ok(Some(slot)) => Some(slot),
+          Ok(None) => {
+            self.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+            return Err(CoreError::PoolTimeout(format!(
+              "timed out after {} ms waiting for one of the {max} connections that all processes on this machine may \
+               open to {} (machineMax)",
+              settings.pool.acquire_timeout.as_millis(),
+              self.target
+            )));
+          }
+          Err(e) => return Err(CoreError::Internal(format!("the machine budget failed: {e}"))),
+        }
+      }
+      None => None,
+    };
     let retire_at = settings.pool.max_lifetime.map(|life| {
       // Stagger retirement over the last fifth of the lifetime so connections do not all
       // reconnect at once.
@@ -374,7 +395,8 @@ impl Pool {
       Instant::now() + life.saturating_sub(Duration::from_secs_f64(jitter))
     });
     let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
-    let conn = Conn::connect(&self.target, &settings.conn, permit, id, retire_at).await?;
+    let lease = Lease::new(permit, machine);
+    let conn = Conn::connect(&self.target, &settings.conn, lease, id, retire_at).await?;
     std::mem::forget(guard);
     self.created.fetch_add(1, Ordering::Relaxed);
     Ok(conn)
@@ -464,6 +486,19 @@ impl Pool {
       }
       if tokio::time::timeout_at(deadline, notified).await.is_err() {
         return self.lock().size == 0;
+      }
+    }
+  }
+
+  /// With `machineMax`, closes an idle connection when another process waits for a slot.
+  fn yield_to_other_processes(&self) {
+    let Some(_) = self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.machine_max else { return };
+    if self.lock().idle.is_empty() {
+      return;
+    }
+    if let Ok(dir) = machine::dir_for(&self.target) {
+      if machine::someone_waits(&dir) {
+        self.evict_one_idle();
       }
     }
   }
@@ -617,6 +652,7 @@ async fn reap_idle(pool: Weak<Pool>) {
     tick.tick().await;
     let Some(pool) = pool.upgrade() else { return };
     pool.reap();
+    pool.yield_to_other_processes();
     let finished = {
       let st = pool.lock();
       st.closed && st.size == 0

@@ -19,7 +19,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::budget::BudgetPermit;
+use crate::budget::Lease;
 use crate::config::{ConnSettings, Host, Target};
 use crate::error::{CoreError, CoreResult};
 
@@ -116,7 +116,7 @@ pub struct Conn {
   /// When this connection retires (max lifetime, staggered).
   pub retire_at: Option<Instant>,
   pub idle_since: Instant,
-  _permit: BudgetPermit,
+  _lease: Lease,
 }
 
 fn closed_error() -> CoreError {
@@ -127,7 +127,7 @@ impl Conn {
   pub async fn connect(
     target: &Target,
     settings: &ConnSettings,
-    permit: BudgetPermit,
+    lease: Lease,
     id: u64,
     retire_at: Option<Instant>,
   ) -> CoreResult<Conn> {
@@ -158,7 +158,7 @@ impl Conn {
       created_at: Instant::now(),
       retire_at,
       idle_since: Instant::now(),
-      _permit: permit,
+      _lease: lease,
     })
   }
 

@@ -38,6 +38,8 @@ pub struct PoolOptionsInput {
   pub keepalive: Option<bool>,
   /// Prepared statements kept per connection (default 100; 0 = unnamed only).
   pub statement_cache_size: Option<u32>,
+  /// Connections of all processes on this machine to the same target together.
+  pub machine_max: Option<u32>,
   /// The caller's `PG*` environment variables (worker threads have their own `process.env`).
   pub env: Option<HashMap<String, String>>,
 }
@@ -65,6 +67,7 @@ impl From<PoolOptionsInput> for ConfigInput {
       pgbouncer: o.pgbouncer,
       keepalive: o.keepalive,
       statement_cache_size: o.statement_cache_size,
+      machine_max: o.machine_max,
       env: o.env.unwrap_or_default(),
     }
   }

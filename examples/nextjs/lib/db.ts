@@ -1,10 +1,14 @@
-import { Pool } from 'pg'
+import { createPool } from 'onepool'
 
-// Baseline: node-postgres, pool at module scope (each module evaluation opens its own pool).
-export const db = new Pool({
+// Written the naive way on purpose: a pool at module scope, no globalThis singleton. The dev
+// server re-evaluates this module after every edit (Turbopack: once per route that imports it),
+// and each evaluation attaches to the same process-global native pool, so the app never holds
+// more than `max` connections.
+export const db = createPool({
   max: 5,
-  connectionString: process.env.DATABASE_URL,
-  application_name: 'pg-naive',
+  acquireTimeoutMs: 10_000,
+  applicationName: 'onepool-example',
 })
 
-export const EDIT = 17
+// scripts/e2e-next.js rewrites this constant on every round (and `max` above on two rounds).
+export const EDIT = 0

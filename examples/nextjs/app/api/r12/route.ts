@@ -2,7 +2,7 @@ import { db, EDIT } from '@/lib/db'
 
 export const dynamic = 'force-dynamic'
 
-// e2e-edit: 12
+// e2e-edit: 0
 export async function GET() {
   const { rows } = await db.query(
     'select $1::text as route, pg_backend_pid() as pid, pg_sleep(0.05) is null as slept',
