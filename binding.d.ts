@@ -146,3 +146,9 @@ export declare function setProcessMaxConnections(limit?: number | undefined | nu
 
 /** Takes every finished request of this environment: `[id, Buffer | NativeError, id, ...]`. */
 export declare function takeCompletions(envId: number): Array<number | Buffer | NativeError>
+
+/**
+ * Process exit: idle connections send Terminate and close; waits at most `boundMs`.
+ * Returns how many connections were still open (busy ones close with the process).
+ */
+export declare function terminateAll(boundMs: number): number

@@ -844,3 +844,4 @@ module.exports.initCompletions = nativeBinding.initCompletions
 module.exports.processStats = nativeBinding.processStats
 module.exports.setProcessMaxConnections = nativeBinding.setProcessMaxConnections
 module.exports.takeCompletions = nativeBinding.takeCompletions
+module.exports.terminateAll = nativeBinding.terminateAll

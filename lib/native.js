@@ -20,6 +20,31 @@ function assertNodeRuntime() {
   }
 }
 
+/** How long onepool may hold up process exit to close its connections politely. */
+const EXIT_BOUND_MS = 200
+const EXIT_HOOKS = Symbol.for('onepool.exitHooks')
+
+/**
+ * On normal exit, SIGINT and SIGTERM, idle connections send Terminate before the process goes.
+ * For a signal we act only when nobody else listens for it (then we re-raise it, so the process
+ * still dies of it); an app with its own handler keeps control, and its exit runs our 'exit' hook.
+ */
+function installExitHooks(binding) {
+  const { isMainThread } = require('node:worker_threads')
+  if (!isMainThread || process[EXIT_HOOKS]) return
+  Object.defineProperty(process, EXIT_HOOKS, { value: true })
+  process.once('exit', () => binding.terminateAll(EXIT_BOUND_MS))
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    const onSignal = () => {
+      if (process.listenerCount(signal) > 1) return
+      binding.terminateAll(EXIT_BOUND_MS)
+      process.removeListener(signal, onSignal)
+      process.kill(process.pid, signal)
+    }
+    process.on(signal, onSignal)
+  }
+}
+
 /** The binding and this environment's result dispatcher, created once per realm. */
 function loadBinding() {
   assertNodeRuntime()
@@ -28,6 +53,7 @@ function loadBinding() {
     const binding = require('../binding.js')
     const { createDispatcher } = require('./dispatch')
     loaded = { binding, dispatcher: createDispatcher(binding) }
+    installExitHooks(binding)
     Object.defineProperty(globalThis, KEY, { value: loaded, enumerable: false, configurable: true })
   }
   return loaded

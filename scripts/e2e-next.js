@@ -462,7 +462,7 @@ function loggedFailures(logText) {
   const kinds = new Map()
   for (let i = 0; i < lines.length; i++) {
     if (!lines[i].startsWith('⨯')) continue
-    const text = lines.slice(i, i + 4).join(' ')
+    const text = lines.slice(i, i + 6).join(' ')
     const sqlstate = /code: '(\d{5})'|Code: `(\d{5})`/.exec(lines.slice(i, i + 12).join('\n'))
     let key
     if (/too many connections for role/.test(text)) key = '53300 too many connections for role'
@@ -710,6 +710,17 @@ async function productionRun(db, bundler) {
   }
   const copies = findNodeFiles(path.join(APP, '.next'))
   check(`next build (${bundler}): no .node file under .next/`, copies.length === 0, copies.join(', ') || 'none')
+  // Turbopack refers to an external package through a symlink, .next/node_modules/onepool-<hash>:
+  // it must lead to the installed package (a symlink is the same image; a copy would not be).
+  const aliasDir = path.join(APP, '.next', 'node_modules')
+  const aliases = fs.existsSync(aliasDir) ? fs.readdirSync(aliasDir).filter((f) => f.startsWith('onepool')) : []
+  const installed = fs.realpathSync(path.join(APP, 'node_modules', 'onepool'))
+  const bad = aliases.filter((a) => !fs.lstatSync(path.join(aliasDir, a)).isSymbolicLink() || fs.realpathSync(path.join(aliasDir, a)) !== installed)
+  check(
+    `next build (${bundler}): every .next/node_modules/onepool* alias is a symlink to node_modules/onepool`,
+    bad.length === 0,
+    aliases.length ? aliases.map((a) => (fs.lstatSync(path.join(aliasDir, a)).isSymbolicLink() ? `${a} -> ${fs.readlinkSync(path.join(aliasDir, a))}` : `${a} (a copy)`)).join(', ') : 'no alias',
+  )
   const server = new NextServer(`start-${bundler}`, ['start'], env)
   try {
     await server.start(await freePort())
@@ -829,11 +840,12 @@ async function main() {
   console.log(`## next dev, ${opts.rounds} edits of lib/db.ts (max 5, one round max 3) + 1 warm-up round, 30 concurrent routes per round; role limit ${ROLE_LIMIT}`)
   console.log(
     table(
-      ['lib/db.ts', 'bundler', 'peak', 'backends seen', 'failed requests', 'failed per round', 'server log says', 'seconds'],
+      ['lib/db.ts', 'bundler', 'peak', 'peak, max: 3 round', 'backends seen', 'failed requests', 'failed per round', 'server log says', 'seconds'],
       runs.map((r) => [
         r.variant,
         r.bundler,
         r.overall,
+        r.rows.filter((x) => x.max < ROLE_LIMIT).map((x) => x.peak).join(',') || '-',
         r.backends,
         `${r.failedTotal}/${r.requests}`,
         r.rows.map((x) => x.failed).join(','),

@@ -18,4 +18,5 @@ pub mod pool;
 pub mod registry;
 pub mod runtime;
 pub mod session;
+pub mod shutdown;
 pub mod wire;

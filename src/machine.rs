@@ -123,7 +123,11 @@ pub fn someone_waits(dir: &Path) -> bool {
 }
 
 /// Polls for a slot until `deadline`; `None` on timeout.
-pub async fn acquire(dir: &Path, max: usize, deadline: tokio::time::Instant) -> io::Result<Option<MachineSlot>> {
+pub async fn acquire(
+  dir: &Path,
+  max: usize,
+  deadline: tokio::time::Instant,
+) -> io::Result<Option<MachineSlot>> {
   if let Some(slot) = try_acquire(dir, max)? {
     return Ok(Some(slot));
   }

@@ -15,10 +15,10 @@ use rand::Rng;
 use tokio::sync::{oneshot, Notify};
 
 use crate::budget::{BudgetPermit, Lease, BUDGET};
-use crate::machine;
 use crate::config::{ConnSettings, PoolConfig, PoolSettings, Target};
 use crate::conn::{Conn, Done, Query, Response};
 use crate::error::{CoreError, CoreResult};
+use crate::machine;
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -501,6 +501,21 @@ impl Pool {
         self.evict_one_idle();
       }
     }
+  }
+
+  /// At process exit: no new checkouts, idle connections close now. Returns how many
+  /// connections are still busy (they close with the process).
+  pub fn close_for_exit(&self) -> usize {
+    let idle = {
+      let mut st = self.lock();
+      st.closed = true;
+      let idle: Vec<Conn> = st.idle.drain(..).collect();
+      st.size -= idle.len();
+      st.waiters.clear();
+      idle
+    };
+    drop(idle);
+    self.lock().size
   }
 
   /// Closes idle connections past their idle timeout or lifetime. Returns how many closed.

@@ -52,3 +52,8 @@ where
     settle(out);
   });
 }
+
+/// Runs a future to completion on onepool's runtime from a thread outside it (process exit).
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+  RUNTIME.block_on(fut)
+}

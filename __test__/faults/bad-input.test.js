@@ -206,6 +206,7 @@ const ACCEPTS = {
   types: (v) => typeof v === 'object' && v !== null && typeof v.getTypeParser === 'function',
   leakDetectionMs: msOpt,
   onLeak: (v) => typeof v === 'function',
+  statementCacheSize: (v) => Number.isInteger(v) && v >= 0,
   min: (v) => Number.isInteger(v) && v >= 0,
   allowExitOnIdle: boolOpt,
 }

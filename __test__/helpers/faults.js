@@ -67,6 +67,37 @@ function watchPeakAt(url, appName, everyMs = 25) {
 }
 
 /**
+ * Like watchPeakAt(), but samples from a worker thread, so a load that keeps the main event loop
+ * busy cannot starve the sampling. `await ready` before starting the load; stop() resolves to
+ * { peak, samples, errors }.
+ */
+function samplePeakInWorker(url, appName, everyMs = 10) {
+  const { Worker } = require('node:worker_threads')
+  const path = require('node:path')
+  const worker = new Worker(path.join(__dirname, 'peak-sampler.js'), {
+    workerData: { url, appName, everyMs, appNameSql: APP_NAME },
+  })
+  const ready = new Promise((resolve, reject) => {
+    worker.once('error', reject)
+    worker.on('message', (m) => m.cmd === 'ready' && resolve())
+  })
+  return {
+    ready,
+    stop() {
+      return new Promise((resolve, reject) => {
+        worker.on('message', (m) => {
+          if (m.cmd === 'stopped') {
+            worker.terminate().then(() => resolve({ peak: m.peak, samples: m.samples, errors: m.errors }))
+          }
+        })
+        worker.once('error', reject)
+        worker.postMessage({ cmd: 'stop' })
+      })
+    },
+  }
+}
+
+/**
  * Records 'unhandledRejection' and 'uncaughtException' while installed; stop() removes the
  * listeners and returns what was recorded.
  */
@@ -138,4 +169,4 @@ async function poll(fn, { timeoutMs = 10000, everyMs = 50 } = {}) {
   }
 }
 
-module.exports = { LOST_CODES, adminAt, countAt, watchPeakAt, recordProcessErrors, settle, tally, sizesInProcess, sleep, poll }
+module.exports = { LOST_CODES, adminAt, countAt, watchPeakAt, samplePeakInWorker, recordProcessErrors, settle, tally, sizesInProcess, sleep, poll }

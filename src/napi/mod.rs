@@ -68,3 +68,10 @@ pub fn close_all<'env>(env: &'env Env, timeout_ms: f64) -> napi::Result<Object<'
     Ok(all)
   })
 }
+
+/// Process exit: idle connections send Terminate and close; waits at most `boundMs`.
+/// Returns how many connections were still open (busy ones close with the process).
+#[napi(catch_unwind)]
+pub fn terminate_all(bound_ms: u32) -> u32 {
+  crate::shutdown::terminate_all(Duration::from_millis(u64::from(bound_ms))) as u32
+}
