@@ -18,7 +18,7 @@ static SOCKET_CLOSED: Lazy<Notify> = Lazy::new(Notify::new);
 pub struct SocketGuard(());
 
 impl SocketGuard {
-  pub fn new() -> SocketGuard {
+  pub fn hold() -> SocketGuard {
     SOCKETS.fetch_add(1, Ordering::AcqRel);
     SocketGuard(())
   }

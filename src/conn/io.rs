@@ -23,7 +23,7 @@ struct Pending {
 }
 
 pub async fn run(stream: Box<dyn Stream>, mut rx: mpsc::UnboundedReceiver<Outgoing>, state: Arc<ConnState>) {
-  let _alive = crate::shutdown::SocketGuard::new();
+  let _alive = crate::shutdown::SocketGuard::hold();
   let (rd, wr) = tokio::io::split(stream);
   let pending = Arc::new(Mutex::new(Pending { replies: VecDeque::new(), closed: None }));
   let failure = tokio::select! {
