@@ -2,6 +2,34 @@
 // `onepool doctor`: who holds connections on the database, next to the role's and the server's
 // limits, and what is wrong (orphaned onepool connections, sessions idle in transaction, limits
 // nearly reached). It connects with onepool itself, with one connection, and ends it when done.
+//
+// `--json` prints one document (durations in seconds, null when unknown; "used" never counts
+// the doctor's own connection):
+// {
+//   onepoolDoctor: 1,                     // format version
+//   checkedAt: "2026-01-01T12:00:00Z",    // server time (UTC)
+//   target: "user@host:port/db", database, host: "<this machine's tag host>",
+//   doctor: { pid, backendPid, clientAddr },
+//   thresholds: { idleInTransactionSeconds, nearLimitPercent: 80 },
+//   role:   { name, superuser, used, limit /* null: none applies */, configuredLimit, percent },
+//   server: { version, used, limit /* max_connections minus reserved */, maxConnections,
+//             superuserReservedConnections, reservedConnections, percent },
+//   groups: [{ application, clientAddr, owner /* "pid@host" | null */, ownerStatus, state
+//              /* pg_stat_activity.state, or "hidden" */, orphaned, count, longestSeconds, backendPids }],
+//   connections: [{ backendPid, user, database, applicationName /* as sent */, application
+//              /* tag stripped */, clientAddr /* null: unix socket or hidden */, clientPort, state,
+//              stateSeconds, transactionSeconds, backendStart, waitEvent, visible, onepool,
+//              owner: { pid, host, tag, status: "alive" | "gone" | "other-host" | "unknown" } | null,
+//              idleInTransaction, orphaned, orphanVeto /* why a "gone" owner is not proof */ }],
+//   problems: [{ kind: "orphaned" | "idle-in-transaction" | "role-near-limit" | "server-near-limit",
+//                message, ...kind-specific fields (backendPid, owner, seconds, used, limit, ...) }],
+//   notes: [string],
+//   killOrphans: boolean,
+//   terminated: [{ backendPid, application, owner, result: "terminated" | "not-terminated" |
+//                  "already-gone" | "skipped" | "failed", error? }],
+//   exitCode: 0 | 1
+// }
+// On a usage or connection error (exit 2) it prints { error: { code, causeCode?, message, stage } }.
 
 const { parseArgs } = require('node:util')
 const { analyze, NEAR_LIMIT } = require('./analyze')
@@ -75,12 +103,13 @@ const INFO_SQL = `select current_user as role,
        (select rolconnlimit from pg_roles where rolname = current_user) as role_conn_limit,
        (select rolsuper from pg_roles where rolname = current_user) as role_superuser`
 
-// Client backends. Sessions of other roles show no backend_type to an ordinary role: those with a
+// Client backends. Durations are null when the time is unknown (greatest() alone would turn a
+// null into 0). Sessions of other roles show no backend_type to an ordinary role: those with a
 // database and a user are counted as clients too (background processes have neither).
 const ACTIVITY_SQL = `select pid, usename, datname, application_name,
        host(client_addr) as client_addr, client_port, backend_type, state,
-       greatest(0, extract(epoch from clock_timestamp() - state_change))::float8 as state_seconds,
-       greatest(0, extract(epoch from clock_timestamp() - xact_start))::float8 as xact_seconds,
+       case when state_change is not null then round(greatest(0, extract(epoch from clock_timestamp() - state_change)), 3)::float8 end as state_seconds,
+       case when xact_start is not null then round(greatest(0, extract(epoch from clock_timestamp() - xact_start)), 3)::float8 end as xact_seconds,
        backend_start::text as backend_start, wait_event_type, wait_event
   from pg_stat_activity
  where pid <> pg_backend_pid()

@@ -25,6 +25,8 @@ function ownerLabel(g) {
       return `${g.owner} remote`
     case 'unknown':
       return `${g.owner} ?`
+    case 'alive':
+      return `${g.owner} alive`
     default:
       return g.owner
   }
@@ -82,11 +84,13 @@ function table(columns, rows, width) {
   )
 }
 
+const LIMIT_LABEL = 24
+
 function limitLine(label, used, limit, extra, width) {
-  const left = `  ${label}`.padEnd(22)
-  const ratio = limit == null ? `${used} / no limit` : `${used} / ${limit}`
+  const left = cut(`  ${label}`, LIMIT_LABEL - 1).padEnd(LIMIT_LABEL)
   const percent = limit == null ? '' : `${limit === 0 ? 100 : Math.round((100 * used) / limit)}%`
-  return cut(`${left}${ratio.padEnd(14)}${percent.padStart(4)}${extra ? '  ' + extra : ''}`, width) + '\n'
+  const line = `${left}${String(used).padStart(5)} / ${String(limit ?? 'none').padEnd(6)}${percent.padStart(4)}${extra ? '  ' + extra : ''}`
+  return cut(line, width) + '\n'
 }
 
 function renderText(doc, { width = 80 } = {}) {
@@ -96,15 +100,17 @@ function renderText(doc, { width = 80 } = {}) {
   out += cut(header, width) + '\n'
   out += cut(`checked ${doc.checkedAt} from host ${doc.host}`, width) + '\n\n'
 
-  out += 'Limits (not counting this doctor)      used / limit\n'
+  out += `${'Limits'.padEnd(LIMIT_LABEL)}${'used'.padStart(5)} / limit\n`
   const role = doc.role
   let roleExtra = ''
-  if (role.superuser) roleExtra = role.configuredLimit != null ? `superuser (limit ${role.configuredLimit} not applied)` : 'superuser'
+  if (role.superuser) {
+    roleExtra = role.configuredLimit != null ? `superuser (its limit ${role.configuredLimit} does not apply)` : 'superuser'
+  }
   out += limitLine(`role ${role.name}`, role.used, role.limit, roleExtra, width)
   const s = doc.server
   const reserved = s.superuserReservedConnections + s.reservedConnections
-  out += limitLine('server', s.used, s.limit, `max_connections ${s.maxConnections}, ${reserved} reserved`, width)
-  out += '\n'
+  out += limitLine('server', s.used, s.limit, `max_connections ${s.maxConnections} - ${reserved} reserved`, width)
+  out += "  (not counting this doctor's own connection)\n\n"
 
   out += `Connections: ${doc.connections.length}\n`
   if (doc.groups.length === 0) {
@@ -134,9 +140,9 @@ function renderText(doc, { width = 80 } = {}) {
       rows,
       width,
     )
-    const legend = ['OWNER: the onepool process (pid@host) of tagged connections']
+    const legend = ['OWNER: the onepool process (pid@host) that opened the connection']
     const statuses = new Set(doc.groups.map(ownerLabel).map((l) => l.split(' ')[1]).filter(Boolean))
-    if (statuses.has('gone')) legend.push('gone = exited, orphaned')
+    if (statuses.has('gone')) legend.push('gone = it exited, the connection is orphaned')
     if (statuses.has('gone?')) legend.push('gone? = exited, not provably orphaned (see notes)')
     if (statuses.has('remote')) legend.push('remote = another host, not checked')
     legend.push('FOR: time in that state (longest in the row)')

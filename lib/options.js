@@ -112,7 +112,7 @@ function normalizeOptions(input, env = process.env) {
   const out = {}
   for (const [key, value] of Object.entries(input)) {
     if (value === undefined) continue
-    const spec = OPTIONS[key]
+    const spec = Object.prototype.hasOwnProperty.call(OPTIONS, key) ? OPTIONS[key] : undefined
     if (!spec) {
       const hint = closest(key)
       throw clientError('CONFIG_INVALID', `unknown option "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`)

@@ -13,6 +13,7 @@
 //  1. Packs this repository into examples/nextjs/.onepool/onepool.tgz (with the built `.node`)
 //     and runs `npm install` in the example: the app consumes onepool as a user's app would,
 //     from its own node_modules (Turbopack does not follow a symlink out of the app's root).
+//     Then loads the installed package once in a child process (JS layer and addon agree).
 //  2. For Turbopack (the default) and `--webpack`: starts `next dev`, then for each round edits
 //     `lib/db.ts` (the EDIT constant; `max` 5 → 3 on one round and back on the next) and one
 //     route file, waits until the dev server serves the edit, and requests all 30 routes at once.
@@ -22,8 +23,9 @@
 //     `.node` image is mapped into the server process; the onepool/next wrapper (release on
 //     settle, 503 on POOL_TIMEOUT, JSON 500 without leaks); the connections go when it stops.
 //     It also records what an Edge-runtime route importing onepool does.
-//  3. `next build` + `next start`: the production server loads the addon from node_modules (no
-//     `.node` under .next/) and serves all 30 routes within the limit.
+//  3. `next build` + `next start` (both bundlers): the production server loads the addon from
+//     node_modules (no `.node` under .next/; Turbopack's .next/node_modules/onepool-<hash> alias
+//     is a symlink to it) and serves all 30 routes twice within the limit.
 // The last line is "N passed, M failed".
 
 const { spawn, spawnSync } = require('node:child_process')
@@ -488,7 +490,7 @@ async function waitForEdit(port, edit, timeoutMs = 60_000) {
 // One dev-server run: warm-up, then the edit rounds
 
 function devEnv(appUrl) {
-  const env = { ...process.env, DATABASE_URL: appUrl, NEXT_TELEMETRY_DISABLED: '1', NODE_ENV: 'development', PORT: '' }
+  const env = { ...process.env, DATABASE_URL: appUrl, NEXT_TELEMETRY_DISABLED: '1', NODE_ENV: 'development' }
   delete env.NODE_OPTIONS
   delete env.PORT
   return env
@@ -540,7 +542,13 @@ async function devRun({ db, variant, bundler, rounds, asserting, before, after: 
       failedTotal += failed.length
       let after = null
       if (max < ROLE_LIMIT) after = await db.sampler.waitAtMost(max, 3000)
-      rows.push({ round, max, peak, failed: failed.length, stale: stale.length, editMs, stormMs, after, why: describeFailures(failed) })
+      // onepool counts createPool() calls: how many times the dev server evaluated lib/db.ts
+      let handles = null
+      if (variant === 'onepool') {
+        const st = await get(server.port, '/api/stats', 30_000)
+        if (st.status === 200 && st.body) handles = st.body.pool.handles
+      }
+      rows.push({ round, max, peak, failed: failed.length, stale: stale.length, editMs, stormMs, after, handles, why: describeFailures(failed) })
       log(
         `${label} round ${round}: max ${max}, peak ${peak}, failed ${failed.length}${failed.length ? ` [${describeFailures(failed)}]` : ''}` +
           `, stale ${stale.length}, edit seen in ${editMs} ms, storm ${stormMs} ms${after !== null ? `, connections after ${after}` : ''}`,
@@ -769,8 +777,8 @@ function prismaGenerate() {
 
 function roundsTable(run) {
   return table(
-    ['round', 'max', 'peak', 'failed', 'stale', 'edit seen (ms)', 'storm (ms)', 'after'],
-    run.rows.map((r) => [r.round, r.max, r.peak, `${r.failed}/30`, r.stale, r.editMs, r.stormMs, r.after ?? '']),
+    ['round', 'max', 'peak', 'failed', 'stale', 'edit seen (ms)', 'storm (ms)', 'after', 'createPool() calls so far'],
+    run.rows.map((r) => [r.round, r.max, r.peak, `${r.failed}/30`, r.stale, r.editMs, r.stormMs, r.after ?? '', r.handles ?? '']),
   )
 }
 
@@ -833,7 +841,7 @@ async function main() {
 
   console.log('')
   for (const run of runs.filter((r) => r.variant === 'onepool')) {
-    console.log(`## ${run.label}: per round (peak = role's connections in pg_stat_activity while the 30 requests ran)`)
+    console.log(`## ${run.label}: per round (peak: the role's connections in pg_stat_activity while the 30 requests ran; createPool() calls: evaluations of lib/db.ts by the 30 routes, /api/edit and /api/stats)`)
     console.log(roundsTable(run))
     console.log('')
   }

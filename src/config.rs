@@ -187,6 +187,12 @@ fn parse_num(key: &str, v: &str) -> CoreResult<f64> {
 /// (`postgres:///db?host=/run/postgresql`, `postgres://%2Frun%2Fpostgresql/db`).
 fn parse_url(raw: &str) -> CoreResult<UrlParts> {
   let shown = redact_url(raw);
+  let lower = raw.get(..13).unwrap_or(raw).to_ascii_lowercase();
+  if !lower.starts_with("postgres://") && !lower.starts_with("postgresql://") {
+    return Err(invalid(format!(
+      "invalid connection string {shown}: it must start with postgres:// or postgresql://"
+    )));
+  }
   let url = Url::parse(raw).map_err(|e| invalid(format!("invalid connection string {shown}: {e}")))?;
   if url.scheme() != "postgres" && url.scheme() != "postgresql" {
     return Err(invalid(format!(
@@ -280,7 +286,10 @@ pub fn hostname() -> String {
 
 /// The connection string with its password replaced by `***`, safe to print.
 pub fn redact_url(raw: &str) -> String {
-  if let Ok(mut url) = Url::parse(raw) {
+  // Without an authority part (`postgres:/u:pw@h`) credentials would hide in the path.
+  if let Ok(mut url) =
+    Url::parse(raw).map_err(|_| ()).and_then(|u| if u.has_authority() { Ok(u) } else { Err(()) })
+  {
     if url.password().is_some() {
       let _ = url.set_password(Some("***"));
     }
@@ -296,10 +305,12 @@ pub fn redact_url(raw: &str) -> String {
     }
     return url.to_string();
   }
-  // Unparsable: hide everything between "://" and the last '@' that could hold credentials.
-  match (raw.find("://"), raw.rfind('@')) {
-    (Some(s), Some(at)) if at > s => format!("{}***{}", &raw[..s + 3], &raw[at..]),
-    _ => raw.to_string(),
+  // Unparsable: anything after the scheme could hold a password, so show only the scheme.
+  let scheme: String = raw.chars().take_while(|c| c.is_ascii_alphanumeric() || "+.-".contains(*c)).collect();
+  if !scheme.is_empty() && raw[scheme.len()..].starts_with(':') {
+    format!("{scheme}:…")
+  } else {
+    "…".to_string()
   }
 }
 
@@ -590,6 +601,10 @@ mod tests {
       "postgres://u:hunter2@h:99999/d",
       "postgres://u:hunter2@h/d?sslmode=bogus",
       "postgres://u:hunter2@h/d?connection_limit=-1",
+      "postgres:/u:hunter2@h/d",
+      "postgres:u:hunter2@h/d",
+      "postgres//u:hunter2@h/d",
+      "postgres://u@h:99999/d?password=hunter2",
     ] {
       let err =
         PoolConfig::from_input(&ConfigInput { connection_string: Some(bad.into()), ..Default::default() })
@@ -604,6 +619,8 @@ mod tests {
     assert_eq!(redact_url("postgres://u:secret@h:5/d"), "postgres://u:***@h:5/d");
     assert!(!redact_url("postgres://h/d?password=secret").contains("secret"));
     assert!(!redact_url("postgres://u:secret@[bad/d").contains("secret"));
+    assert!(!redact_url("postgres://u@h:99999/d?password=secret").contains("secret"));
+    assert_eq!(redact_url("postgres//u:secret@h/d"), "…");
     assert_eq!(format!("{:?}", Secret("x".into())), "***");
   }
 

@@ -24,7 +24,7 @@ use crate::config::{ConnSettings, Host, Target};
 use crate::error::{CoreError, CoreResult};
 
 pub use query::Query;
-use query::{encode_bound, encode_close, encode_prepare, encode_simple, encode_unnamed, Plan, Statements};
+use query::{encode_bound, encode_prepare, encode_simple, encode_unnamed, with_closes, Plan, Statements};
 pub use startup::cancel;
 
 /// A query parameter as prepared by the JS layer (node-postgres's `prepareValue`).
@@ -229,10 +229,14 @@ impl Shared {
     if query.params.is_empty() {
       return self.enqueue_then(encode_simple(&query.sql), done);
     }
-    match self.statements().plan(&query.sql) {
-      Plan::Unnamed => self.enqueue_then(encode_unnamed(&query), done),
+    let (plan, closes) = {
+      let mut statements = self.statements();
+      (statements.plan(&query.sql), statements.take_closes())
+    };
+    match plan {
+      Plan::Unnamed => self.enqueue_then(with_closes(closes, encode_unnamed(&query)), done),
       Plan::Prepare(name) => {
-        let bytes = encode_prepare(&name, &query);
+        let bytes = with_closes(closes, encode_prepare(&name, &query));
         let shared = self.clone();
         self.enqueue_then(
           bytes,
@@ -242,18 +246,15 @@ impl Shared {
                 let fields = resp.results.first().map(|r| r.fields.clone()).unwrap_or_default();
                 shared.statements().prepared(&query.sql, name, fields);
               }
-              Err(_) => {
-                // The statement may or may not exist now; closing a missing one is no error.
-                shared.statements().forget(&query.sql);
-                let _ = shared.enqueue(encode_close(&name), Reply::Callback(Box::new(|_| {})));
-              }
+              // The statement may or may not exist now: close it with the next request.
+              Err(_) => shared.statements().discard(&query.sql, name),
             }
             done(outcome)
           }),
         )
       }
       Plan::Bound(name, fields) => {
-        let bytes = encode_bound(&name, &query);
+        let bytes = with_closes(closes, encode_bound(&name, &query));
         let shared = self.clone();
         self.enqueue_then(
           bytes,
@@ -273,7 +274,7 @@ impl Shared {
               if (db.code == "26000" || db.code == "0A000")
                 && shared.state.tx_status.load(Ordering::Acquire) == TX_IDLE =>
             {
-              shared.statements().forget(&query.sql);
+              shared.statements().discard(&query.sql, name);
               if let Err(done) = shared.enqueue_then(encode_unnamed(&query), done) {
                 done(Err(closed_error()));
               }

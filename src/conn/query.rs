@@ -113,10 +113,17 @@ pub fn encode_bound(name: &str, q: &Query) -> Bytes {
   buf.freeze()
 }
 
-pub fn encode_close(name: &str) -> Bytes {
-  let mut buf = BytesMut::new();
-  let _ = frontend::close(b'S', name, &mut buf);
-  frontend::sync(&mut buf);
+/// Close messages for statements to drop, sent in front of the next request (no Sync of their
+/// own, so they never make a separate round trip or a separate response).
+pub fn with_closes(names: Vec<String>, request: Bytes) -> Bytes {
+  if names.is_empty() {
+    return request;
+  }
+  let mut buf = BytesMut::with_capacity(request.len() + names.len() * 24);
+  for name in &names {
+    let _ = frontend::close(b'S', name, &mut buf);
+  }
+  buf.extend_from_slice(&request);
   buf.freeze()
 }
 
@@ -141,11 +148,13 @@ pub struct Statements {
   capacity: usize,
   next: u64,
   entries: HashMap<String, Entry>,
+  /// Statements that may exist on the server but are no longer used.
+  to_close: Vec<String>,
 }
 
 impl Statements {
   pub fn new(capacity: usize) -> Statements {
-    Statements { capacity, next: 0, entries: HashMap::new() }
+    Statements { capacity, next: 0, entries: HashMap::new(), to_close: Vec::new() }
   }
 
   pub fn plan(&mut self, sql: &str) -> Plan {
@@ -165,8 +174,15 @@ impl Statements {
     self.entries.insert(sql.to_string(), Entry::Ready { name, fields: Arc::new(fields) });
   }
 
-  pub fn forget(&mut self, sql: &str) {
+  /// A statement whose Parse failed or whose plan went stale: forget it and close it on the
+  /// server with the next request (closing a statement that does not exist is no error).
+  pub fn discard(&mut self, sql: &str, name: String) {
     self.entries.remove(sql);
+    self.to_close.push(name);
+  }
+
+  pub fn take_closes(&mut self) -> Vec<String> {
+    std::mem::take(&mut self.to_close)
   }
 }
 
@@ -182,7 +198,9 @@ mod tests {
     s.prepared("select $1", name.clone(), vec![]);
     assert!(matches!(s.plan("select $1"), Plan::Bound(n, _) if n == name));
     assert!(matches!(s.plan("select $2"), Plan::Unnamed), "full: no more statements");
-    s.forget("select $1");
+    s.discard("select $1", name.clone());
+    assert_eq!(s.take_closes(), vec![name]);
+    assert!(s.take_closes().is_empty());
     assert!(matches!(s.plan("select $2"), Plan::Prepare(_)));
   }
 
