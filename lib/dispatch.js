@@ -12,7 +12,12 @@ function createDispatcher(binding) {
   const keepAlive = setInterval(() => {}, MAX_ID)
   keepAlive.unref()
 
-  const envId = binding.initCompletions(() => {
+  // Settle in a setImmediate, not in the wake-up callback itself: Node runs queued wake-ups
+  // back to back, and under load a fresh batch is always ready, so draining there would starve
+  // timers and I/O. One drain per event-loop turn keeps the loop moving.
+  let scheduled = false
+  const drain = () => {
+    scheduled = false
     const batch = binding.takeCompletions(envId)
     for (let i = 0; i < batch.length; i += 2) {
       const settle = pending.get(batch[i])
@@ -22,6 +27,12 @@ function createDispatcher(binding) {
       }
     }
     if (pending.size === 0) keepAlive.unref()
+  }
+  const envId = binding.initCompletions(() => {
+    if (!scheduled) {
+      scheduled = true
+      setImmediate(drain)
+    }
   })
 
   /** Runs a query on a native pool or session; resolves with a result Buffer or a NativeError. */

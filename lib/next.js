@@ -43,6 +43,8 @@ class RequestDb {
   /** @param {Pool} pool */
   constructor(pool) {
     this.#pool = pool
+    /** The pool's tagged template (`db.sql\`select ...\``). */
+    this.sql = pool.sql
   }
 
   /** Same as `pool.query()`: runs on any free connection and gives it back at once. */

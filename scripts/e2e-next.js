@@ -99,49 +99,6 @@ function sh(cmd, args, options = {}) {
   return { stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 }
 }
 
-// Used only while the repository does not export onepool/next with typings (a WARNING says
-// so): the staged package gets them, so that `next build` can type-check the example.
-const FALLBACK_NEXT_DTS = `// Staged by scripts/e2e-next.js because the package has no typings for onepool/next.
-import type { Pool, PoolClient } from '../index'
-
-export interface WithPoolOptions {
-  /** \`Retry-After\` (seconds) of the 503 sent for POOL_TIMEOUT. Default 1. */
-  retryAfterSeconds?: number
-  /** Called with each database error turned into a response. Default: console.error. */
-  onError?: (error: Error & { code: string }, request: Request) => void
-}
-
-/** The per-request database handle a withPool() handler gets. */
-export declare class RequestDb {
-  private constructor()
-  query: Pool['query']
-  /** Checks out a client; released when the handler settles if the handler did not. */
-  connect(): Promise<PoolClient>
-  transaction: Pool['transaction']
-  stats(): ReturnType<Pool['stats']>
-  /** Clients this request holds now. */
-  readonly checkedOut: number
-}
-
-export type PoolRouteHandler<Req extends Request, Ctx, Res extends Response> = (
-  request: Req,
-  context: Ctx,
-  db: RequestDb,
-) => Res | Promise<Res>
-
-export declare function withPool<Req extends Request = Request, Ctx = any, Res extends Response = Response>(
-  pool: Pool,
-  handler: PoolRouteHandler<Req, Ctx, Res>,
-  options?: WithPoolOptions,
-): (request: Req, context: Ctx) => Promise<Res | Response>
-
-/** The db of the withPool() handler running in this async context, if any. */
-export declare function requestDb(): RequestDb | undefined
-
-/** The response withPool() sends for a database error; null for any other error. */
-export declare function errorResponse(error: unknown, options?: { retryAfterSeconds?: number }): Response | null
-`
-
 /**
  * `npm pack` of this repository, plus the built `.node` files (the `files` list publishes them
  * through per-platform packages, which a local build does not have), as
@@ -156,22 +113,9 @@ function packOnepool() {
     const natives = fs.readdirSync(ROOT).filter((f) => /^onepool\..+\.node$/.test(f))
     if (!natives.length) throw new Error('no onepool.*.node at the repository root: run `npm run build` first')
     for (const f of natives) fs.copyFileSync(path.join(ROOT, f), path.join(pkgDir, f))
-    const notes = []
-    const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8'))
-    if (!pkg.exports || !pkg.exports['./next']) {
-      pkg.exports = { ...pkg.exports, './next': { types: './lib/next.d.ts', default: './lib/next.js' } }
-      fs.writeFileSync(path.join(pkgDir, 'package.json'), JSON.stringify(pkg, null, 2) + '\n')
-      notes.push('package.json has no exports["./next"]: staged one')
-    }
-    const nextTypes = pkg.exports['./next'].types && path.join(pkgDir, pkg.exports['./next'].types)
-    if (nextTypes && !fs.existsSync(nextTypes) && FALLBACK_NEXT_DTS) {
-      fs.writeFileSync(nextTypes, FALLBACK_NEXT_DTS)
-      notes.push(`${pkg.exports['./next'].types} is missing: staged the proposed typings`)
-    }
     fs.mkdirSync(PACK_DIR, { recursive: true })
     sh('tar', ['-czf', path.join(PACK_DIR, 'onepool.tgz'), '-C', staging, 'package'])
-    for (const n of notes) log(`WARNING: ${n} (the repository should ship it)`)
-    return { files: packed.files.length + natives.length, natives, notes }
+    return { files: packed.files.length + natives.length, natives }
   } finally {
     fs.rmSync(staging, { recursive: true, force: true })
   }

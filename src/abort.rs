@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::conn::{cancel, CancelKey, Query, Response};
+use crate::conn::{cancel, CancelKey, Killer, Query, Response};
 use crate::error::{CoreError, CoreResult};
 use crate::pool::Pool;
 use crate::session::check_in;
@@ -58,8 +58,15 @@ async fn aborted(token: &Option<AbortToken>) {
   }
 }
 
-/// Waits for a request on a connection; on abort, cancels it server-side and waits it out.
-pub async fn run<F>(request: F, key: CancelKey, token: &Option<AbortToken>) -> CoreResult<Response>
+/// Waits for a request on a connection; on abort, cancels it server-side and waits it out. If
+/// the server does not wind the query down in time (a stalled network), the connection is
+/// killed rather than left in an unknown state.
+pub async fn run<F>(
+  request: F,
+  key: CancelKey,
+  killer: Killer,
+  token: &Option<AbortToken>,
+) -> CoreResult<Response>
 where
   F: std::future::Future<Output = CoreResult<Response>>,
 {
@@ -69,7 +76,10 @@ where
     r = &mut request => r,
     _ = aborted(token) => {
       let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel(&key)).await;
-      let _ = request.await;
+      if tokio::time::timeout(CANCEL_TIMEOUT, &mut request).await.is_err() {
+        killer.kill();
+        let _ = request.await;
+      }
       Err(CoreError::Aborted)
     }
   }
@@ -92,7 +102,7 @@ pub async fn pool_query(
     c = pool.acquire() => c?,
     _ = aborted(&token) => return Err(CoreError::Aborted),
   };
-  let result = run(conn.run(query), conn.cancel_key.clone(), &token).await;
+  let result = run(conn.run(query), conn.cancel_key.clone(), conn.killer(), &token).await;
   check_in(pool, conn, false).await;
   result
 }

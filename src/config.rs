@@ -199,6 +199,19 @@ fn parse_url(raw: &str) -> CoreResult<UrlParts> {
       "invalid connection string {shown}: the scheme must be postgres:// or postgresql://"
     )));
   }
+  // Unencoded special characters in a password split the URL in the wrong places; refuse the
+  // shapes that reveal it rather than connect somewhere unintended (or print the password).
+  if url.fragment().is_some() {
+    return Err(invalid(format!(
+      "invalid connection string {shown}: it contains '#'; percent-encode '#' in a password as %23"
+    )));
+  }
+  if url.path().contains('@') {
+    return Err(invalid(format!(
+      "invalid connection string {shown}: the database name contains '@'; credentials go before the host \
+       (postgres://user:password@host/db) and '@', '/', '?' or '#' in them must be percent-encoded"
+    )));
+  }
   let mut parts = UrlParts::default();
   if let Some(h) = url.host_str() {
     if !h.is_empty() {
@@ -286,9 +299,19 @@ pub fn hostname() -> String {
 
 /// The connection string with its password replaced by `***`, safe to print.
 pub fn redact_url(raw: &str) -> String {
-  // Without an authority part (`postgres:/u:pw@h`) credentials would hide in the path.
+  // Without an authority part (`postgres:/u:pw@h`), with a '#', or with an '@' in the path, a
+  // password with unencoded characters split the URL and its pieces could be anywhere: treat
+  // such a string as unparsable.
+  let well_formed = |u: &Url| {
+    matches!(u.scheme(), "postgres" | "postgresql")
+      && raw.get(u.scheme().len()..u.scheme().len() + 3) == Some("://")
+      && u.has_authority()
+      && u.fragment().is_none()
+      && !u.path().contains('@')
+      && u.host_str().is_some_and(|h| !h.is_empty())
+  };
   if let Ok(mut url) =
-    Url::parse(raw).map_err(|_| ()).and_then(|u| if u.has_authority() { Ok(u) } else { Err(()) })
+    Url::parse(raw).map_err(|_| ()).and_then(|u| if well_formed(&u) { Ok(u) } else { Err(()) })
   {
     if url.password().is_some() {
       let _ = url.set_password(Some("***"));
@@ -605,6 +628,9 @@ mod tests {
       "postgres:u:hunter2@h/d",
       "postgres//u:hunter2@h/d",
       "postgres://u@h:99999/d?password=hunter2",
+      "postgres:///:hunter2@127.0.0.1",
+      "postgres://u:hun#ter2@127.0.0.1/d",
+      "http:hunter2@127.0.0.1",
     ] {
       let err =
         PoolConfig::from_input(&ConfigInput { connection_string: Some(bad.into()), ..Default::default() })

@@ -490,6 +490,40 @@ impl Pool {
     }
   }
 
+  /// Pipelined requests wait behind the one running on their connection; if that one makes
+  /// no progress for `acquireTimeoutMs` (a slow query, a stalled network), the waiting ones get
+  /// POOL_TIMEOUT, as they would have waiting for a connection. The running one is left alone.
+  /// Also gives back shared connections that went quiet (their requests were answered early).
+  fn time_out_queued(&self) {
+    let limit = self.acquire_timeout();
+    let (stalled, quiet) = {
+      let mut st = self.lock();
+      let stalled: Vec<_> = st
+        .shared
+        .iter()
+        .filter(|c| c.in_flight() > 1 && c.stalled_for() >= limit)
+        .map(|c| c.queue())
+        .collect();
+      let (quiet, busy): (Vec<Conn>, Vec<Conn>) = st.shared.drain(..).partition(|c| c.in_flight() == 0);
+      st.shared = busy;
+      (stalled, quiet)
+    };
+    // Outside the lock: the answered requests' callbacks come back to this pool.
+    for queue in stalled {
+      let err = CoreError::PoolTimeout(format!(
+        "timed out after {} ms queued behind a query that made no progress on pool \"{}\" ({})",
+        limit.as_millis(),
+        self.name,
+        self.target
+      ));
+      let answered = queue.abandon_queued(&err);
+      self.acquire_timeouts.fetch_add(answered as u64, Ordering::Relaxed);
+    }
+    for conn in quiet {
+      self.release(conn);
+    }
+  }
+
   /// With `machineMax`, closes an idle connection when another process waits for a slot.
   fn yield_to_other_processes(&self) {
     let Some(_) = self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.machine_max else { return };
@@ -667,6 +701,7 @@ async fn reap_idle(pool: Weak<Pool>) {
     tick.tick().await;
     let Some(pool) = pool.upgrade() else { return };
     pool.reap();
+    pool.time_out_queued();
     pool.yield_to_other_processes();
     let finished = {
       let st = pool.lock();

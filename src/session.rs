@@ -32,11 +32,11 @@ impl Session {
     query: Arc<Query>,
     token: Option<AbortToken>,
   ) -> CoreResult<impl Future<Output = CoreResult<Response>> + Send + 'static> {
-    let (request, key) = match self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-      Some(c) => (c.run(query), c.cancel_key.clone()),
+    let (request, key, killer) = match self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+      Some(c) => (c.run(query), c.cancel_key.clone(), c.killer()),
       None => return Err(CoreError::ClientReleased),
     };
-    Ok(async move { crate::abort::run(request, key, &token).await })
+    Ok(async move { crate::abort::run(request, key, killer, &token).await })
   }
 
   /// Queues a request whose outcome goes to `done` on the I/O thread (no task, no cancel).

@@ -17,22 +17,43 @@ use super::startup::{parse_db_error, read_message, Stream};
 use super::{ConnState, Field, Outgoing, QueryResult, Reply, Response};
 use crate::error::{CoreError, CoreResult};
 
-struct Pending {
-  replies: VecDeque<Reply>,
+/// The replies owed for requests on the wire, oldest first.
+pub(crate) struct Pending {
+  pub(crate) replies: VecDeque<Reply>,
   closed: Option<CoreError>,
 }
 
-pub async fn run(stream: Box<dyn Stream>, mut rx: mpsc::UnboundedReceiver<Outgoing>, state: Arc<ConnState>) {
+impl Pending {
+  pub(crate) fn new() -> Pending {
+    Pending { replies: VecDeque::new(), closed: None }
+  }
+}
+
+pub(crate) async fn run(
+  stream: Box<dyn Stream>,
+  mut rx: mpsc::UnboundedReceiver<Outgoing>,
+  state: Arc<ConnState>,
+  pending: Arc<Mutex<Pending>>,
+) {
   let _alive = crate::shutdown::SocketGuard::hold();
   let (rd, wr) = tokio::io::split(stream);
-  let pending = Arc::new(Mutex::new(Pending { replies: VecDeque::new(), closed: None }));
+  let mut killed = false;
   let failure = tokio::select! {
     r = write_loop(wr, &mut rx, &pending, &state) => r.err(),
     r = read_loop(rd, &pending, &state) => Some(r),
+    _ = state.kill.notified() => {
+      killed = true;
+      Some(CoreError::ConnectionLost("connection lost: the server stopped answering".into()))
+    }
   };
   state.closed.store(true, Ordering::Release);
   let err =
     failure.unwrap_or_else(|| CoreError::ConnectionLost("connection lost: the connection was closed".into()));
+  // Requests queued behind a stalled one never ran: to their callers it is a wait that timed out.
+  let queued_err = CoreError::PoolTimeout(
+    "timed out waiting behind a query on a connection that stopped answering; the connection was closed"
+      .into(),
+  );
   let drained: Vec<Reply> = {
     let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
     p.closed = Some(err.clone());
@@ -41,9 +62,9 @@ pub async fn run(stream: Box<dyn Stream>, mut rx: mpsc::UnboundedReceiver<Outgoi
   // Requests still queued for writing were counted in flight by Conn::send.
   rx.close();
   let queued = std::iter::from_fn(|| rx.try_recv().ok()).map(|out| out.reply);
-  for reply in drained.into_iter().chain(queued) {
+  for (i, reply) in drained.into_iter().chain(queued).enumerate() {
     state.in_flight.fetch_sub(1, Ordering::AcqRel);
-    reply.send(Err(err.clone()));
+    reply.send(Err(if killed && i > 0 { queued_err.clone() } else { err.clone() }));
   }
 }
 
@@ -151,6 +172,7 @@ async fn read_loop(
       }
       Message::ReadyForQuery(body) => {
         state.tx_status.store(body.status(), Ordering::Release);
+        state.made_progress();
         let done = std::mem::take(&mut c);
         if let Some(reply) = pop(pending) {
           state.in_flight.fetch_sub(1, Ordering::AcqRel);

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::budget::Lease;
 use crate::config::{ConnSettings, Host, Target};
@@ -64,6 +64,17 @@ struct ConnState {
   closed: AtomicBool,
   tx_status: AtomicU8,
   in_flight: AtomicUsize,
+  /// When the connection last finished a request (or, when idle, started one): a connection
+  /// with requests in flight and no progress for long is stalled.
+  progress: Mutex<Instant>,
+  /// Asks the socket task to give up on a stalled or abandoned connection.
+  kill: Notify,
+}
+
+impl ConnState {
+  fn made_progress(&self) {
+    *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+  }
 }
 
 /// Where and how to send a CancelRequest for this connection.
@@ -83,6 +94,8 @@ pub type Done = Box<dyn FnOnce(CoreResult<Response>) + Send>;
 pub(crate) enum Reply {
   Channel(oneshot::Sender<CoreResult<Response>>),
   Callback(Done),
+  /// Its caller was already answered (timed out); the response is read and dropped.
+  Discard,
 }
 
 impl Reply {
@@ -92,6 +105,7 @@ impl Reply {
         let _ = tx.send(outcome);
       }
       Reply::Callback(done) => done(outcome),
+      Reply::Discard => {}
     }
   }
 }
@@ -105,6 +119,7 @@ struct Outgoing {
 struct Shared {
   tx: mpsc::UnboundedSender<Outgoing>,
   state: Arc<ConnState>,
+  pending: Arc<Mutex<io::Pending>>,
   statements: Mutex<Statements>,
 }
 
@@ -141,6 +156,8 @@ impl Conn {
       closed: AtomicBool::new(false),
       tx_status: AtomicU8::new(TX_IDLE),
       in_flight: AtomicUsize::new(0),
+      progress: Mutex::new(Instant::now()),
+      kill: Notify::new(),
     });
     let (tx, rx) = mpsc::unbounded_channel();
     let cancel_key = CancelKey {
@@ -149,10 +166,11 @@ impl Conn {
       process_id: opened.process_id,
       secret_key: opened.secret_key,
     };
-    crate::runtime::spawn(io::run(opened.stream, rx, state.clone()));
+    let pending = Arc::new(Mutex::new(io::Pending::new()));
+    crate::runtime::spawn(io::run(opened.stream, rx, state.clone(), pending.clone()));
     let statements = Mutex::new(Statements::new(settings.statement_cache_size));
     Ok(Conn {
-      shared: Arc::new(Shared { tx, state, statements }),
+      shared: Arc::new(Shared { tx, state, pending, statements }),
       cancel_key,
       id,
       created_at: Instant::now(),
@@ -175,6 +193,32 @@ impl Conn {
 
   pub fn in_flight(&self) -> usize {
     self.shared.state.in_flight.load(Ordering::Acquire)
+  }
+
+  /// How long requests have been in flight without any finishing (zero when idle).
+  pub fn stalled_for(&self) -> std::time::Duration {
+    if self.in_flight() == 0 {
+      return std::time::Duration::ZERO;
+    }
+    self.shared.state.progress.lock().unwrap_or_else(|e| e.into_inner()).elapsed()
+  }
+
+  /// Closes the socket now: the request at the head fails with CONNECTION_LOST and those queued
+  /// behind it with POOL_TIMEOUT (they never got to run). Used for a connection that stopped
+  /// answering and for a cancelled query the server never acknowledged.
+  pub fn kill(&self) {
+    self.shared.state.closed.store(true, Ordering::Release);
+    self.shared.state.kill.notify_one();
+  }
+
+  /// A handle on the requests queued on this connection, usable without owning it.
+  pub fn queue(&self) -> Queue {
+    Queue(self.shared.clone())
+  }
+
+  /// A handle that can `kill()` the connection without owning it.
+  pub fn killer(&self) -> Killer {
+    Killer(self.shared.state.clone())
   }
 
   /// Runs a query and waits for its ReadyForQuery. Requests are pipelined: several may be on
@@ -203,10 +247,45 @@ impl Conn {
   }
 }
 
+/// See `Conn::queue`.
+pub struct Queue(Arc<Shared>);
+
+impl Queue {
+  /// Answers every request queued behind the one running now with `err`; their responses are
+  /// read and dropped when they come. Returns how many were answered. Callbacks run here, so
+  /// call it without holding locks they may take.
+  pub fn abandon_queued(&self, err: &CoreError) -> usize {
+    let owed: Vec<Reply> = {
+      let mut p = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
+      p.replies.iter_mut().skip(1).map(|r| std::mem::replace(r, Reply::Discard)).collect()
+    };
+    let mut answered = 0;
+    for reply in owed {
+      if !matches!(reply, Reply::Discard) {
+        answered += 1;
+        reply.send(Err(err.clone()));
+      }
+    }
+    answered
+  }
+}
+
+/// See `Conn::killer`.
+pub struct Killer(Arc<ConnState>);
+
+impl Killer {
+  pub fn kill(&self) {
+    self.0.closed.store(true, Ordering::Release);
+    self.0.kill.notify_one();
+  }
+}
+
 impl Shared {
   fn enqueue(&self, bytes: Bytes, reply: Reply) -> Result<(), Reply> {
     // Counted here, not in the socket task, so the pool sees the request the moment it is queued.
-    self.state.in_flight.fetch_add(1, Ordering::AcqRel);
+    if self.state.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+      self.state.made_progress();
+    }
     self.tx.send(Outgoing { bytes, reply }).map_err(|e| {
       self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
       e.0.reply
@@ -217,7 +296,7 @@ impl Shared {
     match self.enqueue(bytes, Reply::Callback(done)) {
       Ok(()) => Ok(()),
       Err(Reply::Callback(done)) => Err(done),
-      Err(Reply::Channel(_)) => unreachable!("sent a callback"),
+      Err(Reply::Channel(_)) | Err(Reply::Discard) => unreachable!("sent a callback"),
     }
   }
 
