@@ -154,11 +154,21 @@ export declare function takeCompletions(envId: number): Array<number | Buffer | 
 /** Every queued socket operation, flattened: `op, id, ...arguments` (see `lib/transport.js`). */
 export declare function takeTransportOps(): Array<number | string | boolean | Buffer | null>
 
-/** Bytes received on socket `id`; `false` asks the caller to pause the socket until a resume op. */
-export declare function transportData(id: number, chunk: Uint8Array): boolean
+/**
+ * `len` bytes received on socket `id`, at the start of the inbox; `false` asks the caller to
+ * pause the socket until a resume op.
+ */
+export declare function transportData(id: number, len: number): boolean
 
 /**
  * Socket `id` connected (0), finished its TLS handshake (1), flushed `flushed` bytes in total
  * (2), was closed by the server (3), or failed with Node's `code` and `message` (4).
  */
 export declare function transportEvent(id: number, kind: number, flushed?: number | undefined | null, code?: string | undefined | null, message?: string | undefined | null): void
+
+/**
+ * Where `transportData` finds received bytes: JavaScript copies each chunk into this view of
+ * wasm memory. Handing emnapi the chunk itself would make it allocate and copy the chunk's
+ * whole backing store (often 64 KiB) on every call.
+ */
+export declare function transportInbox(): Buffer

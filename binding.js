@@ -848,3 +848,4 @@ module.exports.takeCompletions = nativeBinding.takeCompletions
 module.exports.takeTransportOps = nativeBinding.takeTransportOps
 module.exports.transportData = nativeBinding.transportData
 module.exports.transportEvent = nativeBinding.transportEvent
+module.exports.transportInbox = nativeBinding.transportInbox

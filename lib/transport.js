@@ -37,11 +37,19 @@ function transportFor(binding) {
 function createTransport(binding) {
   /** id → { sock, written } */
   const sockets = new Map()
+  // Received bytes go through this view of wasm memory (see transportInbox in Rust).
+  const inbox = binding.transportInbox()
 
   function listen(id, entry) {
     const { sock } = entry
     sock.on('data', (chunk) => {
-      if (!binding.transportData(id, chunk)) sock.pause()
+      let keepReading = true
+      for (let at = 0; at < chunk.length; at += inbox.length) {
+        const n = Math.min(inbox.length, chunk.length - at)
+        inbox.set(at === 0 && n === chunk.length ? chunk : chunk.subarray(at, at + n))
+        keepReading = binding.transportData(id, n)
+      }
+      if (!keepReading) sock.pause()
     })
     sock.on('end', () => binding.transportEvent(id, EV_END))
     sock.on('error', (e) => binding.transportEvent(id, EV_ERROR, null, e.code || 'EIO', e.message))

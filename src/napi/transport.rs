@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use napi::bindgen_prelude::{Array, Buffer, Function, Null, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{Array, Buffer, BufferSlice, Function, Null, ToNapiValue, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
+use once_cell::sync::OnceCell;
 
 use crate::config::{Host, SslMode};
 use crate::conn::transport::js::{self, Event, Op};
@@ -119,10 +120,36 @@ impl Flat<'_> {
   }
 }
 
-/// Bytes received on socket `id`; `false` asks the caller to pause the socket until a resume op.
+const INBOX_SIZE: usize = 64 * 1024;
+
+/// A buffer that lives as long as the process; written only by this instance's JS thread.
+struct Inbox(*mut u8);
+// SAFETY: the pointer is never freed, and only the JS thread (inside `transport_data`'s caller
+// and call) touches the bytes.
+unsafe impl Send for Inbox {}
+unsafe impl Sync for Inbox {}
+
+static INBOX: OnceCell<Inbox> = OnceCell::new();
+
+/// Where `transportData` finds received bytes: JavaScript copies each chunk into this view of
+/// wasm memory. Handing emnapi the chunk itself would make it allocate and copy the chunk's
+/// whole backing store (often 64 KiB) on every call.
 #[napi(catch_unwind)]
-pub fn transport_data(id: u32, chunk: &[u8]) -> bool {
-  js::data(id, Bytes::copy_from_slice(chunk))
+pub fn transport_inbox(env: &Env) -> napi::Result<BufferSlice<'_>> {
+  let inbox = INBOX.get_or_init(|| Inbox(Box::leak(vec![0u8; INBOX_SIZE].into_boxed_slice()).as_mut_ptr()));
+  // SAFETY: the memory is valid for INBOX_SIZE bytes forever, so the finalizer has nothing to do.
+  unsafe { BufferSlice::from_external(env, inbox.0, INBOX_SIZE, (), |_, _| {}) }
+}
+
+/// `len` bytes received on socket `id`, at the start of the inbox; `false` asks the caller to
+/// pause the socket until a resume op.
+#[napi(catch_unwind)]
+pub fn transport_data(id: u32, len: u32) -> bool {
+  let Some(inbox) = INBOX.get() else { return true };
+  // SAFETY: the inbox is INBOX_SIZE bytes that live forever; JavaScript does not write it
+  // during this call.
+  let bytes = unsafe { std::slice::from_raw_parts(inbox.0, (len as usize).min(INBOX_SIZE)) };
+  js::data(id, Bytes::copy_from_slice(bytes))
 }
 
 /// Socket `id` connected (0), finished its TLS handshake (1), flushed `flushed` bytes in total
