@@ -1,5 +1,5 @@
 'use strict'
-// The clients under test, as a table: name → { version(), create(url, { max }) }.
+// The clients under test, as a table: name → { version(), create(url, { max }), nodeArgs? }.
 // create() resolves to one adapter shape so workloads never branch on the client:
 //   query(text, values) → rows (array)      one statement on any pooled connection
 //   transaction(fn)     → fn's result       fn(tx) gets { query } pinned to one connection
@@ -40,8 +40,10 @@ const clients = {
   },
 
   // The same package, forced onto its WebAssembly build (npm run build:wasm). Each cell is its
-  // own process, so setting the variable before the first require is enough.
+  // own process, so setting the variable before the first require is enough. Node flags WASI
+  // as experimental once per thread; the warning is not a result.
   'onepool-wasm': {
+    nodeArgs: ['--disable-warning=ExperimentalWarning'],
     version: () => `${require(path.join(ROOT, 'package.json')).version} (WebAssembly build)`,
     async create(url, options) {
       process.env.ONEPOOL_FORCE_WASM = '1'

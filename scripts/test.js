@@ -91,7 +91,9 @@ async function main() {
       // A name pattern that matches every test except the native-only ones. Node 20 also runs a
       // test whose parent matches, so it must not match the runner's root test either.
       const exclude = `^(?!(?:<root>|${WASM_NATIVE_ONLY_TESTS.map(escape).join('|')})$)`
-      code = await runFiles(wasmOnly && only.length ? files : wasmFiles(), { ...env, ONEPOOL_FORCE_WASM: '1' }, [
+      // Node warns that WASI is experimental once per thread, in every test process: noise here.
+      const wasmEnv = { ...env, ONEPOOL_FORCE_WASM: '1', NODE_OPTIONS: `${env.NODE_OPTIONS || ''} --disable-warning=ExperimentalWarning`.trim() }
+      code = await runFiles(wasmOnly && only.length ? files : wasmFiles(), wasmEnv, [
         `--test-name-pattern=${exclude}`,
       ])
       console.log(`# WebAssembly run: ${((Date.now() - started) / 1000).toFixed(1)} s`)
