@@ -85,7 +85,8 @@ async function main() {
   let code = 0
   try {
     if (!wasmOnly) code = await runFiles(files, env)
-    if (code === 0 && runWasm) {
+    // Also after native failures: a failure in both builds and one in only one read differently.
+    if (runWasm) {
       console.log('\n# The core suite against the WebAssembly build (ONEPOOL_FORCE_WASM=1)\n')
       const started = Date.now()
       // A name pattern that matches every test except the native-only ones. Node 20 also runs a
@@ -93,10 +94,11 @@ async function main() {
       const exclude = `^(?!(?:<root>|${WASM_NATIVE_ONLY_TESTS.map(escape).join('|')})$)`
       // Node warns that WASI is experimental once per thread, in every test process: noise here.
       const wasmEnv = { ...env, ONEPOOL_FORCE_WASM: '1', NODE_OPTIONS: `${env.NODE_OPTIONS || ''} --disable-warning=ExperimentalWarning`.trim() }
-      code = await runFiles(wasmOnly && only.length ? files : wasmFiles(), wasmEnv, [
+      const wasmCode = await runFiles(wasmOnly && only.length ? files : wasmFiles(), wasmEnv, [
         `--test-name-pattern=${exclude}`,
       ])
-      console.log(`# WebAssembly run: ${((Date.now() - started) / 1000).toFixed(1)} s`)
+      code = code || wasmCode
+      console.log(`# WebAssembly run: ${((Date.now() - started) / 1000).toFixed(1)} s${wasmCode ? ', FAILED' : ''}`)
     }
   } finally {
     await server.stop().catch((e) => console.error('could not stop the test server:', e))
