@@ -63,6 +63,12 @@ export declare function createPool(options: PoolOptionsInput): NativePool | Nati
  */
 export declare function initCompletions(onReady: () => unknown): number
 
+/**
+ * Connects the socket registry of `lib/transport.js`: `onOps` is called (without arguments,
+ * never keeping the process alive) when operations are waiting in `takeTransportOps()`.
+ */
+export declare function initTransport(onOps: () => unknown, pid: number, hostname: string): void
+
 /** An error as data; `lib/errors.js` turns it into an `OnepoolError`. */
 export interface NativeError {
   code: string
@@ -147,8 +153,30 @@ export declare function setProcessMaxConnections(limit?: number | undefined | nu
 /** Takes every finished request of this environment: `[id, Buffer | NativeError, id, ...]`. */
 export declare function takeCompletions(envId: number): Array<number | Buffer | NativeError>
 
+/** Every queued socket operation, flattened: `op, id, ...arguments` (see `lib/transport.js`). */
+export declare function takeTransportOps(): Array<number | string | boolean | Buffer | null>
+
 /**
  * Process exit: idle connections send Terminate and close; waits at most `boundMs`.
  * Returns how many connections were still open (busy ones close with the process).
  */
 export declare function terminateAll(boundMs: number): number
+
+/**
+ * `len` bytes received on socket `id`, at the start of the inbox; `false` asks the caller to
+ * pause the socket until a resume op.
+ */
+export declare function transportData(id: number, len: number): boolean
+
+/**
+ * Socket `id` connected (0), finished its TLS handshake (1), flushed `flushed` bytes in total
+ * (2), was closed by the server (3), or failed with Node's `code` and `message` (4).
+ */
+export declare function transportEvent(id: number, kind: number, flushed?: number | undefined | null, code?: string | undefined | null, message?: string | undefined | null): void
+
+/**
+ * Where `transportData` finds received bytes: JavaScript copies each chunk into this view of
+ * wasm memory. Handing emnapi the chunk itself would make it allocate and copy the chunk's
+ * whole backing store (often 64 KiB) on every call.
+ */
+export declare function transportInbox(): Buffer

@@ -192,8 +192,8 @@ export declare class Pool extends EventEmitter implements Queryable {
 export interface ProcessStats {
   pools: PoolStats[]
   budget: { limit: number | null; used: number; waiting: number }
-  /** `'native'` or `'wasm'`. */
-  build: string
+  /** `'wasm'` when the WebAssembly fallback runs (see README, "WebAssembly fallback"). */
+  build: 'native' | 'wasm'
   pid: number
 }
 

@@ -1,10 +1,10 @@
 'use strict'
-// The clients under test, as a table: name → { version(), create(url, { max }) }.
+// The clients under test, as a table: name → { version(), create(url, { max }), nodeArgs? }.
 // create() resolves to one adapter shape so workloads never branch on the client:
 //   query(text, values) → rows (array)      one statement on any pooled connection
 //   transaction(fn)     → fn's result       fn(tx) gets { query } pinned to one connection
 //   end()
-// Adding a client (e.g. onepool's WASM build) is one more entry here.
+// Adding a client is one more entry here.
 
 const fs = require('node:fs')
 const path = require('node:path')
@@ -21,17 +21,35 @@ function pkgVersion(name) {
   return require(path.join(dir, 'package.json')).version
 }
 
+function onepool(url, { max }) {
+  const { createPool } = require(ROOT)
+  const pool = createPool({ connectionString: url, max })
+  return {
+    query: async (text, values) => (await pool.query(text, values)).rows,
+    transaction: (fn) => pool.transaction((client) => fn({ query: async (t, v) => (await client.query(t, v)).rows })),
+    end: () => pool.end(),
+  }
+}
+
 const clients = {
   onepool: {
     version: () => `${require(path.join(ROOT, 'package.json')).version} (native addon)`,
-    async create(url, { max }) {
-      const { createPool } = require(ROOT)
-      const pool = createPool({ connectionString: url, max })
-      return {
-        query: async (text, values) => (await pool.query(text, values)).rows,
-        transaction: (fn) => pool.transaction((client) => fn({ query: async (t, v) => (await client.query(t, v)).rows })),
-        end: () => pool.end(),
-      }
+    async create(url, options) {
+      return onepool(url, options)
+    },
+  },
+
+  // The same package, forced onto its WebAssembly build (npm run build:wasm). Each cell is its
+  // own process, so setting the variable before the first require is enough. Node flags WASI
+  // as experimental once per thread; the warning is not a result.
+  'onepool-wasm': {
+    nodeArgs: ['--disable-warning=ExperimentalWarning'],
+    version: () => `${require(path.join(ROOT, 'package.json')).version} (WebAssembly build)`,
+    async create(url, options) {
+      process.env.ONEPOOL_FORCE_WASM = '1'
+      const db = onepool(url, options)
+      if (require(ROOT).processStats().build !== 'wasm') throw new Error('onepool-wasm: the WebAssembly build did not load')
+      return db
     },
   },
 

@@ -3,8 +3,8 @@
 // report and a dependency-free SVG bar chart of the ratios.
 
 const BASELINE = 'postgres'
-const LABEL = { postgres: 'postgres.js', pgbench: 'pgbench (ceiling)' }
-const COLOR = { onepool: '#2563eb', pg: '#16a34a', postgres: '#9ca3af', pgbench: '#f59e0b' }
+const LABEL = { postgres: 'postgres.js', pgbench: 'pgbench (ceiling)', 'onepool-wasm': 'onepool (WASM)' }
+const COLOR = { onepool: '#2563eb', 'onepool-wasm': '#93c5fd', pg: '#16a34a', postgres: '#9ca3af', pgbench: '#f59e0b' }
 const SPARE_COLORS = ['#db2777', '#7c3aed', '#0891b2', '#65a30d']
 
 const label = (c) => LABEL[c] || c

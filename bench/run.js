@@ -51,7 +51,7 @@ function parseArgs(argv) {
 
 function runCell(client, workload, url, opts) {
   return new Promise((resolve) => {
-    const args = [CELL, client, workload.id, `--duration=${opts.durationMs}`, `--warmup=${opts.warmupMs}`]
+    const args = [...(clients[client].nodeArgs || []), CELL, client, workload.id, `--duration=${opts.durationMs}`, `--warmup=${opts.warmupMs}`]
     const child = spawn(process.execPath, args, {
       env: { ...process.env, BENCH_DATABASE_URL: url },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,7 +6,39 @@
 
 const MAX_ID = 0x7fffffff
 
-function createDispatcher(binding) {
+// emnapi (the WebAssembly build's N-API) encodes a lone UTF-16 surrogate as a wrong code point
+// and swallows the character after it; Node's N-API writes U+FFFD. toWellFormed() does the same
+// before the string crosses, so both builds send the same bytes.
+const wellFormed = (v) => (typeof v === 'string' && !v.isWellFormed() ? v.toWellFormed() : v)
+
+/** `values` with every string well-formed (a copy only when one was not). */
+function wellFormedValues(values) {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]
+    if (typeof v === 'string' && !v.isWellFormed()) return values.map(wellFormed)
+  }
+  return values
+}
+
+/** Deeply, for option objects: plain objects and arrays are copied, other values kept. */
+function wellFormedDeep(v) {
+  if (typeof v === 'string') return wellFormed(v)
+  if (Array.isArray(v)) return v.map(wellFormedDeep)
+  if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+    const out = {}
+    for (const [k, x] of Object.entries(v)) out[wellFormed(k)] = wellFormedDeep(x)
+    return out
+  }
+  return v
+}
+
+/**
+ * @param {object} binding
+ * @param {{ wellFormed?: boolean }} [options] wellFormed: make strings well-formed before they
+ *   cross (the WebAssembly build)
+ */
+function createDispatcher(binding, options = {}) {
+  const fixStrings = options.wellFormed === true
   const pending = new Map()
   let nextId = 1
   const keepAlive = setInterval(() => {}, MAX_ID)
@@ -37,6 +69,10 @@ function createDispatcher(binding) {
 
   /** Runs a query on a native pool or session; resolves with a result Buffer or a NativeError. */
   function submit(target, text, values, abortHandle) {
+    if (fixStrings) {
+      text = wellFormed(text)
+      values = wellFormedValues(values)
+    }
     const id = nextId
     nextId = nextId === MAX_ID ? 1 : nextId + 1
     return new Promise((resolve) => {
@@ -55,4 +91,4 @@ function createDispatcher(binding) {
   return { submit }
 }
 
-module.exports = { createDispatcher }
+module.exports = { createDispatcher, wellFormedDeep }

@@ -1,7 +1,9 @@
 'use strict'
 // Loads the native binding once per process (per JS realm that shares globalThis): a module
 // re-evaluated by hot reload or a test runner finds the binding already pinned and does not
-// register the addon again.
+// register the addon again. The WebAssembly build needs the pin even more: every evaluation of
+// its loader would start a new instance with its own pools, so the binding and its socket
+// registry (lib/transport.js) are pinned together.
 
 const { version } = require('../package.json')
 
@@ -45,15 +47,40 @@ function installExitHooks(binding) {
   }
 }
 
+/**
+ * The generated loader picks the native addon for this platform and falls back to the
+ * WebAssembly build (`onepool.wasi.cjs` or the `onepool-wasm32-wasi` package) where none loads.
+ * ONEPOOL_FORCE_WASM=1 chooses the WebAssembly build deliberately.
+ */
+function requireBinding() {
+  if (process.env.ONEPOOL_FORCE_WASM !== '1') return require('../binding.js')
+  const saved = process.env.NAPI_RS_FORCE_WASI
+  process.env.NAPI_RS_FORCE_WASI = 'error'
+  try {
+    return require('../binding.js')
+  } finally {
+    if (saved === undefined) delete process.env.NAPI_RS_FORCE_WASI
+    else process.env.NAPI_RS_FORCE_WASI = saved
+  }
+}
+
 /** The binding and this environment's result dispatcher, created once per realm. */
 function loadBinding() {
   assertNodeRuntime()
   let loaded = globalThis[KEY]
   if (!loaded) {
-    const binding = require('../binding.js')
-    const { createDispatcher } = require('./dispatch')
-    loaded = { binding, dispatcher: createDispatcher(binding) }
-    installExitHooks(binding)
+    const raw = requireBinding()
+    const { createDispatcher, wellFormedDeep } = require('./dispatch')
+    const wasm = raw.processStats().build === 'wasm'
+    // WASI cannot open sockets: in the WebAssembly build JavaScript owns them. Its strings must
+    // be well-formed before they cross (see lib/dispatch.js), options included.
+    const transport = wasm ? require('./transport').transportFor(raw) : null
+    const binding = wasm
+      ? Object.create(raw, { createPool: { value: (options) => raw.createPool(wellFormedDeep(options)) } })
+      : raw
+    loaded = { binding, dispatcher: createDispatcher(raw, { wellFormed: wasm }), transport }
+    // The WebAssembly build's sockets belong to JavaScript, which closes them at exit itself.
+    if (!wasm) installExitHooks(binding)
     Object.defineProperty(globalThis, KEY, { value: loaded, enumerable: false, configurable: true })
   }
   return loaded

@@ -1,7 +1,12 @@
 'use strict'
-// `npm test` after the build: starts one embedded PostgreSQL, runs every `__test__/**/*.test.js`
-// with node's test runner (one file at a time: tests count server connections), then the
-// Rust unit tests, and stops the server.
+// `npm test` after the builds: starts one embedded PostgreSQL, runs every `__test__/**/*.test.js`
+// with node's test runner (one file at a time: tests count server connections), then the core
+// and TLS files again against the WebAssembly build (ONEPOOL_FORCE_WASM=1), then the Rust unit
+// tests, and stops the server.
+//
+//   node scripts/test.js                 everything (needs `npm run build` and `npm run build:wasm`)
+//   node scripts/test.js <files>         only these files, with the build the environment selects
+//   node scripts/test.js --wasm [files]  the WebAssembly run only (default: core and TLS files)
 
 const { spawnSync, spawn } = require('node:child_process')
 const fs = require('node:fs')
@@ -9,6 +14,20 @@ const path = require('node:path')
 const { startServer } = require('./embedded-server')
 
 const root = path.join(__dirname, '..')
+
+// The WebAssembly build runs the core suite minus what only the native addon can do. Both
+// differences are by design (README, "WebAssembly fallback"): a WASM instance lives per
+// evaluation of its loader and per thread, where the native addon is one image per process.
+const WASM_NATIVE_ONLY_FILES = new Set([
+  // Each worker thread instantiates its own WASM module, with its own pools: four workers do
+  // not share one pool, and its connections end with the worker.
+  '__test__/core/workers.test.js',
+])
+const WASM_NATIVE_ONLY_TESTS = [
+  // Deleting the globalThis pin and the module cache evaluates the loader again, which starts a
+  // new WASM instance (with its own pool) each time; re-evaluating the JS layer is tested.
+  're-registering the .node addon 100× still reaches the same native pool',
+]
 
 function testFiles(dir) {
   const out = []
@@ -23,9 +42,38 @@ function testFiles(dir) {
   return out.sort()
 }
 
+// The core suite, plus TLS: in the WebAssembly build node:tls does the handshake.
+function wasmFiles() {
+  const files = [...testFiles(path.join(root, '__test__', 'core')), path.join(root, '__test__', 'integration', 'tls.test.js')]
+  return files.filter((f) => !WASM_NATIVE_ONLY_FILES.has(path.relative(root, f).split(path.sep).join('/')))
+}
+
+function wasmBuilt() {
+  return fs.existsSync(path.join(root, 'onepool.wasm32-wasi.wasm')) || fs.existsSync(path.join(root, 'onepool.wasm32-wasi.debug.wasm'))
+}
+
+const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+/** Runs node's test runner on `files`; resolves with its exit code. */
+function runFiles(files, env, extraArgs = []) {
+  const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...extraArgs, ...files], {
+    cwd: root,
+    env,
+    stdio: 'inherit',
+  })
+  return new Promise((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0))))
+}
+
 async function main() {
-  const only = process.argv.slice(2)
+  const args = process.argv.slice(2)
+  const wasmOnly = args.includes('--wasm')
+  const only = args.filter((a) => a !== '--wasm')
   const files = only.length ? only.map((f) => path.resolve(f)) : testFiles(path.join(root, '__test__'))
+  const runWasm = wasmOnly || !only.length
+  if (runWasm && !wasmBuilt()) {
+    console.error('The WebAssembly build is missing: run `npm run build:wasm` first.')
+    process.exit(1)
+  }
   const server = await startServer()
   const env = {
     ...process.env,
@@ -34,18 +82,28 @@ async function main() {
     ONEPOOL_TEST_DATA: server.dataDir,
   }
   delete env.DATABASE_URL
-  let code = 1
+  let code = 0
   try {
-    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
-      cwd: root,
-      env,
-      stdio: 'inherit',
-    })
-    code = await new Promise((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0))))
+    if (!wasmOnly) code = await runFiles(files, env)
+    // Also after native failures: a failure in both builds and one in only one read differently.
+    if (runWasm) {
+      console.log('\n# The core suite against the WebAssembly build (ONEPOOL_FORCE_WASM=1)\n')
+      const started = Date.now()
+      // A name pattern that matches every test except the native-only ones. Node 20 also runs a
+      // test whose parent matches, so it must not match the runner's root test either.
+      const exclude = `^(?!(?:<root>|${WASM_NATIVE_ONLY_TESTS.map(escape).join('|')})$)`
+      // Node warns that WASI is experimental once per thread, in every test process: noise here.
+      const wasmEnv = { ...env, ONEPOOL_FORCE_WASM: '1', NODE_OPTIONS: `${env.NODE_OPTIONS || ''} --disable-warning=ExperimentalWarning`.trim() }
+      const wasmCode = await runFiles(wasmOnly && only.length ? files : wasmFiles(), wasmEnv, [
+        `--test-name-pattern=${exclude}`,
+      ])
+      code = code || wasmCode
+      console.log(`# WebAssembly run: ${((Date.now() - started) / 1000).toFixed(1)} s${wasmCode ? ', FAILED' : ''}`)
+    }
   } finally {
     await server.stop().catch((e) => console.error('could not stop the test server:', e))
   }
-  if (code === 0 && !only.length && process.env.ONEPOOL_SKIP_CARGO_TEST !== '1') {
+  if (code === 0 && !only.length && !wasmOnly && process.env.ONEPOOL_SKIP_CARGO_TEST !== '1') {
     const cargo = spawnSync('cargo', ['test', '--lib', '--quiet'], { cwd: root, stdio: 'inherit' })
     code = cargo.status ?? 1
   }

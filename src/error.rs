@@ -120,8 +120,27 @@ impl fmt::Display for CoreError {
 
 impl std::error::Error for CoreError {}
 
+/// A socket error that JavaScript reported (the WebAssembly build's sockets are Node's), with
+/// Node's code for it (`ECONNREFUSED`); `io_code` and `describe_io` read it like an OS error.
+#[derive(Debug)]
+pub struct SocketError {
+  pub code: String,
+  pub message: String,
+}
+
+impl fmt::Display for SocketError {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str(&self.message)
+  }
+}
+
+impl std::error::Error for SocketError {}
+
 /// The POSIX name of an I/O error (`ECONNREFUSED`), as Node reports it, or a generic word.
 pub fn io_code(err: &io::Error) -> String {
+  if let Some(e) = err.get_ref().and_then(|e| e.downcast_ref::<SocketError>()) {
+    return e.code.clone();
+  }
   if err.to_string().starts_with("getaddrinfo ENOTFOUND") {
     return "ENOTFOUND".to_string();
   }

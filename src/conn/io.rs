@@ -13,7 +13,8 @@ use postgres_protocol::message::frontend;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
-use super::startup::{parse_db_error, read_message, Stream};
+use super::startup::{parse_db_error, read_message};
+use super::transport::Stream;
 use super::{ConnState, Field, Outgoing, QueryResult, Reply, Response};
 use crate::error::{CoreError, CoreResult};
 

@@ -10,6 +10,7 @@ mod io;
 mod query;
 mod startup;
 mod tls;
+pub mod transport;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};

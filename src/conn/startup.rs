@@ -8,14 +8,11 @@ use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
+use super::transport::{self, Stream};
 use crate::config::{ConnSettings, Host, Target};
 use crate::error::{describe_io, io_code, ConnectCause, CoreError, CoreResult, DbError};
-
-pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
 
 pub struct Opened {
   pub stream: Box<dyn Stream>,
@@ -29,47 +26,6 @@ fn connect_failed(target: &Target, cause: ConnectCause) -> CoreError {
 
 fn os_failure(target: &Target, err: &std::io::Error) -> CoreError {
   connect_failed(target, ConnectCause::Os { code: io_code(err), message: describe_io(err) })
-}
-
-async fn open_socket(host: &Host, port: u16, keepalive: bool) -> std::io::Result<Box<dyn Stream>> {
-  match host {
-    Host::Tcp(name) => {
-      let addrs: Vec<_> = tokio::net::lookup_host((name.as_str(), port))
-        .await
-        .map_err(|e| {
-          std::io::Error::new(std::io::ErrorKind::NotFound, format!("getaddrinfo ENOTFOUND {name}: {e}"))
-        })?
-        .collect();
-      let mut last =
-        std::io::Error::new(std::io::ErrorKind::NotFound, format!("getaddrinfo ENOTFOUND {name}"));
-      for addr in addrs {
-        match TcpStream::connect(addr).await {
-          Ok(s) => {
-            s.set_nodelay(true)?;
-            if keepalive {
-              let ka = socket2::TcpKeepalive::new()
-                .with_time(Duration::from_secs(60))
-                .with_interval(Duration::from_secs(10));
-              socket2::SockRef::from(&s).set_tcp_keepalive(&ka)?;
-            }
-            return Ok(Box::new(s));
-          }
-          Err(e) => last = e,
-        }
-      }
-      Err(last)
-    }
-    #[cfg(unix)]
-    Host::Unix(dir) => {
-      let path = dir.join(format!(".s.PGSQL.{port}"));
-      Ok(Box::new(tokio::net::UnixStream::connect(path).await?))
-    }
-    #[cfg(not(unix))]
-    Host::Unix(_) => Err(std::io::Error::new(
-      std::io::ErrorKind::Unsupported,
-      "unix sockets are not supported on this platform",
-    )),
-  }
 }
 
 pub fn parse_db_error(fields: &mut postgres_protocol::message::backend::ErrorFields<'_>) -> DbError {
@@ -121,18 +77,17 @@ fn protocol(target: &Target, what: &str) -> CoreError {
 }
 
 pub async fn open(target: &Target, settings: &ConnSettings) -> CoreResult<Opened> {
-  let stream =
-    open_socket(&target.host, target.port, settings.keepalive).await.map_err(|e| os_failure(target, &e))?;
+  let socket = transport::connect(&target.host, target.port, settings.keepalive)
+    .await
+    .map_err(|e| os_failure(target, &e))?;
   // libpq does not use TLS over unix sockets; neither do we.
   let mut stream = match &target.host {
     Host::Tcp(name) => {
-      super::tls::negotiate(stream, settings.ssl_mode, name, settings.ssl_root_cert.as_deref())
+      super::tls::negotiate(socket, settings.ssl_mode, name, settings.ssl_root_cert.as_deref())
         .await
-        .map_err(|f| {
-          connect_failed(target, ConnectCause::Os { code: f.code.to_string(), message: f.message })
-        })?
+        .map_err(|f| connect_failed(target, ConnectCause::Os { code: f.code, message: f.message }))?
     }
-    Host::Unix(_) => stream,
+    Host::Unix(_) => transport::into_stream(socket),
   };
 
   let mut params: Vec<(&str, String)> = vec![
@@ -227,7 +182,7 @@ pub async fn open(target: &Target, settings: &ConnSettings) -> CoreResult<Opened
 
 /// Asks the server to cancel whatever the connection identified by `key` is running.
 pub async fn cancel(key: &super::CancelKey) -> std::io::Result<()> {
-  let mut s = open_socket(&key.host, key.port, false).await?;
+  let mut s = transport::connect(&key.host, key.port, false).await?;
   let mut buf = BytesMut::new();
   frontend::cancel_request(key.process_id, key.secret_key, &mut buf);
   s.write_all(&buf).await?;

@@ -8,6 +8,7 @@ mod completions;
 mod objects;
 mod pool;
 mod session;
+mod transport;
 
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ pub fn process_stats() -> ProcessStatsObject {
     pools: registry::all().iter().map(|p| p.stats().into()).collect(),
     budget: BudgetObject { limit: b.limit.map(|l| l as u32), used: b.used as u32, waiting: b.waiting as u32 },
     build: if cfg!(target_family = "wasm") { "wasm" } else { "native" }.to_string(),
-    pid: std::process::id(),
+    pid: crate::config::process_id(),
   }
 }
 

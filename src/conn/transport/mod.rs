@@ -1,0 +1,35 @@
+//! How bytes reach the server: one seam, two implementations chosen at compile time.
+//!
+//! Native builds own their sockets (tokio TCP and unix sockets, TLS through rustls). The
+//! WebAssembly build (`wasm32-wasip1-threads`) cannot open a socket (WASI preview 1 has no
+//! connect), so JavaScript owns them (`node:net`, then `node:tls` after the server agreed to TLS)
+//! and Rust reads and writes them through [`js`]. Everything above this module (startup and
+//! authentication, the I/O task, cancel requests, pool, registry) is the same code in both builds.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+/// Why TLS could not be set up, with the code Node uses for the same failure where one exists.
+pub struct TlsFailure {
+  pub code: String,
+  pub message: String,
+}
+
+pub fn tls_failure(code: &str, message: impl Into<String>) -> TlsFailure {
+  TlsFailure { code: code.to_string(), message: message.into() }
+}
+
+#[cfg(not(target_family = "wasm"))]
+mod native;
+#[cfg(not(target_family = "wasm"))]
+mod rustls;
+#[cfg(not(target_family = "wasm"))]
+pub use native::{connect, into_stream, Socket};
+#[cfg(not(target_family = "wasm"))]
+pub use rustls::start_tls;
+
+pub mod js;
+#[cfg(target_family = "wasm")]
+pub use js::{connect, into_stream, start_tls, Socket};
