@@ -22,6 +22,12 @@ const WASM_NATIVE_ONLY_FILES = new Set([
   // Each worker thread instantiates its own WASM module, with its own pools: four workers do
   // not share one pool, and its connections end with the worker.
   '__test__/core/workers.test.js',
+  // WASI has no file locks, so the machine-wide budget (advisory lock files) is native-only;
+  // createPool({ machineMax }) says so in the WebAssembly build.
+  '__test__/core/machine.test.js',
+  // Clean exit sends Terminate from onepool's runtime while the process exits; in the
+  // WebAssembly build JavaScript owns the sockets and the exiting process closes them.
+  '__test__/core/exit.test.js',
 ])
 const WASM_NATIVE_ONLY_TESTS = [
   // Deleting the globalThis pin and the module cache evaluates the loader again, which starts a

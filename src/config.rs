@@ -186,7 +186,9 @@ fn parse_num(key: &str, v: &str) -> CoreResult<f64> {
 /// Parses `postgres://` / `postgresql://` URLs, including unix-socket forms
 /// (`postgres:///db?host=/run/postgresql`, `postgres://%2Frun%2Fpostgresql/db`).
 fn parse_url(raw: &str) -> CoreResult<UrlParts> {
-  let shown = redact_url(raw);
+  // Messages show the URL without its parameters (which may hold a password) and, when its
+  // shape is off, only the scheme.
+  let shown = redact_url(raw).split(['?', '#']).next().unwrap_or("").to_string();
   let lower = raw.get(..13).unwrap_or(raw).to_ascii_lowercase();
   if !lower.starts_with("postgres://") && !lower.starts_with("postgresql://") {
     return Err(invalid(format!(
@@ -199,18 +201,28 @@ fn parse_url(raw: &str) -> CoreResult<UrlParts> {
       "invalid connection string {shown}: the scheme must be postgres:// or postgresql://"
     )));
   }
-  // Unencoded special characters in a password split the URL in the wrong places; refuse the
-  // shapes that reveal it rather than connect somewhere unintended (or print the password).
+  // Unencoded special characters in a password split the URL in the wrong places (the rest of
+  // the password can end up as the host, the database or a parameter). Refuse the shapes that
+  // reveal it rather than connect somewhere unintended or print the password.
+  let encode_hint = "'@', ':', '/', '?', '#' and '&' in a password must be percent-encoded";
+  let misshapen =
+    |what: &str| invalid(format!("invalid connection string {}://…: {what}; {encode_hint}", url.scheme()));
   if url.fragment().is_some() {
-    return Err(invalid(format!(
-      "invalid connection string {shown}: it contains '#'; percent-encode '#' in a password as %23"
-    )));
+    return Err(misshapen("it contains '#'"));
   }
   if url.path().contains('@') {
-    return Err(invalid(format!(
-      "invalid connection string {shown}: the database name contains '@'; credentials go before the host \
-       (postgres://user:password@host/db) and '@', '/', '?' or '#' in them must be percent-encoded"
-    )));
+    return Err(misshapen(
+      "the database name contains '@' (credentials go before the host: postgres://user:password@host/db)",
+    ));
+  }
+  if url.username().is_empty() && url.password().is_some() {
+    return Err(misshapen("it has a password but no user name"));
+  }
+  if url
+    .query()
+    .is_some_and(|q| q.split('&').any(|pair| pair.split('=').next().is_some_and(|k| k.contains('@'))))
+  {
+    return Err(misshapen("a parameter name contains '@'"));
   }
   let mut parts = UrlParts::default();
   if let Some(h) = url.host_str() {
@@ -502,6 +514,11 @@ impl PoolConfig {
         None => None,
       },
     };
+    if cfg!(target_family = "wasm") && machine_max.is_some() {
+      return Err(invalid(
+        "machineMax needs file locks, which the WebAssembly build of onepool does not have".into(),
+      ));
+    }
     let pgbouncer = input.pgbouncer.or(url.pgbouncer).unwrap_or(false);
     if pgbouncer && (input.search_path.is_some() || statement_timeout.is_some()) {
       return Err(invalid(
@@ -643,6 +660,9 @@ mod tests {
       "postgres:///:hunter2@127.0.0.1",
       "postgres://u:hun#ter2@127.0.0.1/d",
       "http:hunter2@127.0.0.1",
+      "postgres://:@hunter2?@",
+      "postgres://:&@hunter2?@?sslmode=",
+      "postgres://@:@hunter2?@:=",
     ] {
       let err =
         PoolConfig::from_input(&ConfigInput { connection_string: Some(bad.into()), ..Default::default() })
