@@ -1,6 +1,6 @@
 'use strict'
-// Issue 4, soak: four worker threads share one native pool for ONEPOOL_SOAK_MS (default 20 s;
-// use 60000–120000 for a real soak) with mixed queries, transactions, checked-out clients,
+// Issue 4, soak: four worker threads share one native pool for ONEPOOL_SOAK_MS (default 120 s,
+// the two minutes issue 4 asks for) with mixed queries, transactions, checked-out clients,
 // aborts, server errors and module re-evaluations. RSS and JS heap stay flat (figures
 // reported: before / after / max), connections never exceed `max`, every committed transaction
 // is in the table and no rolled-back savepoint is.
@@ -18,7 +18,7 @@ const { recordProcessErrors, sleep, poll } = require('../helpers/faults')
 v8.setFlagsFromString('--expose-gc')
 const gc = vm.runInNewContext('gc')
 
-const DURATION_MS = Number(process.env.ONEPOOL_SOAK_MS || 20000)
+const DURATION_MS = Number(process.env.ONEPOOL_SOAK_MS || 120000)
 // A hung test fails instead of blocking the run.
 const LIMIT = { timeout: DURATION_MS + 120000 }
 const WORKERS = 4
