@@ -167,11 +167,16 @@ class PoolClient extends EventEmitter {
 }
 
 async function runTransaction(client, fn, options) {
-  await client.query(beginStatement(options))
+  // BEGIN is not awaited on its own: it goes out in the same write as the callback's first
+  // statement (requests on one connection run in order), saving a round trip per transaction.
+  // Its outcome is still awaited before COMMIT, and it can only fail if the connection does.
+  const begun = client.query(beginStatement(options))
+  begun.catch(() => {})
   client._enter(1)
   let result
   try {
     result = await fn(client)
+    await begun
   } catch (e) {
     client._enter(-1)
     await client.query('ROLLBACK').catch(() => {})
