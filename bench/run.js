@@ -1,7 +1,7 @@
 'use strict'
 // Benchmark orchestration: start Postgres (embedded, or DATABASE_URL), load the data, then run
 // every workload × client cell in a fresh child process, interleaved, for several repetitions,
-// and write bench/results/latest.{md,svg,json} (dev.* when --only/--clients filter the run).
+// and write bench/results/latest.{md,svg,json} (dev.* for --quick runs and when --only/--clients filter the run, so the README's full run is never overwritten).
 //
 //   node bench/run.js [--quick] [--reps=N] [--only=W2,W3] [--clients=onepool,pg]
 //                     [--duration=ms] [--warmup=ms]
@@ -160,7 +160,7 @@ async function main() {
       load: `${loadStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end`,
     }
     // A filtered development run must not replace the full results the README shows.
-    const base = path.join(RESULTS, opts.only || opts.clients ? 'dev' : 'latest')
+    const base = path.join(RESULTS, opts.only || opts.clients || opts.quick ? 'dev' : 'latest')
     fs.mkdirSync(RESULTS, { recursive: true })
     fs.writeFileSync(`${base}.md`, report.markdown(rows, { ...meta, chart: `${path.basename(base)}.svg` }))
     fs.writeFileSync(`${base}.svg`, report.svg(rows, clientNames))
