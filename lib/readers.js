@@ -44,6 +44,9 @@ function readInt(buf, start, end) {
 }
 
 const readBool = (buf, start) => buf[start] === 116
+// pg-types returns these as the text itself (int8 and numeric are ASCII).
+const readLatin1 = (buf, start, end) => buf.latin1Slice(start, end)
+const readUtf8 = (buf, start, end) => buf.utf8Slice(start, end)
 
 const digits = (buf, at, count) => {
   let n = 0
@@ -123,8 +126,12 @@ const FAST = new Map([
   [INT2, () => readInt],
   [INT4, () => readInt],
   [OID, () => readInt],
-  [INT8, (p) => ascii(p)],
-  [NUMERIC, (p) => ascii(p)],
+  [INT8, () => readLatin1],
+  [NUMERIC, () => readLatin1],
+  [TEXT, () => readUtf8],
+  [VARCHAR, () => readUtf8],
+  [BPCHAR, () => readUtf8],
+  [NAME, () => readUtf8],
   [FLOAT4, (p) => ascii(p)],
   [FLOAT8, (p) => ascii(p)],
   [TIMESTAMPTZ, (p) => timestampReader(true, p)],

@@ -22,30 +22,28 @@ class Result {
   }
 }
 
-function decodeResult(buf, pos, rowAsArray, types) {
-  const commandLen = buf.readUInt32BE(pos)
-  pos += 4
-  const tag = buf.utf8Slice(pos, pos + commandLen)
-  pos += commandLen
-  const nfields = buf.readUInt32BE(pos)
-  pos += 4
+/** The statement whose cells start at `pos` and whose description starts at `desc`. */
+function decodeResult(buf, pos, desc, rowAsArray, types) {
+  const nrows = buf.readUInt32BE(desc)
+  const end = desc
+  let at = desc + 8
+  const nfields = buf.readUInt32BE(at)
+  at += 4
   const fields = new Array(nfields)
   const parsers = new Array(nfields)
   const names = new Array(nfields)
   for (let i = 0; i < nfields; i++) {
-    const oid = buf.readUInt32BE(pos)
-    const nameLen = buf.readUInt32BE(pos + 4)
-    pos += 8
-    const name = buf.utf8Slice(pos, pos + nameLen)
-    pos += nameLen
+    const oid = buf.readUInt32BE(at)
+    const nameLen = buf.readUInt32BE(at + 4)
+    at += 8
+    const name = buf.utf8Slice(at, at + nameLen)
+    at += nameLen
     names[i] = name
     fields[i] = { name, dataTypeID: oid, format: 'text' }
     parsers[i] = readerFor(oid, types.getTypeParser(oid, 'text'))
   }
-  const nrows = buf.readUInt32BE(pos)
-  const rowsLen = buf.readUInt32BE(pos + 4)
-  pos += 8
-  const end = pos + rowsLen
+  const commandLen = buf.readUInt32BE(at)
+  const tag = buf.utf8Slice(at + 4, at + 4 + commandLen)
   const rows = new Array(nrows)
   for (let r = 0; r < nrows; r++) {
     const row = rowAsArray ? new Array(nfields) : {}
@@ -76,19 +74,27 @@ function decodeResult(buf, pos, rowAsArray, types) {
       rowCount = parseInt(m[2], 10)
     }
   }
-  return [new Result(command, rowCount, oid, fields, rows, rowAsArray), end]
+  return new Result(command, rowCount, oid, fields, rows, rowAsArray)
 }
 
 /** One Result, or an array of Results when the text held several statements (as pg). */
 function decode(buf, rowAsArray = false, types = defaultTypes) {
-  const n = buf.readUInt32BE(0)
-  let pos = 4
-  const results = new Array(n)
-  for (let i = 0; i < n; i++) {
-    ;[results[i], pos] = decodeResult(buf, pos, rowAsArray, types)
-  }
-  if (n === 1) return results[0]
+  let end = buf.length - 4
+  const n = buf.readUInt32BE(end)
   if (n === 0) return new Result(null, null, null, [], [], rowAsArray)
+  // Each description ends with its own length: walk back from the end to every result's start.
+  const starts = new Array(n)
+  const descs = new Array(n)
+  for (let i = n - 1; i >= 0; i--) {
+    const desc = end - 4 - buf.readUInt32BE(end - 4)
+    descs[i] = desc
+    starts[i] = desc - buf.readUInt32BE(desc + 4)
+    end = starts[i]
+  }
+  if (end !== 0) throw new Error('onepool: corrupt result buffer')
+  if (n === 1) return decodeResult(buf, starts[0], descs[0], rowAsArray, types)
+  const results = new Array(n)
+  for (let i = 0; i < n; i++) results[i] = decodeResult(buf, starts[i], descs[i], rowAsArray, types)
   return results
 }
 

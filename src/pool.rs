@@ -16,7 +16,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::budget::{BudgetPermit, Lease, BUDGET};
 use crate::config::{ConnSettings, PoolConfig, PoolSettings, Target};
-use crate::conn::{Conn, Done, Query, Response};
+use crate::conn::{Conn, Done, Query, Response, Write};
 use crate::error::{CoreError, CoreResult};
 use crate::machine;
 
@@ -260,6 +260,9 @@ impl Pool {
     let ping_after = self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.ping_after_idle;
     let fresh =
       st.idle.last().is_some_and(|c| !c.is_closed() && !retired(c) && c.idle_since.elapsed() < ping_after);
+    // Alone in flight: send from this thread now (latency). Alongside other requests: let the
+    // writer task coalesce them (throughput; the JS thread is the bottleneck then).
+    let write = if st.shared.is_empty() { Write::Now } else { Write::Batched };
     let index = if fresh {
       let conn = st.idle.pop().expect("checked non-empty");
       st.shared.push(conn);
@@ -284,6 +287,7 @@ impl Pool {
         pool.shared_done(id);
         done(outcome)
       }),
+      write,
     );
     drop(st);
     if let Err(done) = sent {

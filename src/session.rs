@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::abort::AbortToken;
-use crate::conn::{Conn, Done, Query, Response};
+use crate::conn::{Conn, Done, Query, Response, Write};
 use crate::error::{CoreError, CoreResult};
 use crate::pool::Pool;
 
@@ -43,7 +43,7 @@ impl Session {
   pub fn run_then(&self, query: Arc<Query>, done: Done) {
     let refused = match self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
       Some(c) => c
-        .run_then(query, done)
+        .run_then(query, done, Write::Now)
         .err()
         .map(|d| (d, CoreError::ConnectionLost("connection lost: the connection is closed".into()))),
       None => Some((done, CoreError::ClientReleased)),

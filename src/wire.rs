@@ -1,7 +1,9 @@
 //! The compact form in which results cross to JavaScript: one buffer per query, decoded by
-//! `lib/result.js`. All integers are big-endian u32. Layout:
-//! `nresults` then per result: `command` (len + utf8), `nfields`, per field `oid` + name
-//! (len + utf8), `nrows`, `rowsLen` + the DataRow cells (i32 length, -1 for NULL, + text bytes).
+//! `lib/result.js`. All integers are big-endian u32. Each statement's result is its DataRow
+//! cells (i32 length, -1 for NULL, + text bytes) followed by its description, so the cells the
+//! I/O thread collected become the buffer as they are, without a copy:
+//! `cells` `nrows` `cellsLen` `nfields` (per field: `oid`, name as len + utf8) `command` (len +
+//! utf8) `descriptionLen`; after the last result, `nresults`.
 
 use crate::conn::Response;
 
@@ -14,26 +16,29 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
   out.extend_from_slice(s.as_bytes());
 }
 
-pub fn encode(resp: &Response) -> Vec<u8> {
-  let size: usize = resp
-    .results
-    .iter()
-    .map(|r| {
-      16 + r.command.len() + r.fields.iter().map(|f| 8 + f.name.len()).sum::<usize>() + r.rows.len() + 4
-    })
-    .sum();
-  let mut out = Vec::with_capacity(size + 4);
-  put_u32(&mut out, resp.results.len());
-  for r in &resp.results {
-    put_str(&mut out, &r.command);
+pub fn encode(resp: Response) -> Vec<u8> {
+  let count = resp.results.len();
+  let mut out = Vec::new();
+  for (i, r) in resp.results.into_iter().enumerate() {
+    let cells = r.rows.len();
+    if i == 0 {
+      out = r.rows;
+    } else {
+      out.extend_from_slice(&r.rows);
+    }
+    let start = out.len();
+    out.reserve(20 + r.command.len() + r.fields.iter().map(|f| 8 + f.name.len()).sum::<usize>());
+    put_u32(&mut out, r.row_count as usize);
+    put_u32(&mut out, cells);
     put_u32(&mut out, r.fields.len());
     for f in &r.fields {
       out.extend_from_slice(&f.type_oid.to_be_bytes());
       put_str(&mut out, &f.name);
     }
-    put_u32(&mut out, r.row_count as usize);
-    put_u32(&mut out, r.rows.len());
-    out.extend_from_slice(&r.rows);
+    put_str(&mut out, &r.command);
+    let len = out.len() - start;
+    put_u32(&mut out, len);
   }
+  put_u32(&mut out, count);
   out
 }

@@ -1,6 +1,10 @@
-//! The task that owns a connection's socket. A writer half sends requests in order and records
-//! each as pending; a reader half answers the oldest pending request at each ReadyForQuery.
-//! Reading and writing run concurrently so a large request never deadlocks against a large result.
+//! The task that owns a connection's socket. A writer half sends requests in order; a reader
+//! half answers the oldest pending request at each ReadyForQuery. Reading and writing run
+//! concurrently so a large request never deadlocks against a large result.
+//!
+//! Requests are recorded and their bytes queued under one lock (`Pending`), so the order on the
+//! wire is the order of the replies. On a plain socket the sender writes the bytes itself when
+//! nothing is queued ahead of them (see `Shared::enqueue`); the writer task sends the rest.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -10,38 +14,41 @@ use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
-use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
 
 use super::startup::{parse_db_error, read_message};
-use super::transport::Stream;
-use super::{ConnState, Field, Outgoing, QueryResult, Reply, Response};
+use super::transport::{Reader, Writer};
+use super::{ConnState, Field, QueryResult, Reply, Response};
 use crate::error::{CoreError, CoreResult};
 
-/// The replies owed for requests on the wire, oldest first.
+/// The replies owed for requests sent or queued, oldest first, and the bytes not yet written.
 pub(crate) struct Pending {
   pub(crate) replies: VecDeque<Reply>,
-  closed: Option<CoreError>,
+  pub(crate) closed: Option<CoreError>,
+  pub(crate) unsent: BytesMut,
+  /// The writer task is writing bytes taken from `unsent`: nobody else may write meanwhile.
+  pub(crate) writing: bool,
+  /// The connection's handle is gone: say goodbye once everything queued is written.
+  pub(crate) hung_up: bool,
 }
 
 impl Pending {
   pub(crate) fn new() -> Pending {
-    Pending { replies: VecDeque::new(), closed: None }
+    Pending {
+      replies: VecDeque::new(),
+      closed: None,
+      unsent: BytesMut::new(),
+      writing: false,
+      hung_up: false,
+    }
   }
 }
 
-pub(crate) async fn run(
-  stream: Box<dyn Stream>,
-  mut rx: mpsc::UnboundedReceiver<Outgoing>,
-  state: Arc<ConnState>,
-  pending: Arc<Mutex<Pending>>,
-) {
+pub(crate) async fn run(reader: Reader, writer: Writer, state: Arc<ConnState>, pending: Arc<Mutex<Pending>>) {
   let _alive = crate::shutdown::SocketGuard::hold();
-  let (rd, wr) = tokio::io::split(stream);
   let mut killed = false;
   let failure = tokio::select! {
-    r = write_loop(wr, &mut rx, &pending, &state) => r.err(),
-    r = read_loop(rd, &pending, &state) => Some(r),
+    r = write_loop(writer, &pending, &state) => r.err(),
+    r = read_loop(reader, &pending, &state) => Some(r),
     _ = state.kill.notified() => {
       killed = true;
       Some(CoreError::ConnectionLost("connection lost: the server stopped answering".into()))
@@ -58,52 +65,41 @@ pub(crate) async fn run(
   let drained: Vec<Reply> = {
     let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
     p.closed = Some(err.clone());
+    p.unsent.clear();
     p.replies.drain(..).collect()
   };
-  // Requests still queued for writing were counted in flight by Conn::send.
-  rx.close();
-  let queued = std::iter::from_fn(|| rx.try_recv().ok()).map(|out| out.reply);
-  for (i, reply) in drained.into_iter().chain(queued).enumerate() {
+  for (i, reply) in drained.into_iter().enumerate() {
     state.in_flight.fetch_sub(1, Ordering::AcqRel);
     reply.send(Err(if killed && i > 0 { queued_err.clone() } else { err.clone() }));
   }
 }
 
-async fn write_loop(
-  mut wr: WriteHalf<Box<dyn Stream>>,
-  rx: &mut mpsc::UnboundedReceiver<Outgoing>,
-  pending: &Mutex<Pending>,
-  state: &ConnState,
-) -> CoreResult<()> {
-  let mut batch = BytesMut::new();
-  while let Some(first) = rx.recv().await {
-    batch.clear();
-    let mut next = Some(first);
-    // Coalesce whatever is already queued into one write.
-    while let Some(out) = next.take() {
-      {
-        let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(err) = &p.closed {
-          state.in_flight.fetch_sub(1, Ordering::AcqRel);
-          out.reply.send(Err(err.clone()));
-        } else {
-          p.replies.push_back(out.reply);
-          batch.extend_from_slice(&out.bytes);
+async fn write_loop(mut writer: Writer, pending: &Mutex<Pending>, state: &ConnState) -> CoreResult<()> {
+  loop {
+    let batch = {
+      let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+      if p.unsent.is_empty() {
+        p.writing = false;
+        if p.hung_up {
+          break;
         }
+        None
+      } else {
+        p.writing = true;
+        Some(p.unsent.split())
       }
-      if batch.len() < 64 * 1024 {
-        next = rx.try_recv().ok();
-      }
-    }
-    if !batch.is_empty() {
-      wr.write_all(&batch).await.map_err(|e| CoreError::lost(&e))?;
+    };
+    match batch {
+      Some(bytes) => writer.write_all(&bytes).await.map_err(|e| CoreError::lost(&e))?,
+      // A permit stored by a wake-up that came before this wait makes it return at once.
+      None => state.wake_writer.notified().await,
     }
   }
   // The handle was dropped: say goodbye properly so the server does not log a lost client.
   let mut bye = BytesMut::new();
   frontend::terminate(&mut bye);
-  let _ = wr.write_all(&bye).await;
-  let _ = wr.shutdown().await;
+  let _ = writer.write_all(&bye).await;
+  writer.shutdown().await;
   Ok(())
 }
 
@@ -113,21 +109,40 @@ struct Collector {
   results: Vec<QueryResult>,
   current: Option<QueryResult>,
   error: Option<CoreError>,
+  /// How many bytes of cells the last statement on this connection had: the same query run
+  /// again then fills one allocation instead of a chain of doublings.
+  cells_hint: usize,
 }
 
 impl Collector {
+  fn start_statement(&mut self, fields: Vec<Field>) -> &mut QueryResult {
+    let rows = Vec::with_capacity(self.cells_hint);
+    self.current.insert(QueryResult { fields, rows, ..Default::default() })
+  }
+
   fn finish_statement(&mut self, command: String) {
     let mut r = self.current.take().unwrap_or_default();
     r.command = command;
+    self.cells_hint = r.rows.len().min(MAX_CELLS_HINT);
+    // A small result after a big one: do not hand JavaScript the big allocation.
+    if r.rows.capacity() > 2 * r.rows.len() + 4096 {
+      r.rows.shrink_to_fit();
+    }
     self.results.push(r);
+  }
+
+  /// Answers the request at the head, ready for the next one.
+  fn take(&mut self) -> Collector {
+    let hint = self.cells_hint;
+    let done = std::mem::take(self);
+    self.cells_hint = hint;
+    done
   }
 }
 
-async fn read_loop(
-  mut rd: ReadHalf<Box<dyn Stream>>,
-  pending: &Mutex<Pending>,
-  state: &ConnState,
-) -> CoreError {
+const MAX_CELLS_HINT: usize = 16 << 20;
+
+async fn read_loop(mut rd: Reader, pending: &Mutex<Pending>, state: &ConnState) -> CoreError {
   let mut buf = BytesMut::with_capacity(64 * 1024);
   let mut c = Collector::default();
   loop {
@@ -137,7 +152,10 @@ async fn read_loop(
     };
     match msg {
       Message::DataRow(body) => {
-        let r = c.current.get_or_insert_with(QueryResult::default);
+        let r = match c.current.as_mut() {
+          Some(r) => r,
+          None => c.start_statement(Vec::new()),
+        };
         r.rows.extend_from_slice(body.buffer());
         r.row_count += 1;
       }
@@ -147,7 +165,7 @@ async fn read_loop(
         while let Ok(Some(f)) = it.next() {
           fields.push(Field { name: f.name().to_string(), type_oid: f.type_oid() });
         }
-        c.current = Some(QueryResult { fields, ..Default::default() });
+        c.start_statement(fields);
       }
       Message::CommandComplete(body) => {
         let tag = body.tag().unwrap_or("").to_string();
@@ -174,7 +192,7 @@ async fn read_loop(
       Message::ReadyForQuery(body) => {
         state.tx_status.store(body.status(), Ordering::Release);
         state.made_progress();
-        let done = std::mem::take(&mut c);
+        let done = c.take();
         if let Some(reply) = pop(pending) {
           state.in_flight.fetch_sub(1, Ordering::AcqRel);
           reply.send(match done.error {

@@ -18,11 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{oneshot, Notify};
 
 use crate::budget::Lease;
 use crate::config::{ConnSettings, Host, Target};
 use crate::error::{CoreError, CoreResult};
+use transport::DirectWrite;
 
 pub use query::Query;
 use query::{encode_bound, encode_prepare, encode_simple, encode_unnamed, with_closes, Plan, Statements};
@@ -70,6 +71,8 @@ struct ConnState {
   progress: Mutex<Instant>,
   /// Asks the socket task to give up on a stalled or abandoned connection.
   kill: Notify,
+  /// Bytes were queued for the writer task (or the handle was dropped).
+  wake_writer: Notify,
 }
 
 impl ConnState {
@@ -111,14 +114,21 @@ impl Reply {
   }
 }
 
-struct Outgoing {
-  bytes: Bytes,
-  reply: Reply,
+/// How a request's bytes leave for the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+  /// From the calling thread if the connection is idle: the lowest latency for one request at
+  /// a time (no hand-off to the writer task).
+  Now,
+  /// By the writer task, which coalesces requests sent close together into one write: the
+  /// least work for the calling thread under load.
+  Batched,
 }
 
 /// The parts of a connection that callbacks on the I/O thread also need.
 struct Shared {
-  tx: mpsc::UnboundedSender<Outgoing>,
+  /// The socket, when the caller's thread may write to it directly.
+  direct: Option<Arc<dyn DirectWrite>>,
   state: Arc<ConnState>,
   pending: Arc<Mutex<io::Pending>>,
   statements: Mutex<Statements>,
@@ -159,8 +169,10 @@ impl Conn {
       in_flight: AtomicUsize::new(0),
       progress: Mutex::new(Instant::now()),
       kill: Notify::new(),
+      wake_writer: Notify::new(),
     });
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (reader, writer) = transport::split(opened.stream);
+    let direct = writer.direct();
     let cancel_key = CancelKey {
       host: target.host.clone(),
       port: target.port,
@@ -168,10 +180,10 @@ impl Conn {
       secret_key: opened.secret_key,
     };
     let pending = Arc::new(Mutex::new(io::Pending::new()));
-    crate::runtime::spawn(io::run(opened.stream, rx, state.clone(), pending.clone()));
+    crate::runtime::spawn(io::run(reader, writer, state.clone(), pending.clone()));
     let statements = Mutex::new(Statements::new(settings.statement_cache_size));
     Ok(Conn {
-      shared: Arc::new(Shared { tx, state, pending, statements }),
+      shared: Arc::new(Shared { direct, state, pending, statements }),
       cancel_key,
       id,
       created_at: Instant::now(),
@@ -226,7 +238,7 @@ impl Conn {
   /// the wire at once.
   pub fn run(&self, query: Arc<Query>) -> impl Future<Output = CoreResult<Response>> + Send + 'static {
     let (tx, rx) = oneshot::channel();
-    let sent = self.run_then(query, Box::new(move |outcome| drop(tx.send(outcome)))).is_ok();
+    let sent = self.run_then(query, Box::new(move |outcome| drop(tx.send(outcome))), Write::Now).is_ok();
     async move {
       if !sent {
         return Err(closed_error());
@@ -237,14 +249,21 @@ impl Conn {
 
   /// Runs a query whose outcome goes to `done` on the I/O thread. If the connection is already
   /// closed, `done` is handed back so the caller can call it outside its locks.
-  pub fn run_then(&self, query: Arc<Query>, done: Done) -> Result<(), Done> {
-    self.shared.run_then(query, done)
+  pub fn run_then(&self, query: Arc<Query>, done: Done, write: Write) -> Result<(), Done> {
+    self.shared.run_then(query, done, write)
   }
 
   pub async fn simple(&self, sql: &str) -> CoreResult<Response> {
     let (tx, rx) = oneshot::channel();
-    self.shared.enqueue(encode_simple(sql), Reply::Channel(tx)).map_err(|_| closed_error())?;
+    self.shared.enqueue(encode_simple(sql), Reply::Channel(tx), Write::Now).map_err(|_| closed_error())?;
     rx.await.unwrap_or_else(|_| Err(closed_error()))
+  }
+}
+
+impl Drop for Shared {
+  fn drop(&mut self) {
+    self.pending.lock().unwrap_or_else(|e| e.into_inner()).hung_up = true;
+    self.state.wake_writer.notify_one();
   }
 }
 
@@ -282,19 +301,37 @@ impl Killer {
 }
 
 impl Shared {
-  fn enqueue(&self, bytes: Bytes, reply: Reply) -> Result<(), Reply> {
+  fn enqueue(&self, bytes: Bytes, reply: Reply, write: Write) -> Result<(), Reply> {
+    let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+    if p.closed.is_some() || p.hung_up {
+      return Err(reply);
+    }
     // Counted here, not in the socket task, so the pool sees the request the moment it is queued.
-    if self.state.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+    let idle = self.state.in_flight.fetch_add(1, Ordering::AcqRel) == 0;
+    if idle {
       self.state.made_progress();
     }
-    self.tx.send(Outgoing { bytes, reply }).map_err(|e| {
-      self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
-      e.0.reply
-    })
+    p.replies.push_back(reply);
+    // An idle connection: write from this thread, sparing a hand-off to the writer task (the
+    // latency of one request at a time). Behind requests in flight the writer task sends, so
+    // pipelined requests coalesce into fewer, larger writes. Whatever the socket does not take
+    // now (or an error, which the writer task then reports) goes to the writer task.
+    let written = match &self.direct {
+      Some(socket) if write == Write::Now && idle && !p.writing && p.unsent.is_empty() => {
+        socket.try_write(&bytes).unwrap_or(0)
+      }
+      _ => 0,
+    };
+    if written < bytes.len() {
+      p.unsent.extend_from_slice(&bytes[written..]);
+      drop(p);
+      self.state.wake_writer.notify_one();
+    }
+    Ok(())
   }
 
-  fn enqueue_then(&self, bytes: Bytes, done: Done) -> Result<(), Done> {
-    match self.enqueue(bytes, Reply::Callback(done)) {
+  fn enqueue_then(&self, bytes: Bytes, done: Done, write: Write) -> Result<(), Done> {
+    match self.enqueue(bytes, Reply::Callback(done), write) {
       Ok(()) => Ok(()),
       Err(Reply::Callback(done)) => Err(done),
       Err(Reply::Channel(_)) | Err(Reply::Discard) => unreachable!("sent a callback"),
@@ -305,16 +342,16 @@ impl Shared {
     self.statements.lock().unwrap_or_else(|e| e.into_inner())
   }
 
-  fn run_then(self: &Arc<Self>, query: Arc<Query>, done: Done) -> Result<(), Done> {
+  fn run_then(self: &Arc<Self>, query: Arc<Query>, done: Done, write: Write) -> Result<(), Done> {
     if query.params.is_empty() {
-      return self.enqueue_then(encode_simple(&query.sql), done);
+      return self.enqueue_then(encode_simple(&query.sql), done, write);
     }
     let (plan, closes) = {
       let mut statements = self.statements();
       (statements.plan(&query.sql), statements.take_closes())
     };
     match plan {
-      Plan::Unnamed => self.enqueue_then(with_closes(closes, encode_unnamed(&query)), done),
+      Plan::Unnamed => self.enqueue_then(with_closes(closes, encode_unnamed(&query)), done, write),
       Plan::Prepare(name) => {
         let bytes = with_closes(closes, encode_prepare(&name, &query));
         let shared = self.clone();
@@ -331,6 +368,7 @@ impl Shared {
             }
             done(outcome)
           }),
+          write,
         )
       }
       Plan::Bound(name, fields) => {
@@ -355,12 +393,13 @@ impl Shared {
                 && shared.state.tx_status.load(Ordering::Acquire) == TX_IDLE =>
             {
               shared.statements().discard(&query.sql, name);
-              if let Err(done) = shared.enqueue_then(encode_unnamed(&query), done) {
+              if let Err(done) = shared.enqueue_then(encode_unnamed(&query), done, Write::Now) {
                 done(Err(closed_error()));
               }
             }
             other => done(other),
           }),
+          write,
         )
       }
     }

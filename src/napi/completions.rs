@@ -42,7 +42,7 @@ impl EnvQueue {
   /// The callback that finishes request `id`: encodes the response off the JS thread.
   pub fn done(self: &Arc<Self>, id: u32) -> Done {
     let queue = self.clone();
-    Box::new(move |outcome: CoreResult<Response>| queue.push(id, outcome.map(|r| wire::encode(&r))))
+    Box::new(move |outcome: CoreResult<Response>| queue.push(id, outcome.map(wire::encode)))
   }
 
   pub fn fail(&self, id: u32, err: CoreError) {

@@ -6,10 +6,26 @@
 //! and Rust reads and writes them through [`js`]. Everything above this module (startup and
 //! authentication, the I/O task, cancel requests, pool, registry) is the same code in both builds.
 
+use std::any::Any;
+
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+  /// What the stream is underneath, so a plain socket can be split for direct writes.
+  fn as_any(&self) -> &dyn Any;
+  fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {
+  fn as_any(&self) -> &dyn Any {
+    self
+  }
+  fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+    self
+  }
+}
+
+mod split;
+pub use split::{split, DirectWrite, Reader, Writer};
 
 /// Why TLS could not be set up, with the code Node uses for the same failure where one exists.
 pub struct TlsFailure {
