@@ -21,6 +21,8 @@ export declare class NativePool {
    * queries when the statement allows it.
    */
   submit(sql: string, values: Array<ParamInput>, envId: number, requestId: number, abort?: AbortHandle | undefined | null): void
+  /** Checks out a connection now if one is idle and fresh; null means call `connect`. */
+  tryConnect(): NativeSession | null
   /** Checks out a connection for exclusive use. */
   connect(): Promise<NativeSession | NativeError>
   stats(): PoolStatsObject
@@ -35,6 +37,8 @@ export declare class NativePool {
 export declare class NativeSession {
   /** Like `NativePool.submit`, on the pinned connection. */
   submit(sql: string, values: Array<ParamInput>, envId: number, requestId: number, abort?: AbortHandle | undefined | null): void
+  /** Returns the connection now if that needs no round trip; false means call `release`. */
+  releaseNow(destroy: boolean): boolean
   /** Returns the connection (rolled back if a transaction is open); `destroy` closes it. */
   release(destroy: boolean): Promise<boolean | NativeError>
   /** The server process id of the pinned connection (`pg_backend_pid()`). */

@@ -15,8 +15,9 @@ function defaultOnLeak(event) {
 }
 
 /** Starts watching a checkout; returns a function to call on release (or null when off). */
-function watchCheckout({ leakDetectionMs, onLeak }, poolName) {
+function watchCheckout({ leakDetectionMs, onLeak }, nameOf) {
   if (!leakDetectionMs) return null
+  const poolName = nameOf()
   const report = onLeak || defaultOnLeak
   const stack = new Error('checked out here').stack.split('\n').slice(3).join('\n')
   const start = Date.now()

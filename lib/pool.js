@@ -133,6 +133,7 @@ class PoolClient extends EventEmitter {
     }
     this.#released = true
     if (this.#onRelease) this.#onRelease()
+    if (this.#session.releaseNow(Boolean(destroy))) return Promise.resolve()
     const done = this.#session.release(Boolean(destroy))
     done.catch(() => {})
     return done.then(() => undefined)
@@ -219,14 +220,18 @@ class Pool extends EventEmitter {
 
   /** Checks out a client for several statements; call `client.release()` when done. */
   connect(callback) {
-    const onRelease = watchCheckout(this.#js, this.#native.stats().name)
-    const p = this.#native.connect().then((s) => {
-      if (typeof s.submit !== 'function') {
-        if (onRelease) onRelease()
-        throw fromNative(s)
-      }
-      return new PoolClient(s, this.#js, this.#addon, onRelease)
-    })
+    const onRelease = watchCheckout(this.#js, () => this.#native.stats().name)
+    // An idle connection is checked out synchronously; otherwise wait for one.
+    const now = this.#native.tryConnect()
+    const p = now
+      ? Promise.resolve(new PoolClient(now, this.#js, this.#addon, onRelease))
+      : this.#native.connect().then((s) => {
+          if (typeof s.submit !== 'function') {
+            if (onRelease) onRelease()
+            throw fromNative(s)
+          }
+          return new PoolClient(s, this.#js, this.#addon, onRelease)
+        })
     if (!callback) return p
     p.then(
       (c) => callback(null, c, (err) => c.release(err)),

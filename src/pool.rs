@@ -154,6 +154,20 @@ impl Pool {
   }
 
   /// Checks a connection out for exclusive use.
+  /// The synchronous fast path of `acquire`: a connection that was idle for less than the
+  /// ping interval, without waiting and without a ping; `None` sends the caller to `acquire`.
+  pub fn try_acquire_now(&self) -> Option<Conn> {
+    let ping_after = self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.ping_after_idle;
+    let mut st = self.lock();
+    let fresh = !st.closed
+      && st.idle.last().is_some_and(|c| !c.is_closed() && !retired(c) && c.idle_since.elapsed() < ping_after);
+    if fresh {
+      st.idle.pop()
+    } else {
+      None
+    }
+  }
+
   pub async fn acquire(self: &Arc<Self>) -> CoreResult<Conn> {
     let settings = self.settings();
     let deadline = tokio::time::Instant::now() + settings.pool.acquire_timeout;

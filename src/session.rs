@@ -53,6 +53,22 @@ impl Session {
     }
   }
 
+  /// Returns the connection at once when that needs no round trip (it is clean, closed or to be
+  /// destroyed). False when a transaction left open must be rolled back first (`release`).
+  pub fn release_now(&self, destroy: bool) -> bool {
+    let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(conn) = slot.take_if(|c| destroy || c.is_closed() || c.is_clean()) else {
+      return slot.is_none();
+    };
+    drop(slot);
+    if destroy || conn.is_closed() {
+      self.pool.discard(conn);
+    } else {
+      self.pool.release(conn);
+    }
+    true
+  }
+
   pub async fn release(&self, destroy: bool) {
     let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(conn) = conn {

@@ -317,7 +317,7 @@ impl Shared {
     // pipelined requests coalesce into fewer, larger writes. Whatever the socket does not take
     // now (or an error, which the writer task then reports) goes to the writer task.
     let written = match &self.direct {
-      Some(socket) if write == Write::Now && idle && !p.writing && p.unsent.is_empty() => {
+      Some(socket) if write == Write::Now && !p.writing && p.unsent.is_empty() => {
         socket.try_write(&bytes).unwrap_or(0)
       }
       _ => 0,

@@ -75,6 +75,13 @@ impl NativePool {
     Ok(())
   }
 
+  /// Checks out a connection now if one is idle and fresh; null means call `connect`.
+  #[napi(catch_unwind)]
+  pub fn try_connect(&self) -> Option<NativeSession> {
+    let conn = self.inner.try_acquire_now()?;
+    Some(NativeSession::new(Session::new(self.inner.clone(), conn)))
+  }
+
   /// Checks out a connection for exclusive use.
   #[napi(catch_unwind, ts_return_type = "Promise<NativeSession | NativeError>")]
   pub fn connect<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {

@@ -56,6 +56,12 @@ impl NativeSession {
     Ok(())
   }
 
+  /// Returns the connection now if that needs no round trip; false means call `release`.
+  #[napi(catch_unwind)]
+  pub fn release_now(&self, destroy: bool) -> bool {
+    self.inner.release_now(destroy)
+  }
+
   /// Returns the connection (rolled back if a transaction is open); `destroy` closes it.
   #[napi(catch_unwind, ts_return_type = "Promise<boolean | NativeError>")]
   pub fn release<'env>(&self, env: &'env Env, destroy: bool) -> napi::Result<Object<'env>> {
