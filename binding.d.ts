@@ -23,8 +23,11 @@ export declare class NativePool {
   submit(sql: string, values: Array<ParamInput>, envId: number, requestId: number, abort?: AbortHandle | undefined | null): void
   /** Checks out a connection now if one is idle and fresh; null means call `connect`. */
   tryConnect(): NativeSession | null
-  /** Checks out a connection for exclusive use. */
-  connect(): Promise<NativeSession | NativeError>
+  /**
+   * Checks out a connection for exclusive use; it arrives through the environment's
+   * completion queue under `requestId`, like a query result.
+   */
+  connect(envId: number, requestId: number): void
   stats(): PoolStatsObject
   /**
    * Closes the pool for every handle in the process. Resolves `true` when every connection
@@ -154,8 +157,11 @@ export interface ProcessStatsObject {
 /** Caps the connections of all pools together; `null` or 0 removes the cap. */
 export declare function setProcessMaxConnections(limit?: number | undefined | null): void
 
-/** Takes every finished request of this environment: `[id, Buffer | NativeError, id, ...]`. */
-export declare function takeCompletions(envId: number): Array<number | Buffer | NativeError>
+/**
+ * Takes every finished request of this environment: `[id, Buffer | NativeSession |
+ * NativeError, id, ...]`.
+ */
+export declare function takeCompletions(envId: number): Array<number | Buffer | NativeSession | NativeError>
 
 /** Every queued socket operation, flattened: `op, id, ...arguments` (see `lib/transport.js`). */
 export declare function takeTransportOps(): Array<number | string | boolean | Buffer | null>

@@ -67,19 +67,15 @@ function createDispatcher(binding, options = {}) {
     }
   })
 
-  /** Runs a query on a native pool or session; resolves with a result Buffer or a NativeError. */
-  function submit(target, text, values, abortHandle) {
-    if (fixStrings) {
-      text = wellFormed(text)
-      values = wellFormedValues(values)
-    }
+  /** Starts `start(envId, id)`; resolves with what the native side completes `id` with. */
+  function request(start) {
     const id = nextId
     nextId = nextId === MAX_ID ? 1 : nextId + 1
     return new Promise((resolve) => {
       pending.set(id, resolve)
       if (pending.size === 1) keepAlive.ref()
       try {
-        target.submit(text, values, envId, id, abortHandle)
+        start(envId, id)
       } catch (e) {
         pending.delete(id)
         if (pending.size === 0) keepAlive.unref()
@@ -88,7 +84,21 @@ function createDispatcher(binding, options = {}) {
     })
   }
 
-  return { submit }
+  /** Runs a query on a native pool or session; resolves with a result Buffer or a NativeError. */
+  function submit(target, text, values, abortHandle) {
+    if (fixStrings) {
+      text = wellFormed(text)
+      values = wellFormedValues(values)
+    }
+    return request((env, id) => target.submit(text, values, env, id, abortHandle))
+  }
+
+  /** Checks out a connection of a native pool; resolves with a NativeSession or a NativeError. */
+  function connect(pool) {
+    return request((env, id) => pool.connect(env, id))
+  }
+
+  return { submit, connect }
 }
 
 module.exports = { createDispatcher, wellFormedDeep }

@@ -225,7 +225,7 @@ class Pool extends EventEmitter {
     const now = this.#native.tryConnect()
     const p = now
       ? Promise.resolve(new PoolClient(now, this.#js, this.#addon, onRelease))
-      : this.#native.connect().then((s) => {
+      : this.#addon.dispatcher.connect(this.#native).then((s) => {
           if (typeof s.submit !== 'function') {
             if (onRelease) onRelease()
             throw fromNative(s)

@@ -1,5 +1,5 @@
-//! Query results delivered in batches: one threadsafe function per JS environment (thread)
-//! instead of one promise machinery per query. The I/O thread queues `(requestId, outcome)`
+//! Query results (and checked-out connections) delivered in batches: one threadsafe function
+//! per JS environment (thread) instead of one promise machinery per request. The I/O thread queues `(requestId, outcome)`
 //! and wakes JavaScript only when the queue was empty; JavaScript then takes the whole batch
 //! and settles its own promises (`lib/dispatch.js`).
 
@@ -7,26 +7,35 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::{Array, Buffer, Function};
+use napi::bindgen_prelude::{Array, Buffer, BufferSlice, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
 use once_cell::sync::Lazy;
 
 use super::objects::NativeError;
+use super::session::NativeSession;
 use crate::conn::{Done, Response};
 use crate::error::{CoreError, CoreResult};
+use crate::session::Session;
 use crate::wire;
 
 type Wake = ThreadsafeFunction<(), napi::bindgen_prelude::Unknown<'static>, (), Status, false, true>;
 
+/// What a finished request hands to JavaScript.
+enum Outcome {
+  Result(Vec<u8>),
+  Session(Session),
+  Failed(CoreError),
+}
+
 pub struct EnvQueue {
-  items: Mutex<Vec<(u32, CoreResult<Vec<u8>>)>>,
+  items: Mutex<Vec<(u32, Outcome)>>,
   wake: Mutex<Option<Wake>>,
 }
 
 impl EnvQueue {
-  fn push(&self, id: u32, outcome: CoreResult<Vec<u8>>) {
+  fn push(&self, id: u32, outcome: Outcome) {
     let was_empty = {
       let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
       items.push((id, outcome));
@@ -42,11 +51,30 @@ impl EnvQueue {
   /// The callback that finishes request `id`: encodes the response off the JS thread.
   pub fn done(self: &Arc<Self>, id: u32) -> Done {
     let queue = self.clone();
-    Box::new(move |outcome: CoreResult<Response>| queue.push(id, outcome.map(wire::encode)))
+    Box::new(move |outcome: CoreResult<Response>| {
+      queue.push(
+        id,
+        match outcome {
+          Ok(r) => Outcome::Result(wire::encode(r)),
+          Err(e) => Outcome::Failed(e),
+        },
+      )
+    })
+  }
+
+  /// Finishes checkout request `id`.
+  pub fn checked_out(&self, id: u32, outcome: CoreResult<Session>) {
+    self.push(
+      id,
+      match outcome {
+        Ok(s) => Outcome::Session(s),
+        Err(e) => Outcome::Failed(e),
+      },
+    );
   }
 
   pub fn fail(&self, id: u32, err: CoreError) {
-    self.push(id, Err(err));
+    self.push(id, Outcome::Failed(err));
   }
 }
 
@@ -78,8 +106,12 @@ pub fn init_completions(
   Ok(id)
 }
 
-/// Takes every finished request of this environment: `[id, Buffer | NativeError, id, ...]`.
-#[napi(catch_unwind, ts_return_type = "Array<number | Buffer | NativeError>")]
+/// Results up to this size are copied into JS memory instead of lent to it.
+const COPY_BELOW: usize = 16 * 1024;
+
+/// Takes every finished request of this environment: `[id, Buffer | NativeSession |
+/// NativeError, id, ...]`.
+#[napi(catch_unwind, ts_return_type = "Array<number | Buffer | NativeSession | NativeError>")]
 pub fn take_completions(env: &Env, env_id: u32) -> napi::Result<Array<'_>> {
   let items = match queue(env_id) {
     Some(q) => std::mem::take(&mut *q.items.lock().unwrap_or_else(|e| e.into_inner())),
@@ -89,8 +121,14 @@ pub fn take_completions(env: &Env, env_id: u32) -> napi::Result<Array<'_>> {
   for (i, (id, outcome)) in items.into_iter().enumerate() {
     out.set((i * 2) as u32, id)?;
     match outcome {
-      Ok(bytes) => out.set((i * 2 + 1) as u32, Buffer::from(bytes))?,
-      Err(e) => out.set((i * 2 + 1) as u32, NativeError::from(&e))?,
+      // Node frees an external buffer through a callback scheduled back onto this thread (a
+      // wake-up per result); a small result is cheaper copied into a plain Buffer.
+      Outcome::Result(bytes) if bytes.len() <= COPY_BELOW => {
+        out.set((i * 2 + 1) as u32, BufferSlice::copy_from(env, &bytes)?)?
+      }
+      Outcome::Result(bytes) => out.set((i * 2 + 1) as u32, Buffer::from(bytes))?,
+      Outcome::Session(s) => out.set((i * 2 + 1) as u32, NativeSession::new(s))?,
+      Outcome::Failed(e) => out.set((i * 2 + 1) as u32, NativeError::from(&e))?,
     }
   }
   Ok(out)

@@ -14,6 +14,7 @@ use super::session::NativeSession;
 use crate::abort::pool_query;
 use crate::config::{ConfigInput, PoolConfig};
 use crate::conn::{pipelinable, Query};
+use crate::error::CoreError;
 use crate::pool::Pool;
 use crate::registry;
 use crate::session::Session;
@@ -82,14 +83,20 @@ impl NativePool {
     Some(NativeSession::new(Session::new(self.inner.clone(), conn)))
   }
 
-  /// Checks out a connection for exclusive use.
-  #[napi(catch_unwind, ts_return_type = "Promise<NativeSession | NativeError>")]
-  pub fn connect<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+  /// Checks out a connection for exclusive use; it arrives through the environment's
+  /// completion queue under `requestId`, like a query result.
+  #[napi(catch_unwind)]
+  pub fn connect(&self, env_id: u32, request_id: u32) -> napi::Result<()> {
+    let Some(queue) = completions::queue(env_id) else {
+      return Err(napi::Error::from_reason("onepool: unknown completion queue"));
+    };
     let pool = self.inner.clone();
-    promise(env, async move {
-      let conn = pool.acquire().await?;
-      Ok(NativeSession::new(Session::new(pool, conn)))
-    })
+    crate::runtime::spawn_settled(
+      async move { pool.acquire().await.map(|conn| Session::new(pool, conn)) },
+      move |out| queue.checked_out(request_id, out),
+      Err(CoreError::Internal("internal error in onepool (please report it)".into())),
+    );
+    Ok(())
   }
 
   #[napi(catch_unwind)]
