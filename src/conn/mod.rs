@@ -117,8 +117,8 @@ impl Reply {
 /// How a request's bytes leave for the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Write {
-  /// From the calling thread if the connection is idle: the lowest latency for one request at
-  /// a time (no hand-off to the writer task).
+  /// From the calling thread when nothing is queued ahead of it: the lowest latency (no
+  /// hand-off to the writer task), for requests that come one at a time.
   Now,
   /// By the writer task, which coalesces requests sent close together into one write: the
   /// least work for the calling thread under load.
@@ -312,10 +312,10 @@ impl Shared {
       self.state.made_progress();
     }
     p.replies.push_back(reply);
-    // An idle connection: write from this thread, sparing a hand-off to the writer task (the
-    // latency of one request at a time). Behind requests in flight the writer task sends, so
-    // pipelined requests coalesce into fewer, larger writes. Whatever the socket does not take
-    // now (or an error, which the writer task then reports) goes to the writer task.
+    // `Now` with nothing queued ahead: write from this thread, sparing a hand-off to the writer
+    // task. `Batched`: the writer task sends, so pipelined requests coalesce into fewer, larger
+    // writes. Whatever the socket does not take now (or an error, which the writer task then
+    // reports) goes to the writer task.
     let written = match &self.direct {
       Some(socket) if write == Write::Now && !p.writing && p.unsent.is_empty() => {
         socket.try_write(&bytes).unwrap_or(0)
