@@ -94,3 +94,32 @@ test('application_name is onepool by default and configurable, tagged with pid a
   assert.match((await named.query("select current_setting('application_name') as a")).rows[0].a, new RegExp(`^${app} \\[${process.pid}@`))
   await named.end()
 })
+
+test('over a unix socket: pipelined, large requests and results, transactions, all in order', async () => {
+  const dir = (await admin('show unix_socket_directories')).rows[0].unix_socket_directories.split(',')[0].trim()
+  const url = new URL(TEST_URL)
+  const app = uniqueName()
+  const pool = createPool({
+    connectionString: `postgres://${url.username}:${url.password}@localhost${url.pathname}?host=${encodeURIComponent(dir)}&port=${url.port}`,
+    applicationName: app,
+    max: 2,
+  })
+  const big = 'x'.repeat(3 << 20) // larger than a socket buffer: part of it goes through the writer task
+  const echoed = await pool.query('select length($1::text) as n, repeat($2, 100000) as out', [big, 'ab'])
+  assert.equal(echoed.rows[0].n, big.length)
+  assert.equal(echoed.rows[0].out.length, 200000)
+  const many = await Promise.all(Array.from({ length: 300 }, (_, i) => pool.query('select $1::int as i', [i])))
+  assert.deepEqual(many.map((r) => r.rows[0].i), Array.from({ length: 300 }, (_, i) => i))
+  const inTx = await pool.transaction(async (c) => {
+    await c.query('create temp table t (v int)')
+    await c.query('insert into t select generate_series(1, 5)')
+    return (await c.query('select sum(v)::int as s from t')).rows[0].s
+  })
+  assert.equal(inTx, 15)
+  const over = await admin(
+    `select count(*)::int as n, count(client_addr)::int as tcp from pg_stat_activity where application_name like $1`,
+    [`${app} [%`],
+  )
+  assert.deepEqual(over.rows[0], { n: 2, tcp: 0 }, 'both connections are unix-socket connections')
+  await pool.end()
+})
