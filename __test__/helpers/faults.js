@@ -26,49 +26,10 @@ async function countAt(url, appName) {
   return r.rows[0].n
 }
 
-/** Samples countAt() every `everyMs` on one kept connection; stop() resolves to the peak. Tolerates a server that goes away. */
-function watchPeakAt(url, appName, everyMs = 25) {
-  let peak = 0
-  let samples = 0
-  let running = true
-  let client = null
-  const loop = (async () => {
-    while (running) {
-      try {
-        if (!client) {
-          client = new pg.Client({ connectionString: url, application_name: 'onepool-test-watch' })
-          client.on('error', () => {})
-          await client.connect()
-        }
-        const r = await client.query(`select count(*)::int as n from pg_stat_activity where ${APP_NAME} = $1`, [appName])
-        peak = Math.max(peak, r.rows[0].n)
-        samples++
-      } catch {
-        if (client) client.end().catch(() => {})
-        client = null
-      }
-      await new Promise((res) => setTimeout(res, everyMs))
-    }
-  })()
-  return {
-    async stop() {
-      running = false
-      await loop
-      if (client) await client.end().catch(() => {})
-      return peak
-    },
-    get peak() {
-      return peak
-    },
-    get samples() {
-      return samples
-    },
-  }
-}
-
 /**
- * Like watchPeakAt(), but samples from a worker thread, so a load that keeps the main event loop
- * busy cannot starve the sampling. `await ready` before starting the load; stop() resolves to
+ * Samples how many backends carry `appName` every `everyMs` from a worker thread (one kept
+ * connection, reopened if the server goes away), so a load that keeps the main event loop busy
+ * cannot starve the sampling. `await ready` before starting the load; stop() resolves to
  * { peak, samples, errors }.
  */
 function samplePeakInWorker(url, appName, everyMs = 10) {
@@ -169,4 +130,4 @@ async function poll(fn, { timeoutMs = 10000, everyMs = 50 } = {}) {
   }
 }
 
-module.exports = { LOST_CODES, adminAt, countAt, watchPeakAt, samplePeakInWorker, recordProcessErrors, settle, tally, sizesInProcess, sleep, poll }
+module.exports = { LOST_CODES, adminAt, countAt, samplePeakInWorker, recordProcessErrors, settle, tally, sizesInProcess, sleep, poll }
