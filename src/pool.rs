@@ -154,14 +154,16 @@ impl Pool {
   }
 
   /// Checks a connection out for exclusive use.
+  fn ping_after(&self) -> Duration {
+    self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.ping_after_idle
+  }
+
   /// The synchronous fast path of `acquire`: a connection that was idle for less than the
   /// ping interval, without waiting and without a ping; `None` sends the caller to `acquire`.
   pub fn try_acquire_now(&self) -> Option<Conn> {
-    let ping_after = self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.ping_after_idle;
+    let ping_after = self.ping_after();
     let mut st = self.lock();
-    let fresh = !st.closed
-      && st.idle.last().is_some_and(|c| !c.is_closed() && !retired(c) && c.idle_since.elapsed() < ping_after);
-    if fresh {
+    if !st.closed && has_fresh_idle(&st, ping_after) {
       st.idle.pop()
     } else {
       None
@@ -271,9 +273,7 @@ impl Pool {
       done(Err(self.closed_error()));
       return Ok(());
     }
-    let ping_after = self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.ping_after_idle;
-    let fresh =
-      st.idle.last().is_some_and(|c| !c.is_closed() && !retired(c) && c.idle_since.elapsed() < ping_after);
+    let fresh = has_fresh_idle(&st, self.ping_after());
     // Alone in flight: send from this thread now (latency). Alongside other requests: let the
     // writer task coalesce them (throughput; the JS thread is the bottleneck then).
     let write = if st.shared.is_empty() { Write::Now } else { Write::Batched };
@@ -319,10 +319,7 @@ impl Pool {
       if st.closed {
         return Err(self.closed_error());
       }
-      let ping_after = self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.ping_after_idle;
-      let fresh =
-        st.idle.last().is_some_and(|c| !c.is_closed() && !retired(c) && c.idle_since.elapsed() < ping_after);
-      if fresh {
+      if has_fresh_idle(&st, self.ping_after()) {
         let conn = st.idle.pop().expect("checked non-empty");
         let sent = (conn.run(query.clone()), conn.id);
         st.shared.push(conn);
@@ -695,6 +692,11 @@ fn wake_slots(st: &mut State, mut n: usize) {
       n -= 1;
     }
   }
+}
+
+/// The most recently idled connection can be handed out without a ping.
+fn has_fresh_idle(st: &State, ping_after: Duration) -> bool {
+  st.idle.last().is_some_and(|c| !c.is_closed() && !retired(c) && c.idle_since.elapsed() < ping_after)
 }
 
 fn retired(conn: &Conn) -> bool {

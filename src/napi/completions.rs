@@ -81,8 +81,10 @@ impl EnvQueue {
 static QUEUES: Lazy<Mutex<HashMap<u32, Arc<EnvQueue>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
 static NEXT_ENV: AtomicU32 = AtomicU32::new(1);
 
-pub fn queue(env_id: u32) -> Option<Arc<EnvQueue>> {
-  QUEUES.lock().unwrap_or_else(|e| e.into_inner()).get(&env_id).cloned()
+/// The completion queue `initCompletions` registered for this environment.
+pub fn queue(env_id: u32) -> napi::Result<Arc<EnvQueue>> {
+  let queue = QUEUES.lock().unwrap_or_else(|e| e.into_inner()).get(&env_id).cloned();
+  queue.ok_or_else(|| napi::Error::from_reason("onepool: unknown completion queue"))
 }
 
 /// Registers this JS environment's completion callback; returns its id. The callback does not
@@ -114,8 +116,8 @@ const COPY_BELOW: usize = 16 * 1024;
 #[napi(catch_unwind, ts_return_type = "Array<number | Buffer | NativeSession | NativeError>")]
 pub fn take_completions(env: &Env, env_id: u32) -> napi::Result<Array<'_>> {
   let items = match queue(env_id) {
-    Some(q) => std::mem::take(&mut *q.items.lock().unwrap_or_else(|e| e.into_inner())),
-    None => Vec::new(),
+    Ok(q) => std::mem::take(&mut *q.items.lock().unwrap_or_else(|e| e.into_inner())),
+    Err(_) => Vec::new(),
   };
   let mut out = env.create_array((items.len() * 2) as u32)?;
   for (i, (id, outcome)) in items.into_iter().enumerate() {

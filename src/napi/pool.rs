@@ -48,9 +48,7 @@ impl NativePool {
     request_id: u32,
     abort: Option<&AbortHandle>,
   ) -> napi::Result<()> {
-    let Some(queue) = completions::queue(env_id) else {
-      return Err(napi::Error::from_reason("onepool: unknown completion queue"));
-    };
+    let queue = completions::queue(env_id)?;
     let shareable = pipelinable(&sql);
     let query = match Query::new(sql, params(values)) {
       Ok(q) => q,
@@ -87,9 +85,7 @@ impl NativePool {
   /// completion queue under `requestId`, like a query result.
   #[napi(catch_unwind)]
   pub fn connect(&self, env_id: u32, request_id: u32) -> napi::Result<()> {
-    let Some(queue) = completions::queue(env_id) else {
-      return Err(napi::Error::from_reason("onepool: unknown completion queue"));
-    };
+    let queue = completions::queue(env_id)?;
     let pool = self.inner.clone();
     crate::runtime::spawn_settled(
       async move { pool.acquire().await.map(|conn| Session::new(pool, conn)) },

@@ -35,9 +35,7 @@ impl NativeSession {
     request_id: u32,
     abort: Option<&AbortHandle>,
   ) -> napi::Result<()> {
-    let Some(queue) = completions::queue(env_id) else {
-      return Err(napi::Error::from_reason("onepool: unknown completion queue"));
-    };
+    let queue = completions::queue(env_id)?;
     let token = abort.map(|a| a.token.clone());
     if token.is_none() {
       match Query::new(sql, params(values)) {
