@@ -42,6 +42,9 @@ function normalizeQuery(textOrConfig, values, options) {
   return { text, values: prepareValues(values), rowAsArray: rowMode === 'array', types, signal, callback }
 }
 
+/** Results above this size are lent by the native side rather than copied (COPY_BELOW). */
+const LENT_ABOVE = 16 * 1024
+
 function aborted() {
   return clientError('ABORTED', 'the query was aborted')
 }
@@ -62,7 +65,12 @@ async function run(target, q, poolTypes, native) {
     out = await native.dispatcher.submit(target, q.text, q.values)
   }
   if (!Buffer.isBuffer(out)) throw fromNative(out)
-  return decode(out, q.rowAsArray, q.types || poolTypes || defaultTypes)
+  try {
+    return decode(out, q.rowAsArray, q.types || poolTypes || defaultTypes)
+  } finally {
+    // A large result's memory goes back now, not at the next full GC (src/napi/completions.rs).
+    if (out.length > LENT_ABOVE && native.binding.releaseResult) native.binding.releaseResult(out)
+  }
 }
 
 function callbackOf(values, options) {

@@ -7,6 +7,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod abort;
+#[cfg(target_os = "linux")]
+mod alloc;
 pub mod budget;
 pub mod config;
 pub mod conn;

@@ -162,3 +162,30 @@ test('timestamps decode exactly as node-postgres in many time zones, fractions a
     await pool.end()
   }
 })
+
+test('a large result decodes intact and hands its native memory back right after decoding', async () => {
+  const pool = createPool({ connectionString: TEST_URL, max: 1, applicationName: uniqueName() })
+  const client = new pg.Client({ connectionString: TEST_URL })
+  await client.connect()
+  // ~10 MB of cells: far above the 16 KiB below which results are copied instead of lent.
+  const sql = `select i, repeat(md5(i::text), 8) as t, decode(repeat(md5(i::text), 4), 'hex') as b,
+      jsonb_build_object('i', i, 's', 'héllo') as j, array[i, -i]::int8[] as a, (i * 1.5)::numeric as n
+    from generate_series(1, 20000) i`
+  try {
+    const expected = await client.query(sql)
+    await pool.query('select 1') // the pool's connection, prepared statements and code paths warmed
+    await new Promise((resolve) => setImmediate(resolve))
+    const before = process.memoryUsage().external
+    const actual = await pool.query(sql)
+    await new Promise((resolve) => setImmediate(resolve))
+    const grew = process.memoryUsage().external - before
+    assert.equal(actual.rows.length, 20000)
+    assert.deepStrictEqual(actual.rows, expected.rows)
+    // The bytea values are copies: they survive the result buffer being released.
+    assert.equal(actual.rows[41].b.length, 64)
+    assert.ok(grew < 4 * 1024 * 1024, `external memory grew by ${grew} bytes after the query`)
+  } finally {
+    await client.end()
+    await pool.end()
+  }
+})

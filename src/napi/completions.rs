@@ -135,3 +135,35 @@ pub fn take_completions(env: &Env, env_id: u32) -> napi::Result<Array<'_>> {
   }
   Ok(out)
 }
+
+/// Frees a lent result's memory once JavaScript has decoded it. Decoding a large result
+/// allocates enough to promote its Buffer to the old generation, where it would wait for a full
+/// GC; detaching hands the bytes back now (decoded values never point into the buffer).
+/// Native only: under WebAssembly a lent buffer may be a view of the module's memory.
+#[cfg(not(target_family = "wasm"))]
+#[napi(catch_unwind, js_name = "releaseResult")]
+pub fn release_result(env: &Env, buf: napi::bindgen_prelude::Unknown<'_>) -> napi::Result<()> {
+  use napi::{sys, JsValue};
+  let mut array_buffer = std::ptr::null_mut();
+  // SAFETY: plain N-API calls on a value JavaScript passed in; both check their arguments.
+  let status = unsafe {
+    sys::napi_get_typedarray_info(
+      env.raw(),
+      buf.raw(),
+      std::ptr::null_mut(),
+      std::ptr::null_mut(),
+      std::ptr::null_mut(),
+      &mut array_buffer,
+      std::ptr::null_mut(),
+    )
+  };
+  if status != sys::Status::napi_ok {
+    return Err(napi::Error::new(Status::InvalidArg, "releaseResult expects a Buffer"));
+  }
+  // SAFETY: as above.
+  let status = unsafe { sys::napi_detach_arraybuffer(env.raw(), array_buffer) };
+  if status != sys::Status::napi_ok {
+    return Err(napi::Error::new(Status::InvalidArg, "releaseResult: the buffer cannot be detached"));
+  }
+  Ok(())
+}
