@@ -25,9 +25,15 @@ export declare class NativePool {
   tryConnect(): NativeSession | null
   /**
    * Checks out a connection for exclusive use; it arrives through the environment's
-   * completion queue under `requestId`, like a query result.
+   * completion queue under `requestId`, like a query result. Returns how many milliseconds
+   * JavaScript should let it wait before `cancelConnect`, or -1 when it times out by itself.
    */
-  connect(envId: number, requestId: number): void
+  connect(envId: number, requestId: number): number
+  /**
+   * Gives up on a queued `connect` whose wait ran out: its POOL_TIMEOUT error, or null when
+   * a connection is already on its way.
+   */
+  cancelConnect(envId: number, requestId: number): NativeError | null
   stats(): PoolStatsObject
   /**
    * Closes the pool for every handle in the process. Resolves `true` when every connection
@@ -40,8 +46,12 @@ export declare class NativePool {
 export declare class NativeSession {
   /** Like `NativePool.submit`, on the pinned connection. */
   submit(sql: string, values: Array<ParamInput>, envId: number, requestId: number, abort?: AbortHandle | undefined | null): void
-  /** Returns the connection now if that needs no round trip; false means call `release`. */
-  releaseNow(destroy: boolean): boolean
+  /**
+   * Returns the connection now if that needs no round trip; false means call `release`.
+   * `[request, session]`: the connection went to checkout `request` of this environment
+   * (`envId`), which JavaScript settles with `session`.
+   */
+  releaseNow(destroy: boolean, envId?: number | undefined | null): boolean | [number, NativeSession]
   /** Returns the connection (rolled back if a transaction is open); `destroy` closes it. */
   release(destroy: boolean): Promise<boolean | NativeError>
   /** The server process id of the pinned connection (`pg_backend_pid()`). */
@@ -158,10 +168,12 @@ export interface ProcessStatsObject {
 export declare function setProcessMaxConnections(limit?: number | undefined | null): void
 
 /**
- * Takes every finished request of this environment: `[id, Buffer | NativeSession |
- * NativeError, id, ...]`.
+ * Takes every finished request of this environment: `[batch, id, outcome, id, outcome, ...]`.
+ * An outcome is a `NativeSession`, a `NativeError`, a Buffer lent for a large result, or for a
+ * small result a number: where that result ends in `batch`, the Buffer holding every small
+ * result of the batch back to back (each starts where the previous one ended).
  */
-export declare function takeCompletions(envId: number): Array<number | Buffer | NativeSession | NativeError>
+export declare function takeCompletions(envId: number): Array<Buffer | null | number | NativeSession | NativeError>
 
 /** Every queued socket operation, flattened: `op, id, ...arguments` (see `lib/transport.js`). */
 export declare function takeTransportOps(): Array<number | string | boolean | Buffer | null>

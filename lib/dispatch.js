@@ -50,12 +50,21 @@ function createDispatcher(binding, options = {}) {
   let scheduled = false
   const drain = () => {
     scheduled = false
+    // [buffer of the small results, id, outcome, ...]: a number is where that result ends in it.
     const batch = binding.takeCompletions(envId)
-    for (let i = 0; i < batch.length; i += 2) {
+    const small = batch[0]
+    let start = 0
+    for (let i = 1; i < batch.length; i += 2) {
+      let outcome = batch[i + 1]
+      if (typeof outcome === 'number') {
+        const end = outcome
+        outcome = small.subarray(start, end)
+        start = end
+      }
       const settle = pending.get(batch[i])
       if (settle !== undefined) {
         pending.delete(batch[i])
-        settle(batch[i + 1])
+        settle(outcome)
       }
     }
     if (pending.size === 0) keepAlive.unref()
@@ -93,12 +102,38 @@ function createDispatcher(binding, options = {}) {
     return request((env, id) => target.submit(text, values, env, id, abortHandle))
   }
 
-  /** Checks out a connection of a native pool; resolves with a NativeSession or a NativeError. */
+  /**
+   * Checks out a connection of a native pool; resolves with a NativeSession or a NativeError.
+   * A checkout queued behind a full pool has no native task (and no native timer): its time
+   * limit runs here, and a connection released on this thread is handed over by `handOver`.
+   */
   function connect(pool) {
-    return request((env, id) => pool.connect(env, id))
+    return request((env, id) => {
+      const waitMs = pool.connect(env, id)
+      if (waitMs < 0) return
+      const settle = pending.get(id)
+      const timer = setTimeout(() => {
+        const err = pool.cancelConnect(env, id)
+        if (err) handOver(id, err)
+      }, waitMs)
+      timer.unref()
+      pending.set(id, (outcome) => {
+        clearTimeout(timer)
+        settle(outcome)
+      })
+    })
   }
 
-  return { submit, connect }
+  /** Settles request `id` now (a checkout served by a release on this thread). */
+  function handOver(id, outcome) {
+    const settle = pending.get(id)
+    if (settle === undefined) return
+    pending.delete(id)
+    settle(outcome)
+    if (pending.size === 0) keepAlive.unref()
+  }
+
+  return { submit, connect, handOver, envId }
 }
 
 module.exports = { createDispatcher, wellFormedDeep }

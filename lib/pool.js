@@ -141,7 +141,13 @@ class PoolClient extends EventEmitter {
     }
     this.#released = true
     if (this.#onRelease) this.#onRelease()
-    if (this.#session.releaseNow(Boolean(destroy))) return Promise.resolve()
+    const now = this.#session.releaseNow(Boolean(destroy), this.#addon.dispatcher.envId)
+    if (now === true) return Promise.resolve()
+    if (now !== false) {
+      // The connection went straight to a checkout waiting on this thread.
+      this.#addon.dispatcher.handOver(now[0], now[1])
+      return Promise.resolve()
+    }
     const done = this.#session.release(Boolean(destroy))
     done.catch(() => {})
     return done.then(() => undefined)

@@ -33,6 +33,9 @@ const WASM_NATIVE_ONLY_TESTS = [
   // Deleting the globalThis pin and the module cache evaluates the loader again, which starts a
   // new WASM instance (with its own pool) each time; re-evaluating the JS layer is tested.
   're-registering the .node addon 100× still reaches the same native pool',
+  // A worker thread's WASM instance has pools of its own (see workers.test.js above).
+  'a connection released on the main thread reaches a connect() queued by a worker thread',
+  'a worker that exits while its connect() is queued leaves no waiter behind and loses no slot',
 ]
 
 function testFiles(dir) {

@@ -31,6 +31,32 @@ enum Grant {
   Slot,
 }
 
+/// A checkout that waits without a task of its own: the JavaScript thread queued it, the pool
+/// calls `deliver` when a connection comes back, and the JavaScript layer times it out with
+/// `cancel_checkout`. A connection released on the thread that queued it is handed over there
+/// and then, without waking an I/O thread (`release_to`).
+pub trait Checkout: Send {
+  /// (owner, request): the owner is the JavaScript environment that queued it.
+  fn key(&self) -> (u32, u32);
+  /// True once nobody can receive the connection any more (the environment is gone).
+  fn is_gone(&self) -> bool;
+  fn deliver(self: Box<Self>, outcome: CoreResult<Conn>);
+}
+
+enum Queued {
+  Task(oneshot::Sender<Grant>),
+  Checkout(Box<dyn Checkout>),
+}
+
+impl Queued {
+  fn is_closed(&self) -> bool {
+    match self {
+      Queued::Task(tx) => tx.is_closed(),
+      Queued::Checkout(c) => c.is_gone(),
+    }
+  }
+}
+
 struct State {
   /// Most recently used last.
   idle: Vec<Conn>,
@@ -38,7 +64,7 @@ struct State {
   shared: Vec<Conn>,
   size: usize,
   max: usize,
-  waiters: VecDeque<oneshot::Sender<Grant>>,
+  waiters: VecDeque<Queued>,
   closed: bool,
 }
 
@@ -50,6 +76,7 @@ struct Settings {
 }
 
 pub struct Pool {
+  me: Weak<Pool>,
   pub name: String,
   pub target: Target,
   settings: RwLock<Settings>,
@@ -78,7 +105,8 @@ pub struct PoolStats {
 
 impl Pool {
   pub fn new(cfg: &PoolConfig) -> Arc<Pool> {
-    let pool = Arc::new(Pool {
+    let pool = Arc::new_cyclic(|me| Pool {
+      me: me.clone(),
       name: cfg.name.clone(),
       target: cfg.target.clone(),
       settings: RwLock::new(Settings {
@@ -142,7 +170,7 @@ impl Pool {
       }
       // Grow: waiters may open connections now.
       let free = st.max.saturating_sub(st.size);
-      wake_slots(&mut st, free);
+      wake_slots(&mut st, free, &self.me);
       retired
     };
     drop(retired);
@@ -418,12 +446,21 @@ impl Pool {
   }
 
   /// Returns a connection. Broken, dirty, retired or surplus connections are closed instead.
-  pub fn release(&self, mut conn: Conn) {
+  pub fn release(&self, conn: Conn) {
+    self.release_to(conn, None);
+  }
+
+  /// `release`, called by JavaScript environment `owner`: when the oldest waiter is a checkout
+  /// that environment queued, the connection is returned here as `(request, conn)` for the
+  /// caller to hand over itself.
+  pub fn release_to(&self, mut conn: Conn, owner: Option<u32>) -> Option<(u32, Conn)> {
     if conn.is_closed() || !conn.is_clean() || retired(&conn) {
       self.discard(conn);
-      return;
+      return None;
     }
     conn.idle_since = Instant::now();
+    let mut deliver = None;
+    let mut handoff = None;
     let surplus = {
       let mut st = self.lock();
       if st.closed || st.size > st.max {
@@ -435,18 +472,60 @@ impl Pool {
             st.idle.push(conn);
             break None;
           };
-          match w.send(Grant::Conn(conn)) {
-            Ok(()) => break None,
-            Err(Grant::Conn(c)) => conn = c,
-            Err(Grant::Slot) => unreachable!("sent a connection"),
+          match w {
+            Queued::Task(tx) => match tx.send(Grant::Conn(conn)) {
+              Ok(()) => break None,
+              Err(Grant::Conn(c)) => conn = c,
+              Err(Grant::Slot) => unreachable!("sent a connection"),
+            },
+            Queued::Checkout(c) if c.is_gone() => {}
+            Queued::Checkout(c) => {
+              let (queued_by, request) = c.key();
+              if owner == Some(queued_by) {
+                handoff = Some((request, conn));
+              } else {
+                deliver = Some((c, conn));
+              }
+              break None;
+            }
           }
         }
       }
     };
+    if let Some((c, conn)) = deliver {
+      c.deliver(Ok(conn));
+    }
     if let Some(c) = surplus {
       drop(c);
       self.shrunk.notify_waiters();
     }
+    handoff
+  }
+
+  /// Queues `checkout` when the pool is at its size limit with nothing idle; returns how long
+  /// it may wait (the caller's timer then calls `cancel_checkout`). Otherwise hands it back:
+  /// checking out may open or ping a connection, which `acquire` does.
+  pub fn queue_checkout(&self, checkout: Box<dyn Checkout>) -> Result<Duration, Box<dyn Checkout>> {
+    let mut st = self.lock();
+    if st.closed || !st.idle.is_empty() || st.size < st.max {
+      return Err(checkout);
+    }
+    st.waiters.retain(|w| !w.is_closed());
+    st.waiters.push_back(Queued::Checkout(checkout));
+    Ok(self.acquire_timeout())
+  }
+
+  /// Times out a queued checkout: the POOL_TIMEOUT error for it, or None when it is no longer
+  /// queued (a connection is already on its way).
+  pub fn cancel_checkout(&self, key: (u32, u32)) -> Option<CoreError> {
+    let removed = {
+      let mut st = self.lock();
+      let at = st.waiters.iter().position(|w| matches!(w, Queued::Checkout(c) if c.key() == key))?;
+      st.waiters.remove(at)
+    };
+    drop(removed);
+    self.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+    Some(self.timeout_error(self.acquire_timeout()))
   }
 
   /// Closes a connection and gives its slot to a waiter.
@@ -460,7 +539,7 @@ impl Pool {
       let mut st = self.lock();
       st.size = st.size.saturating_sub(1);
       if st.size < st.max {
-        wake_slots(&mut st, 1);
+        wake_slots(&mut st, 1, &self.me);
       }
     }
     self.shrunk.notify_waiters();
@@ -492,7 +571,7 @@ impl Pool {
       (idle, std::mem::take(&mut st.waiters))
     };
     drop(idle);
-    drop(waiters);
+    self.fail_checkouts(waiters);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
       let notified = self.shrunk.notified();
@@ -555,16 +634,25 @@ impl Pool {
   /// At process exit: no new checkouts, idle connections close now. Returns how many
   /// connections are still busy (they close with the process).
   pub fn close_for_exit(&self) -> usize {
-    let idle = {
+    let (idle, waiters) = {
       let mut st = self.lock();
       st.closed = true;
       let idle: Vec<Conn> = st.idle.drain(..).collect();
       st.size -= idle.len();
-      st.waiters.clear();
-      idle
+      (idle, std::mem::take(&mut st.waiters))
     };
     drop(idle);
+    self.fail_checkouts(waiters);
     self.lock().size
+  }
+
+  /// Waiting tasks see their channel close; queued checkouts are told the pool was ended.
+  fn fail_checkouts(&self, waiters: VecDeque<Queued>) {
+    for w in waiters {
+      if let Queued::Checkout(c) = w {
+        c.deliver(Err(self.closed_error()));
+      }
+    }
   }
 
   /// Closes idle connections past their idle timeout or lifetime. Returns how many closed.
@@ -580,7 +668,7 @@ impl Pool {
       st.size -= before - st.idle.len();
       if !gone.is_empty() {
         let free = st.max.saturating_sub(st.size).min(gone.len());
-        wake_slots(&mut st, free);
+        wake_slots(&mut st, free, &self.me);
       }
       gone
     };
@@ -660,7 +748,7 @@ impl Waiter {
         Grant::Slot => {
           let mut st = pool.lock();
           if st.size < st.max {
-            wake_slots(&mut st, 1);
+            wake_slots(&mut st, 1, &pool.me);
           }
         }
       }
@@ -679,17 +767,32 @@ impl Drop for Waiter {
 fn enqueue(st: &mut State, pool: &Arc<Pool>) -> Waiter {
   let (tx, rx) = oneshot::channel();
   st.waiters.retain(|w| !w.is_closed());
-  st.waiters.push_back(tx);
+  st.waiters.push_back(Queued::Task(tx));
   Waiter { rx: Some(rx), pool: Arc::downgrade(pool) }
 }
 
-fn wake_slots(st: &mut State, mut n: usize) {
+fn wake_slots(st: &mut State, mut n: usize, pool: &Weak<Pool>) {
   while n > 0 {
     let Some(w) = st.waiters.pop_front() else {
       break;
     };
-    if w.send(Grant::Slot).is_ok() {
-      n -= 1;
+    match w {
+      Queued::Task(tx) => {
+        if tx.send(Grant::Slot).is_ok() {
+          n -= 1;
+        }
+      }
+      Queued::Checkout(c) if c.is_gone() => {}
+      // It has no task to open a connection in: give it one (it takes the slot from there).
+      Queued::Checkout(c) => {
+        if let Some(pool) = pool.upgrade() {
+          crate::runtime::spawn(async move {
+            let outcome = pool.acquire().await;
+            c.deliver(outcome);
+          });
+          n -= 1;
+        }
+      }
     }
   }
 }

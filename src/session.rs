@@ -12,6 +12,13 @@ use crate::pool::Pool;
 /// Upper bound for the ROLLBACK that cleans a connection returned inside a transaction.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
 
+pub enum ReleaseNow {
+  Done,
+  NotNow,
+  /// The connection went to checkout `request` of the calling environment, as this session.
+  HandedTo(u32, Session),
+}
+
 pub struct Session {
   pool: Arc<Pool>,
   conn: Mutex<Option<Conn>>,
@@ -54,19 +61,23 @@ impl Session {
   }
 
   /// Returns the connection at once when that needs no round trip (it is clean, closed or to be
-  /// destroyed). False when a transaction left open must be rolled back first (`release`).
-  pub fn release_now(&self, destroy: bool) -> bool {
+  /// destroyed). `NotNow` when a transaction left open must be rolled back first (`release`).
+  /// `owner` is the calling JavaScript environment: a checkout it queued may get the
+  /// connection straight back (`Pool::release_to`).
+  pub fn release_now(&self, destroy: bool, owner: Option<u32>) -> ReleaseNow {
     let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
     let Some(conn) = slot.take_if(|c| destroy || c.is_closed() || c.is_clean()) else {
-      return slot.is_none();
+      return if slot.is_none() { ReleaseNow::Done } else { ReleaseNow::NotNow };
     };
     drop(slot);
     if destroy || conn.is_closed() {
       self.pool.discard(conn);
-    } else {
-      self.pool.release(conn);
+      return ReleaseNow::Done;
     }
-    true
+    match self.pool.release_to(conn, owner) {
+      Some((request, conn)) => ReleaseNow::HandedTo(request, Session::new(self.pool.clone(), conn)),
+      None => ReleaseNow::Done,
+    }
   }
 
   pub async fn release(&self, destroy: bool) {

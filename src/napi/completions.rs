@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::{Array, Buffer, BufferSlice, Function};
+use napi::bindgen_prelude::{Array, Buffer, BufferSlice, Function, Null};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
@@ -15,8 +15,9 @@ use once_cell::sync::Lazy;
 
 use super::objects::NativeError;
 use super::session::NativeSession;
-use crate::conn::{Done, Response};
+use crate::conn::{Conn, Done, Response};
 use crate::error::{CoreError, CoreResult};
+use crate::pool::{Checkout, Pool};
 use crate::session::Session;
 use crate::wire;
 
@@ -62,20 +63,40 @@ impl EnvQueue {
     })
   }
 
-  /// Finishes checkout request `id`.
-  pub fn checked_out(&self, id: u32, outcome: CoreResult<Session>) {
-    self.push(
-      id,
-      match outcome {
-        Ok(s) => Outcome::Session(s),
-        Err(e) => Outcome::Failed(e),
-      },
-    );
-  }
-
   pub fn fail(&self, id: u32, err: CoreError) {
     self.push(id, Outcome::Failed(err));
   }
+}
+
+/// A checkout queued by this environment (`NativePool.connect`).
+struct EnvCheckout {
+  queue: Arc<EnvQueue>,
+  env_id: u32,
+  id: u32,
+  pool: Arc<Pool>,
+}
+
+impl Checkout for EnvCheckout {
+  fn key(&self) -> (u32, u32) {
+    (self.env_id, self.id)
+  }
+
+  fn is_gone(&self) -> bool {
+    self.queue.wake.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+  }
+
+  fn deliver(self: Box<Self>, outcome: CoreResult<Conn>) {
+    let outcome = match outcome {
+      Ok(conn) => Outcome::Session(Session::new(self.pool, conn)),
+      Err(e) => Outcome::Failed(e),
+    };
+    self.queue.push(self.id, outcome);
+  }
+}
+
+/// Checkout `request_id` of environment `env_id`, to queue on `pool` or run as a task.
+pub fn checkout(env_id: u32, request_id: u32, pool: &Arc<Pool>) -> napi::Result<Box<dyn Checkout>> {
+  Ok(Box::new(EnvCheckout { queue: queue(env_id)?, env_id, id: request_id, pool: pool.clone() }))
 }
 
 static QUEUES: Lazy<Mutex<HashMap<u32, Arc<EnvQueue>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
@@ -111,29 +132,56 @@ pub fn init_completions(
 /// Results up to this size are copied into JS memory instead of lent to it.
 const COPY_BELOW: usize = 16 * 1024;
 
-/// Takes every finished request of this environment: `[id, Buffer | NativeSession |
-/// NativeError, id, ...]`.
-#[napi(catch_unwind, ts_return_type = "Array<number | Buffer | NativeSession | NativeError>")]
+/// Takes every finished request of this environment: `[batch, id, outcome, id, outcome, ...]`.
+/// An outcome is a `NativeSession`, a `NativeError`, a Buffer lent for a large result, or for a
+/// small result a number: where that result ends in `batch`, the Buffer holding every small
+/// result of the batch back to back (each starts where the previous one ended).
+#[napi(catch_unwind, ts_return_type = "Array<Buffer | null | number | NativeSession | NativeError>")]
 pub fn take_completions(env: &Env, env_id: u32) -> napi::Result<Array<'_>> {
   let items = match queue(env_id) {
     Ok(q) => std::mem::take(&mut *q.items.lock().unwrap_or_else(|e| e.into_inner())),
     Err(_) => Vec::new(),
   };
-  let mut out = env.create_array((items.len() * 2) as u32)?;
-  for (i, (id, outcome)) in items.into_iter().enumerate() {
-    out.set((i * 2) as u32, id)?;
-    match outcome {
-      // Node frees an external buffer through a callback scheduled back onto this thread (a
-      // wake-up per result); a small result is cheaper copied into a plain Buffer.
-      Outcome::Result(bytes) if bytes.len() <= COPY_BELOW => {
-        out.set((i * 2 + 1) as u32, BufferSlice::copy_from(env, &bytes)?)?
+  let mut out = env.create_array((items.len() * 2 + 1) as u32)?;
+  // Creating a Buffer costs far more than copying a few hundred bytes; Node also frees a lent
+  // buffer through a callback scheduled back onto this thread. One Buffer per batch, then.
+  let small = |o: &Outcome| matches!(o, Outcome::Result(bytes) if bytes.len() <= COPY_BELOW);
+  let total: usize = items.iter().filter(|(_, o)| small(o)).map(|(_, o)| outcome_len(o)).sum();
+  if total > 0 {
+    let mut batch = Vec::with_capacity(total);
+    for (_, o) in &items {
+      if let Outcome::Result(bytes) = o {
+        if bytes.len() <= COPY_BELOW {
+          batch.extend_from_slice(bytes);
+        }
       }
-      Outcome::Result(bytes) => out.set((i * 2 + 1) as u32, Buffer::from(bytes))?,
-      Outcome::Session(s) => out.set((i * 2 + 1) as u32, NativeSession::new(s))?,
-      Outcome::Failed(e) => out.set((i * 2 + 1) as u32, NativeError::from(&e))?,
+    }
+    out.set(0, BufferSlice::copy_from(env, &batch)?)?;
+  } else {
+    out.set(0, Null)?;
+  }
+  let mut end = 0u32;
+  for (i, (id, outcome)) in items.into_iter().enumerate() {
+    let at = (i * 2 + 1) as u32;
+    out.set(at, id)?;
+    match outcome {
+      Outcome::Result(bytes) if bytes.len() <= COPY_BELOW => {
+        end += bytes.len() as u32;
+        out.set(at + 1, end)?
+      }
+      Outcome::Result(bytes) => out.set(at + 1, Buffer::from(bytes))?,
+      Outcome::Session(s) => out.set(at + 1, NativeSession::new(s))?,
+      Outcome::Failed(e) => out.set(at + 1, NativeError::from(&e))?,
     }
   }
   Ok(out)
+}
+
+fn outcome_len(o: &Outcome) -> usize {
+  match o {
+    Outcome::Result(bytes) => bytes.len(),
+    _ => 0,
+  }
 }
 
 /// Frees a lent result's memory once JavaScript has decoded it. Decoding a large result

@@ -82,17 +82,29 @@ impl NativePool {
   }
 
   /// Checks out a connection for exclusive use; it arrives through the environment's
-  /// completion queue under `requestId`, like a query result.
+  /// completion queue under `requestId`, like a query result. Returns how many milliseconds
+  /// JavaScript should let it wait before `cancelConnect`, or -1 when it times out by itself.
   #[napi(catch_unwind)]
-  pub fn connect(&self, env_id: u32, request_id: u32) -> napi::Result<()> {
-    let queue = completions::queue(env_id)?;
+  pub fn connect(&self, env_id: u32, request_id: u32) -> napi::Result<f64> {
+    let checkout = completions::checkout(env_id, request_id, &self.inner)?;
+    let checkout = match self.inner.queue_checkout(checkout) {
+      Ok(wait) => return Ok(wait.as_millis() as f64),
+      Err(checkout) => checkout,
+    };
     let pool = self.inner.clone();
     crate::runtime::spawn_settled(
-      async move { pool.acquire().await.map(|conn| Session::new(pool, conn)) },
-      move |out| queue.checked_out(request_id, out),
+      async move { pool.acquire().await },
+      move |out| checkout.deliver(out),
       Err(CoreError::Internal("internal error in onepool (please report it)".into())),
     );
-    Ok(())
+    Ok(-1.0)
+  }
+
+  /// Gives up on a queued `connect` whose wait ran out: its POOL_TIMEOUT error, or null when
+  /// a connection is already on its way.
+  #[napi(catch_unwind)]
+  pub fn cancel_connect(&self, env_id: u32, request_id: u32) -> Option<NativeError> {
+    self.inner.cancel_checkout((env_id, request_id)).map(|e| NativeError::from(&e))
   }
 
   #[napi(catch_unwind)]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::Object;
+use napi::bindgen_prelude::{Either, Object};
 use napi::Env;
 use napi_derive::napi;
 
@@ -10,7 +10,7 @@ use super::abort::AbortHandle;
 use super::completions;
 use super::objects::{params, promise, ParamInput};
 use crate::conn::Query;
-use crate::session::Session;
+use crate::session::{ReleaseNow, Session};
 
 #[napi]
 pub struct NativeSession {
@@ -55,9 +55,15 @@ impl NativeSession {
   }
 
   /// Returns the connection now if that needs no round trip; false means call `release`.
+  /// `[request, session]`: the connection went to checkout `request` of this environment
+  /// (`envId`), which JavaScript settles with `session`.
   #[napi(catch_unwind)]
-  pub fn release_now(&self, destroy: bool) -> bool {
-    self.inner.release_now(destroy)
+  pub fn release_now(&self, destroy: bool, env_id: Option<u32>) -> Either<bool, (u32, NativeSession)> {
+    match self.inner.release_now(destroy, env_id) {
+      ReleaseNow::Done => Either::A(true),
+      ReleaseNow::NotNow => Either::A(false),
+      ReleaseNow::HandedTo(request, session) => Either::B((request, NativeSession::new(session))),
+    }
   }
 
   /// Returns the connection (rolled back if a transaction is open); `destroy` closes it.
