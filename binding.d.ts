@@ -164,6 +164,14 @@ export interface ProcessStatsObject {
   pid: number
 }
 
+/**
+ * Frees a lent result's memory once JavaScript has decoded it. Decoding a large result
+ * allocates enough to promote its Buffer to the old generation, where it would wait for a full
+ * GC; detaching hands the bytes back now (decoded values never point into the buffer).
+ * Native only: under WebAssembly a lent buffer may be a view of the module's memory.
+ */
+export declare function releaseResult(buf: unknown): void
+
 /** Caps the connections of all pools together; `null` or 0 removes the cap. */
 export declare function setProcessMaxConnections(limit?: number | undefined | null): void
 

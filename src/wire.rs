@@ -31,7 +31,7 @@ pub fn encode(resp: Response) -> Vec<u8> {
     put_u32(&mut out, r.row_count as usize);
     put_u32(&mut out, cells);
     put_u32(&mut out, r.fields.len());
-    for f in &r.fields {
+    for f in r.fields.iter() {
       out.extend_from_slice(&f.type_oid.to_be_bytes());
       put_str(&mut out, &f.name);
     }

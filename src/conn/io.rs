@@ -117,7 +117,7 @@ struct Collector {
 impl Collector {
   fn start_statement(&mut self, fields: Vec<Field>) -> &mut QueryResult {
     let rows = Vec::with_capacity(self.cells_hint);
-    self.current.insert(QueryResult { fields, rows, ..Default::default() })
+    self.current.insert(QueryResult { fields: Arc::new(fields), rows, ..Default::default() })
   }
 
   fn finish_statement(&mut self, command: String) {

@@ -47,7 +47,8 @@ pub struct Field {
 /// `i32 length (-1 = NULL)` + text bytes; the JS layer decodes them.
 #[derive(Debug, Default)]
 pub struct QueryResult {
-  pub fields: Vec<Field>,
+  /// Shared with the statement cache: a prepared statement's executions reuse its columns.
+  pub fields: Arc<Vec<Field>>,
   pub rows: Vec<u8>,
   pub row_count: u32,
   pub command: String,
@@ -381,7 +382,7 @@ impl Shared {
               // Bind/Execute sends no RowDescription: the columns come from the cache.
               if let Some(first) = resp.results.first_mut() {
                 if first.fields.is_empty() {
-                  first.fields = (*fields).clone();
+                  first.fields = fields;
                 }
               }
               done(Ok(resp))

@@ -170,8 +170,8 @@ impl Statements {
     }
   }
 
-  pub fn prepared(&mut self, sql: &str, name: String, fields: Vec<Field>) {
-    self.entries.insert(sql.to_string(), Entry::Ready { name, fields: Arc::new(fields) });
+  pub fn prepared(&mut self, sql: &str, name: String, fields: Arc<Vec<Field>>) {
+    self.entries.insert(sql.to_string(), Entry::Ready { name, fields });
   }
 
   /// A statement whose Parse failed or whose plan went stale: forget it and close it on the
@@ -195,7 +195,7 @@ mod tests {
     let mut s = Statements::new(1);
     let Plan::Prepare(name) = s.plan("select $1") else { panic!("first use prepares") };
     assert!(matches!(s.plan("select $1"), Plan::Unnamed), "while preparing, others go unnamed");
-    s.prepared("select $1", name.clone(), vec![]);
+    s.prepared("select $1", name.clone(), Arc::default());
     assert!(matches!(s.plan("select $1"), Plan::Bound(n, _) if n == name));
     assert!(matches!(s.plan("select $2"), Plan::Unnamed), "full: no more statements");
     s.discard("select $1", name.clone());
