@@ -20,7 +20,7 @@ export declare class NativePool {
    * (see `initCompletions`) under `requestId`. Connections are shared with other pipelined
    * queries when the statement allows it.
    */
-  submit(sql: string, values: Array<ParamInput>, envId: number, requestId: number, abort?: AbortHandle | undefined | null): void
+  submit(sql: string, values: Array<ParamInput> | string, envId: number, requestId: number, abort?: AbortHandle | undefined | null, lengths?: Int32Array | undefined | null): void
   /** Checks out a connection now if one is idle and fresh; null means call `connect`. */
   tryConnect(): NativeSession | null
   /**
@@ -45,7 +45,7 @@ export declare class NativePool {
 
 export declare class NativeSession {
   /** Like `NativePool.submit`, on the pinned connection. */
-  submit(sql: string, values: Array<ParamInput>, envId: number, requestId: number, abort?: AbortHandle | undefined | null): void
+  submit(sql: string, values: Array<ParamInput> | string, envId: number, requestId: number, abort?: AbortHandle | undefined | null, lengths?: Int32Array | undefined | null): void
   /**
    * Returns the connection now if that needs no round trip; false means call `release`.
    * `[request, session]`: the connection went to checkout `request` of this environment
@@ -163,14 +163,6 @@ export interface ProcessStatsObject {
   build: string
   pid: number
 }
-
-/**
- * Frees a lent result's memory once JavaScript has decoded it. Decoding a large result
- * allocates enough to promote its Buffer to the old generation, where it would wait for a full
- * GC; detaching hands the bytes back now (decoded values never point into the buffer).
- * Native only: under WebAssembly a lent buffer may be a view of the module's memory.
- */
-export declare function releaseResult(buf: unknown): void
 
 /** Caps the connections of all pools together; `null` or 0 removes the cap. */
 export declare function setProcessMaxConnections(limit?: number | undefined | null): void

@@ -20,6 +20,22 @@ function wellFormedValues(values) {
   return values
 }
 
+/** From this many parameters on, all-text parameters cross as one string and their lengths
+ * (W5a, 6 parameters: 3% less client CPU than one value at a time; W5b, 6,000: 31% less). */
+const JOIN_FROM = 2
+
+/** Each value's length in UTF-16 units (-1 for null), or null when one is not a string. */
+function textLengths(values) {
+  const lengths = new Int32Array(values.length)
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]
+    if (typeof v === 'string') lengths[i] = v.length
+    else if (v === null) lengths[i] = -1
+    else return null
+  }
+  return lengths
+}
+
 /** Deeply, for option objects: plain objects and arrays are copied, other values kept. */
 function wellFormedDeep(v) {
   if (typeof v === 'string') return wellFormed(v)
@@ -95,6 +111,16 @@ function createDispatcher(binding, options = {}) {
 
   /** Runs a query on a native pool or session; resolves with a result Buffer or a NativeError. */
   function submit(target, text, values, abortHandle) {
+    if (values.length >= JOIN_FROM) {
+      const lengths = textLengths(values)
+      if (lengths !== null) {
+        // Strings from the joined text are split and converted natively (lone surrogates
+        // become U+FFFD there in both builds).
+        const joined = values.join('')
+        if (fixStrings) text = wellFormed(text)
+        return request((env, id) => target.submit(text, joined, env, id, abortHandle, lengths))
+      }
+    }
     if (fixStrings) {
       text = wellFormed(text)
       values = wellFormedValues(values)

@@ -189,3 +189,26 @@ test('a large result decodes intact and hands its native memory back right after
     await pool.end()
   }
 })
+
+test('many text parameters (sent joined) arrive exactly as node-postgres sends them', async () => {
+  const pool = createPool({ connectionString: TEST_URL, max: 2, applicationName: uniqueName() })
+  const client = new pg.Client({ connectionString: TEST_URL })
+  await client.connect()
+  const values = ['a', '', null, 'héllo wörld', '😀 ✓', 'lone \uD800 high', 'lone \uDC00 low', 'x'.repeat(5000), '{1,2}', undefined, 42, true, new Date(Date.UTC(2024, 1, 29)), '\uD83D', '\uDE00']
+  const sql = `select ${values.map((_, i) => `$${i + 1}::text as c${i}`).join(', ')}`
+  const client2 = await pool.connect()
+  try {
+    const expected = await client.query(sql, values)
+    assert.deepStrictEqual((await pool.query(sql, values)).rows, expected.rows)
+    assert.deepStrictEqual((await client2.query(sql, values)).rows, expected.rows, 'on a checked-out client')
+    // A Buffer among them takes the per-value path: same result.
+    const withBytes = [...values, Buffer.from('\\x00ff')]
+    const sql2 = `${sql}, $${withBytes.length}::bytea as b`
+    assert.deepStrictEqual((await pool.query(sql2, withBytes)).rows, (await client.query(sql2, withBytes)).rows)
+    assert.equal(expected.rows[0].c5, 'lone \uFFFD high')
+  } finally {
+    await client2.release()
+    await client.end()
+    await pool.end()
+  }
+})

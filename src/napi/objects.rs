@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use napi::bindgen_prelude::{Buffer, Either, Object, ToNapiValue};
+use napi::bindgen_prelude::{Buffer, Either, Object, ToNapiValue, Utf16String};
 use napi::Env;
 use napi_derive::napi;
 
@@ -171,6 +171,45 @@ impl From<PoolStats> for PoolStatsObject {
 }
 
 pub type ParamInput = Option<Either<String, Buffer>>;
+
+/// The parameters of a request. Many text parameters cross as one string (`joined`) and their
+/// lengths (UTF-16 units, -1 for null): converting one JS value per parameter costs several
+/// N-API calls each.
+pub fn request_params(
+  values: Either<Vec<ParamInput>, Utf16String>,
+  lengths: Option<&[i32]>,
+) -> napi::Result<Vec<Param>> {
+  let text = match values {
+    Either::A(values) => return Ok(params(values)),
+    Either::B(joined) => joined,
+  };
+  let lengths = lengths.unwrap_or_default();
+  let mut out = Vec::with_capacity(lengths.len());
+  let mut at = 0usize;
+  for &len in lengths {
+    if len < 0 {
+      out.push(Param::Null);
+      continue;
+    }
+    let end = at + len as usize;
+    let Some(segment) = text.get(at..end) else {
+      return Err(napi::Error::new(
+        napi::Status::InvalidArg,
+        "joined parameters are shorter than their lengths",
+      ));
+    };
+    // Lone surrogates become U+FFFD, as Node's own UTF-8 conversion does.
+    out.push(Param::Text(String::from_utf16_lossy(segment)));
+    at = end;
+  }
+  if at != text.len() {
+    return Err(napi::Error::new(
+      napi::Status::InvalidArg,
+      "joined parameters are longer than their lengths",
+    ));
+  }
+  Ok(out)
+}
 
 pub fn params(input: Vec<ParamInput>) -> Vec<Param> {
   input

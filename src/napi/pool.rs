@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Either, Object};
+use napi::bindgen_prelude::{Either, Int32ArraySlice, Object, Utf16String};
 use napi::Env;
 use napi_derive::napi;
 
 use super::abort::AbortHandle;
 use super::completions;
-use super::objects::{params, promise, NativeError, ParamInput, PoolOptionsInput, PoolStatsObject};
+use super::objects::{promise, request_params, NativeError, ParamInput, PoolOptionsInput, PoolStatsObject};
 use super::session::NativeSession;
 use crate::abort::pool_query;
 use crate::config::{ConfigInput, PoolConfig};
@@ -43,14 +43,16 @@ impl NativePool {
   pub fn submit(
     &self,
     sql: String,
-    values: Vec<ParamInput>,
+    values: Either<Vec<ParamInput>, Utf16String>,
     env_id: u32,
     request_id: u32,
     abort: Option<&AbortHandle>,
+    lengths: Option<Int32ArraySlice<'_>>,
   ) -> napi::Result<()> {
     let queue = completions::queue(env_id)?;
     let shareable = pipelinable(&sql);
-    let query = match Query::new(sql, params(values)) {
+    let params = request_params(values, lengths.as_deref())?;
+    let query = match Query::new(sql, params) {
       Ok(q) => q,
       Err(e) => {
         queue.fail(request_id, e);

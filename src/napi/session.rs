@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Either, Object};
+use napi::bindgen_prelude::{Either, Int32ArraySlice, Object, Utf16String};
 use napi::Env;
 use napi_derive::napi;
 
 use super::abort::AbortHandle;
 use super::completions;
-use super::objects::{params, promise, ParamInput};
+use super::objects::{promise, request_params, ParamInput};
 use crate::conn::Query;
 use crate::session::{ReleaseNow, Session};
 
@@ -30,21 +30,23 @@ impl NativeSession {
   pub fn submit(
     &self,
     sql: String,
-    values: Vec<ParamInput>,
+    values: Either<Vec<ParamInput>, Utf16String>,
     env_id: u32,
     request_id: u32,
     abort: Option<&AbortHandle>,
+    lengths: Option<Int32ArraySlice<'_>>,
   ) -> napi::Result<()> {
     let queue = completions::queue(env_id)?;
+    let params = request_params(values, lengths.as_deref())?;
     let token = abort.map(|a| a.token.clone());
     if token.is_none() {
-      match Query::new(sql, params(values)) {
+      match Query::new(sql, params) {
         Ok(query) => self.inner.run_then(query, queue.done(request_id)),
         Err(e) => queue.fail(request_id, e),
       }
       return Ok(());
     }
-    match Query::new(sql, params(values)).and_then(|query| self.inner.query(query, token)) {
+    match Query::new(sql, params).and_then(|query| self.inner.query(query, token)) {
       Ok(request) => {
         let done = queue.done(request_id);
         crate::runtime::spawn(async move { done(request.await) });
