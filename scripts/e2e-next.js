@@ -326,7 +326,11 @@ class NextServer {
       try {
         for (const line of fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
           const file = line.split(/\s+/).slice(5).join(' ')
-          if (/\.node( \(deleted\))?$/.test(file) && /onepool/.test(file)) images.add(`${pid}:${file}`)
+          // By file name, not path: the checkout itself may sit in a folder called onepool.
+          // Anything loaded from .next/ counts too (a bundler's hashed copy).
+          const name = path.basename(file.replace(/ \(deleted\)$/, ''))
+          const ours = name.includes('onepool') || file.includes(`${path.sep}.next${path.sep}`)
+          if (name.endsWith('.node') && ours) images.add(`${pid}:${file}`)
         }
       } catch {
         // gone meanwhile
