@@ -528,6 +528,26 @@ impl PoolConfig {
           .into(),
       ));
     }
+    // These travel in the startup packet as C strings, and the server keeps statement_timeout as
+    // an int of milliseconds: refuse here what could never connect, instead of failing every query.
+    let search_path = input.search_path.clone().or(url.schema.clone());
+    for (option, value) in [
+      ("user", Some(&user)),
+      ("database", Some(&database)),
+      ("applicationName", Some(&application_name)),
+      ("searchPath", search_path.as_ref()),
+    ] {
+      if value.is_some_and(|v| v.contains('\0')) {
+        return Err(invalid(format!("{option} must not contain a NUL character")));
+      }
+    }
+    if let Some(t) = statement_timeout.filter(|t| t.as_millis() > i32::MAX as u128) {
+      return Err(invalid(format!(
+        "statementTimeoutMs must be at most {} (the server's limit), got {}",
+        i32::MAX,
+        t.as_millis()
+      )));
+    }
     let name = input.name.clone().unwrap_or_else(|| "default".into());
     if name.is_empty() {
       return Err(invalid("name must not be empty".into()));
@@ -543,8 +563,8 @@ impl PoolConfig {
         ssl_root_cert,
         // Behind PgBouncer no session setting survives; Prisma qualifies names with its
         // `schema` itself, so the URL's schema is only reported, not applied.
-        search_path: if pgbouncer { None } else { input.search_path.clone().or(url.schema.clone()) },
-        schema: input.search_path.clone().or(url.schema),
+        search_path: if pgbouncer { None } else { search_path.clone() },
+        schema: search_path,
         statement_timeout,
         keepalive: input.keepalive.unwrap_or(true),
         statement_cache_size: if pgbouncer {

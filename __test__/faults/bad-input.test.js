@@ -303,37 +303,32 @@ test('hostile option objects (throwing getters, proxies) throw synchronously wit
   await stillServing('hostile options')
 })
 
-test('options that pass the type check but can never connect fail with a clear code, not a crash', LIMIT, async (t) => {
-  // NUL bytes cannot go into the startup packet; a statement_timeout beyond the server's int
-  // range is refused by the server. Either createPool() refuses them (CONFIG_INVALID) or every
-  // connect fails with CONNECT_FAILED and a cause: both are stable codes.
+test('options that pass the type check but can never connect are refused by createPool(), naming the option', LIMIT, async () => {
+  // NUL bytes cannot go into the startup packet, and a statement_timeout beyond the server's int
+  // range is refused by the server: createPool() says so (CONFIG_INVALID) instead of letting
+  // every query fail with CONNECT_FAILED.
   const u = new URL(TEST_URL)
   const base = { host: u.hostname, port: Number(u.port), user: 'postgres', password: decodeURIComponent(u.password), database: 'postgres' }
   const cases = [
-    ['applicationName with NUL', { applicationName: 'a\0b' }],
-    ['user with NUL', { user: 'post\0gres' }],
-    ['database with NUL', { database: 'post\0gres' }],
-    ['searchPath with NUL', { searchPath: 'a\0b' }],
-    ['statementTimeoutMs 1e12', { statementTimeoutMs: 1e12 }],
-    ['statementTimeoutMs 2^31', { statementTimeoutMs: 2 ** 31 }],
+    ['applicationName', { applicationName: 'a\0b' }],
+    ['user', { user: 'post\0gres' }],
+    ['database', { database: 'post\0gres' }],
+    ['searchPath', { searchPath: 'a\0b' }],
+    ['user', { connectionString: `postgres://post%00gres@${u.host}/postgres` }],
+    ['statementTimeoutMs', { statementTimeoutMs: 1e12 }],
+    ['statementTimeoutMs', { statementTimeoutMs: 2 ** 31 }],
   ]
-  for (const [label, extra] of cases) {
-    let pool
-    try {
-      pool = createPool({ ...base, name: uniqueName('never'), ...extra })
-    } catch (e) {
-      assert.equal(e.code, 'CONFIG_INVALID', `${label}: ${e.message}`)
-      t.diagnostic(`${label}: CONFIG_INVALID at createPool()`)
-      continue
-    }
-    const e = await rejects(() => pool.query('select 1'), label)
-    assert.ok(isOnepoolError(e), `${label}: ${e && e.stack}`)
-    assert.equal(e.code, 'CONNECT_FAILED', `${label}: ${e.code} ${e.message}`)
-    assert.ok(e.cause && typeof e.cause.code === 'string', `${label}: no cause code`)
-    t.diagnostic(`${label}: accepted by createPool(), then CONNECT_FAILED (cause ${e.cause.code}) on every query: ${e.message}`)
-    assert.equal(pool.stats().size, 0)
-    await pool.end()
+  for (const [option, extra] of cases) {
+    assert.throws(
+      () => createPool({ ...base, name: uniqueName('never'), ...extra }),
+      (e) => e.code === 'CONFIG_INVALID' && e.message.includes(option),
+      `${option}: ${JSON.stringify(extra)}`,
+    )
   }
+  // The largest timeout the server takes is accepted, and it works.
+  const ok = createPool({ ...base, name: uniqueName('maxtimeout'), statementTimeoutMs: 2 ** 31 - 1 })
+  assert.equal((await ok.query("select current_setting('statement_timeout') as st")).rows[0].st, '2147483647ms')
+  await ok.end()
   // The options travel in the startup packet's `options` field: a search path cannot smuggle
   // in other settings.
   const pool = createPool({ ...base, name: uniqueName('inject'), searchPath: 'public -c statement_timeout=1' })
