@@ -63,6 +63,15 @@ function createDispatcher(binding, options = {}) {
   // Settle in a setImmediate, not in the wake-up callback itself: Node runs queued wake-ups
   // back to back, and under load a fresh batch is always ready, so draining there would starve
   // timers and I/O. One drain per event-loop turn keeps the loop moving.
+  /** Settles request `id` with `outcome` if it is still pending. */
+  const settle = (id, outcome) => {
+    const resolve = pending.get(id)
+    if (resolve !== undefined) {
+      pending.delete(id)
+      resolve(outcome)
+    }
+  }
+
   let scheduled = false
   const drain = () => {
     scheduled = false
@@ -77,11 +86,7 @@ function createDispatcher(binding, options = {}) {
         outcome = small.subarray(start, end)
         start = end
       }
-      const settle = pending.get(batch[i])
-      if (settle !== undefined) {
-        pending.delete(batch[i])
-        settle(outcome)
-      }
+      settle(batch[i], outcome)
     }
     if (pending.size === 0) keepAlive.unref()
   }
@@ -137,7 +142,7 @@ function createDispatcher(binding, options = {}) {
     return request((env, id) => {
       const waitMs = pool.connect(env, id)
       if (waitMs < 0) return
-      const settle = pending.get(id)
+      const resolve = pending.get(id)
       const timer = setTimeout(() => {
         const err = pool.cancelConnect(env, id)
         if (err) handOver(id, err)
@@ -145,17 +150,14 @@ function createDispatcher(binding, options = {}) {
       timer.unref()
       pending.set(id, (outcome) => {
         clearTimeout(timer)
-        settle(outcome)
+        resolve(outcome)
       })
     })
   }
 
   /** Settles request `id` now (a checkout served by a release on this thread). */
   function handOver(id, outcome) {
-    const settle = pending.get(id)
-    if (settle === undefined) return
-    pending.delete(id)
-    settle(outcome)
+    settle(id, outcome)
     if (pending.size === 0) keepAlive.unref()
   }
 

@@ -181,7 +181,6 @@ impl Pool {
     self.lock().closed
   }
 
-  /// Checks a connection out for exclusive use.
   fn ping_after(&self) -> Duration {
     self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.ping_after_idle
   }
@@ -198,6 +197,7 @@ impl Pool {
     }
   }
 
+  /// Checks a connection out for exclusive use.
   pub async fn acquire(self: &Arc<Self>) -> CoreResult<Conn> {
     let settings = self.settings();
     let deadline = tokio::time::Instant::now() + settings.pool.acquire_timeout;

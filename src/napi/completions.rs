@@ -145,16 +145,11 @@ pub fn take_completions(env: &Env, env_id: u32) -> napi::Result<Array<'_>> {
   let mut out = env.create_array((items.len() * 2 + 1) as u32)?;
   // Creating a Buffer costs far more than copying a few hundred bytes; Node also frees a lent
   // buffer through a callback scheduled back onto this thread. One Buffer per batch, then.
-  let small = |o: &Outcome| matches!(o, Outcome::Result(bytes) if bytes.len() <= COPY_BELOW);
-  let total: usize = items.iter().filter(|(_, o)| small(o)).map(|(_, o)| outcome_len(o)).sum();
+  let total: usize = items.iter().filter_map(|(_, o)| small_result(o)).map(<[u8]>::len).sum();
   if total > 0 {
     let mut batch = Vec::with_capacity(total);
-    for (_, o) in &items {
-      if let Outcome::Result(bytes) = o {
-        if bytes.len() <= COPY_BELOW {
-          batch.extend_from_slice(bytes);
-        }
-      }
+    for bytes in items.iter().filter_map(|(_, o)| small_result(o)) {
+      batch.extend_from_slice(bytes);
     }
     out.set(0, BufferSlice::copy_from(env, &batch)?)?;
   } else {
@@ -164,11 +159,12 @@ pub fn take_completions(env: &Env, env_id: u32) -> napi::Result<Array<'_>> {
   for (i, (id, outcome)) in items.into_iter().enumerate() {
     let at = (i * 2 + 1) as u32;
     out.set(at, id)?;
+    if let Some(bytes) = small_result(&outcome) {
+      end += bytes.len() as u32;
+      out.set(at + 1, end)?;
+      continue;
+    }
     match outcome {
-      Outcome::Result(bytes) if bytes.len() <= COPY_BELOW => {
-        end += bytes.len() as u32;
-        out.set(at + 1, end)?
-      }
       Outcome::Result(bytes) => out.set(at + 1, Buffer::from(bytes))?,
       Outcome::Session(s) => out.set(at + 1, NativeSession::new(s))?,
       Outcome::Failed(e) => out.set(at + 1, NativeError::from(&e))?,
@@ -177,10 +173,11 @@ pub fn take_completions(env: &Env, env_id: u32) -> napi::Result<Array<'_>> {
   Ok(out)
 }
 
-fn outcome_len(o: &Outcome) -> usize {
+/// A result small enough to be copied into the batch's shared Buffer.
+fn small_result(o: &Outcome) -> Option<&[u8]> {
   match o {
-    Outcome::Result(bytes) => bytes.len(),
-    _ => 0,
+    Outcome::Result(bytes) if bytes.len() <= COPY_BELOW => Some(bytes),
+    _ => None,
   }
 }
 
