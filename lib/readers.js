@@ -1,7 +1,8 @@
 'use strict'
 // Fast readers for the hottest types, straight from the result buffer. Each gives exactly what
 // node-postgres's default parser (pg-types) gives, and is used only while that default parser is
-// the one in effect for the type; anything unusual falls back to the parser itself.
+// the one in effect for the type; anything unusual falls back to the parser itself. Some use
+// what the I/O thread already worked out for their column (src/columns.rs).
 
 const pgTypes = require('pg-types')
 
@@ -138,11 +139,48 @@ const FAST = new Map([
   [TIMESTAMP, (p) => timestampReader(false, p)],
 ])
 
-/** A reader `(buf, start, end) → value` for one column. */
-function readerFor(oid, parser) {
+// Column flags from src/columns.rs.
+const ASCII = 1
+const NUMBERS = 2
+const JSON_ARRAY = 4
+
+/** float4/8 and timestamptz: the I/O thread's number for the row, or NaN to read the text. */
+function numberReader(oid, parser, buf, at) {
+  if (oid === TIMESTAMPTZ) {
+    const text = timestampReader(true, parser)
+    return (b, start, end, row) => {
+      const ms = buf.readDoubleLE(at + 8 * row)
+      return ms === ms ? new Date(ms) : text(b, start, end)
+    }
+  }
+  const text = ascii(parser)
+  return (b, start, end, row) => {
+    const n = buf.readDoubleLE(at + 8 * row)
+    return n === n ? n : text(b, start, end)
+  }
+}
+
+/** json and jsonb: the whole column as one JSON array, parsed in one call. */
+function jsonReader(buf, at, len, flags) {
+  const text = flags & ASCII ? buf.latin1Slice(at, at + len) : buf.utf8Slice(at, at + len)
+  const values = JSON.parse(text)
+  return (b, start, end, row) => values[row]
+}
+
+/**
+ * A reader `(buf, start, end, row) → value` for one column. `flags` and the `extraLen` bytes
+ * at `extraAt` are what the I/O thread worked out for the column.
+ */
+function readerFor(oid, parser, flags = 0, buf = null, extraAt = 0, extraLen = 0) {
+  const isDefault = DEFAULTS.get(oid) === parser
+  if (isDefault && flags & NUMBERS) return numberReader(oid, parser, buf, extraAt)
+  if (isDefault && flags & JSON_ARRAY) return jsonReader(buf, extraAt, extraLen, flags)
   const fast = FAST.get(oid)
-  if (fast !== undefined && DEFAULTS.get(oid) === parser) return fast(parser)
-  return utf8(parser)
+  if (fast !== undefined && isDefault) {
+    const reader = fast(parser)
+    return reader === readUtf8 && flags & ASCII ? readLatin1 : reader
+  }
+  return flags & ASCII ? ascii(parser) : utf8(parser)
 }
 
 module.exports = { readerFor, timestampReader }

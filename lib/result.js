@@ -25,8 +25,9 @@ class Result {
 /** The statement whose cells start at `pos` and whose description starts at `desc`. */
 function decodeResult(buf, pos, desc, rowAsArray, types) {
   const nrows = buf.readUInt32BE(desc)
-  const end = desc
-  let at = desc + 8
+  let extraAt = pos + buf.readUInt32BE(desc + 4)
+  const end = extraAt
+  let at = desc + 12
   const nfields = buf.readUInt32BE(at)
   at += 4
   const fields = new Array(nfields)
@@ -34,13 +35,16 @@ function decodeResult(buf, pos, desc, rowAsArray, types) {
   const names = new Array(nfields)
   for (let i = 0; i < nfields; i++) {
     const oid = buf.readUInt32BE(at)
-    const nameLen = buf.readUInt32BE(at + 4)
-    at += 8
+    const flags = buf.readUInt32BE(at + 4)
+    const extraLen = buf.readUInt32BE(at + 8)
+    const nameLen = buf.readUInt32BE(at + 12)
+    at += 16
     const name = buf.utf8Slice(at, at + nameLen)
     at += nameLen
     names[i] = name
     fields[i] = { name, dataTypeID: oid, format: 'text' }
-    parsers[i] = readerFor(oid, types.getTypeParser(oid, 'text'))
+    parsers[i] = readerFor(oid, types.getTypeParser(oid, 'text'), flags, buf, extraAt, extraLen)
+    extraAt += extraLen
   }
   const commandLen = buf.readUInt32BE(at)
   const tag = buf.utf8Slice(at + 4, at + 4 + commandLen)
@@ -52,7 +56,7 @@ function decodeResult(buf, pos, desc, rowAsArray, types) {
       pos += 4
       let value = null
       if (len >= 0) {
-        value = parsers[i](buf, pos, pos + len)
+        value = parsers[i](buf, pos, pos + len, r)
         pos += len
       }
       if (rowAsArray) row[i] = value
@@ -88,7 +92,7 @@ function decode(buf, rowAsArray = false, types = defaultTypes) {
   for (let i = n - 1; i >= 0; i--) {
     const desc = end - 4 - buf.readUInt32BE(end - 4)
     descs[i] = desc
-    starts[i] = desc - buf.readUInt32BE(desc + 4)
+    starts[i] = desc - buf.readUInt32BE(desc + 8) - buf.readUInt32BE(desc + 4)
     end = starts[i]
   }
   if (end !== 0) throw new Error('onepool: corrupt result buffer')

@@ -1,10 +1,12 @@
 //! The compact form in which results cross to JavaScript: one buffer per query, decoded by
 //! `lib/result.js`. All integers are big-endian u32. Each statement's result is its DataRow
-//! cells (i32 length, -1 for NULL, + text bytes) followed by its description, so the cells the
-//! I/O thread collected become the buffer as they are, without a copy:
-//! `cells` `nrows` `cellsLen` `nfields` (per field: `oid`, name as len + utf8) `command` (len +
-//! utf8) `descriptionLen`; after the last result, `nresults`.
+//! cells (i32 length, -1 for NULL, + text bytes), its columns' extras (`columns.rs`) and its
+//! description, so the cells the I/O thread collected become the buffer as they are, without a
+//! copy: `cells` `extras` `nrows` `cellsLen` `extrasLen` `nfields` (per field: `oid`, `flags`,
+//! `extraLen`, name as len + utf8) `command` (len + utf8) `descriptionLen`; after the last
+//! result, `nresults`.
 
+use crate::columns;
 use crate::conn::Response;
 
 fn put_u32(out: &mut Vec<u8>, n: usize) {
@@ -21,18 +23,27 @@ pub fn encode(resp: Response) -> Vec<u8> {
   let mut out = Vec::new();
   for (i, r) in resp.results.into_iter().enumerate() {
     let cells = r.rows.len();
+    let columns = columns::analyse(&r.rows, r.row_count as usize, &r.fields);
     if i == 0 {
       out = r.rows;
     } else {
       out.extend_from_slice(&r.rows);
     }
+    let extras = columns.iter().map(|c| c.extra.len()).sum::<usize>();
+    let description = 24 + r.command.len() + r.fields.iter().map(|f| 16 + f.name.len()).sum::<usize>();
+    out.reserve(extras + description);
+    for c in &columns {
+      out.extend_from_slice(&c.extra);
+    }
     let start = out.len();
-    out.reserve(20 + r.command.len() + r.fields.iter().map(|f| 8 + f.name.len()).sum::<usize>());
     put_u32(&mut out, r.row_count as usize);
     put_u32(&mut out, cells);
+    put_u32(&mut out, extras);
     put_u32(&mut out, r.fields.len());
-    for f in r.fields.iter() {
+    for (f, c) in r.fields.iter().zip(&columns) {
       out.extend_from_slice(&f.type_oid.to_be_bytes());
+      put_u32(&mut out, c.flags() as usize);
+      put_u32(&mut out, c.extra.len());
       put_str(&mut out, &f.name);
     }
     put_str(&mut out, &r.command);

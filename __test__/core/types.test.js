@@ -212,3 +212,64 @@ test('many text parameters (sent joined) arrive exactly as node-postgres sends t
     await pool.end()
   }
 })
+
+test('columns decoded with the I/O thread’s help (floats, timestamptz, json, ASCII text) match node-postgres row by row', async () => {
+  const pool = createPool({ connectionString: TEST_URL, max: 2, applicationName: uniqueName() })
+  const client = new pg.Client({ connectionString: TEST_URL })
+  await client.connect()
+  // NULLs, non-ASCII cells and the spellings JavaScript must parse itself, among ordinary rows.
+  const sql = `select i,
+      case when i % 7 = 0 then null when i % 11 = 0 then 'NaN' when i % 13 = 0 then '-Infinity'
+           else (i / 7.0 * 10 ^ (i % 40 - 20))::text end::float8 as f8,
+      case when i % 5 = 0 then null else (i / 3.0)::float4 end as f4,
+      case when i % 9 = 0 then null when i % 17 = 0 then 'infinity'::timestamptz
+           when i % 19 = 0 then '0500-01-01 00:00:00+00'::timestamptz
+           else timestamptz '2024-03-10 01:59:59.999999+00' + i * interval '3 hours 17.1234 seconds' end as ts,
+      case when i % 4 = 0 then null when i % 6 = 0 then 'null'::jsonb
+           else jsonb_build_object('i', i, 'tag', case when i % 10 = 3 then 'é✓' else 't' end, 'a', array[i, -i]) end as jb,
+      case when i % 8 = 0 then '{"x": "😀"}'::json else '[1, 2.50, "a"]'::json end as j,
+      case when i = 500 then 'ünïcode' else 'label ' || i end as label
+    from generate_series(1, 1000) i`
+  try {
+    await client.query(`set timezone = 'America/St_Johns'`)
+    await pool.query(`select set_config('timezone', 'America/St_Johns', false)`)
+    const expected = await client.query(sql)
+    const ours = await pool.connect()
+    try {
+      await ours.query(`set timezone = 'America/St_Johns'`)
+      const actual = await ours.query(sql)
+      assert.equal(actual.rows.length, 1000)
+      for (let i = 0; i < 1000; i++) assert.deepStrictEqual(actual.rows[i], expected.rows[i], `row ${i}`)
+      const asArrays = await ours.query({ text: sql, rowMode: 'array' })
+      assert.deepStrictEqual(asArrays.rows, expected.rows.map(Object.values))
+      // Custom parsers get the text, never the I/O thread's values.
+      const types = { getTypeParser: (oid, format) => ([701, 1184, 3802].includes(oid) ? (text) => `<${text}>` : pg.types.getTypeParser(oid, format)) }
+      const custom = await ours.query({ text: sql, types })
+      const expectedCustom = await client.query({ text: sql, types })
+      assert.deepStrictEqual(custom.rows, expectedCustom.rows)
+      assert.equal(custom.rows[1].f8, `<${expected.rows[1].f8}>`)
+    } finally {
+      ours.release()
+    }
+  } finally {
+    await client.end()
+    await pool.end()
+  }
+})
+
+test('a json column too large for one array is decoded value by value, the same', async () => {
+  const pool = createPool({ connectionString: TEST_URL, max: 1, applicationName: uniqueName() })
+  const client = new pg.Client({ connectionString: TEST_URL })
+  await client.connect()
+  // ~20 MB of json in one column: above the 16 MiB the I/O thread joins into one array.
+  const sql = `select i, json_build_object('i', i, 'pad', repeat('x', 2000)) as j from generate_series(1, 10000) i`
+  try {
+    const expected = await client.query(sql)
+    const actual = await pool.query(sql)
+    assert.equal(actual.rows.length, 10000)
+    assert.deepStrictEqual(actual.rows, expected.rows)
+  } finally {
+    await client.end()
+    await pool.end()
+  }
+})
