@@ -160,21 +160,32 @@ function numberReader(oid, parser, buf, at) {
   }
 }
 
-/** json and jsonb: the whole column as one JSON array, parsed in one call. */
-function jsonReader(buf, at, len, flags) {
-  const text = flags & ASCII ? buf.latin1Slice(at, at + len) : buf.utf8Slice(at, at + len)
-  const values = JSON.parse(text)
-  return (b, start, end, row) => values[row]
+/** Rows per JSON array (JSON_CHUNK in src/columns.rs). */
+const JSON_CHUNK_BITS = 10
+
+/** json and jsonb: the column as JSON arrays of 1,024 rows, each parsed in one call when reached. */
+function jsonReader(buf, at, flags) {
+  let chunk = -1
+  let values = null
+  return (b, start, end, row) => {
+    // Rows come in order; a chunk of only NULLs is never asked for, so skip to this row's.
+    for (const want = row >> JSON_CHUNK_BITS; chunk < want; chunk++) {
+      const len = buf.readUInt32LE(at)
+      if (chunk + 1 === want) values = JSON.parse(flags & ASCII ? buf.latin1Slice(at + 4, at + 4 + len) : buf.utf8Slice(at + 4, at + 4 + len))
+      at += 4 + len
+    }
+    return values[row & ((1 << JSON_CHUNK_BITS) - 1)]
+  }
 }
 
 /**
- * A reader `(buf, start, end, row) → value` for one column. `flags` and the `extraLen` bytes
- * at `extraAt` are what the I/O thread worked out for the column.
+ * A reader `(buf, start, end, row) → value` for one column. `flags` and the extra bytes at
+ * `extraAt` are what the I/O thread worked out for the column.
  */
-function readerFor(oid, parser, flags = 0, buf = null, extraAt = 0, extraLen = 0) {
+function readerFor(oid, parser, flags = 0, buf = null, extraAt = 0) {
   const isDefault = DEFAULTS.get(oid) === parser
   if (isDefault && flags & NUMBERS) return numberReader(oid, parser, buf, extraAt)
-  if (isDefault && flags & JSON_ARRAY) return jsonReader(buf, extraAt, extraLen, flags)
+  if (isDefault && flags & JSON_ARRAY) return jsonReader(buf, extraAt, flags)
   const fast = FAST.get(oid)
   if (fast !== undefined && isDefault) {
     const reader = fast(parser)

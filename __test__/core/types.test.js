@@ -273,3 +273,23 @@ test('a json column too large for one array is decoded value by value, the same'
     await pool.end()
   }
 })
+
+test('json columns longer than one chunk, with a whole chunk of NULLs, match node-postgres', async () => {
+  const pool = createPool({ connectionString: TEST_URL, max: 1, applicationName: uniqueName() })
+  const client = new pg.Client({ connectionString: TEST_URL })
+  await client.connect()
+  // The I/O thread sends json in arrays of 1,024 rows: rows 1,025–2,048 are all NULL here.
+  const sql = `select i, case when i between 1025 and 2048 then null else jsonb_build_object('i', i, 'x', 'ü') end as j,
+      case when i % 3 = 0 then null else json_build_array(i, 'a') end as k
+    from generate_series(1, 3500) i`
+  try {
+    const expected = await client.query(sql)
+    const actual = await pool.query(sql)
+    assert.equal(actual.rows.length, 3500)
+    for (let i = 0; i < 3500; i++) assert.deepStrictEqual(actual.rows[i], expected.rows[i], `row ${i}`)
+    assert.deepStrictEqual((await pool.query({ text: sql, rowMode: 'array' })).rows, expected.rows.map(Object.values))
+  } finally {
+    await client.end()
+    await pool.end()
+  }
+})
