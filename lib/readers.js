@@ -144,34 +144,37 @@ const ASCII = 1
 const NUMBERS = 2
 const JSON_ARRAY = 4
 
-/** float4/8 and timestamptz: the I/O thread's number for the row, or NaN to read the text. */
-function numberReader(oid, parser, buf, at) {
+/** float4/8 and timestamptz: the I/O thread's number for the row (at `at`), or NaN to read the text. */
+function numberReader(oid, parser, at) {
   if (oid === TIMESTAMPTZ) {
     const text = timestampReader(true, parser)
-    return (b, start, end, row) => {
+    return (buf, start, end, row) => {
       const ms = buf.readDoubleLE(at + 8 * row)
-      return ms === ms ? new Date(ms) : text(b, start, end)
+      return ms === ms ? new Date(ms) : text(buf, start, end)
     }
   }
   const text = ascii(parser)
-  return (b, start, end, row) => {
+  return (buf, start, end, row) => {
     const n = buf.readDoubleLE(at + 8 * row)
-    return n === n ? n : text(b, start, end)
+    return n === n ? n : text(buf, start, end)
   }
 }
 
 /** Rows per JSON array (JSON_CHUNK in src/columns.rs). */
 const JSON_CHUNK_BITS = 10
 
-/** json and jsonb: the column as JSON arrays of 1,024 rows, each parsed in one call when reached. */
-function jsonReader(buf, at, flags) {
+/** json and jsonb: the column as JSON arrays of 1,024 rows (from `at`), each parsed in one call when reached. */
+function jsonReader(at, flags) {
   let chunk = -1
   let values = null
-  return (b, start, end, row) => {
+  return (buf, start, end, row) => {
     // Rows come in order; a chunk of only NULLs is never asked for, so skip to this row's.
     for (const want = row >> JSON_CHUNK_BITS; chunk < want; chunk++) {
       const len = buf.readUInt32LE(at)
-      if (chunk + 1 === want) values = JSON.parse(flags & ASCII ? buf.latin1Slice(at + 4, at + 4 + len) : buf.utf8Slice(at + 4, at + 4 + len))
+      if (chunk + 1 === want) {
+        const text = flags & ASCII ? buf.latin1Slice(at + 4, at + 4 + len) : buf.utf8Slice(at + 4, at + 4 + len)
+        values = JSON.parse(text)
+      }
       at += 4 + len
     }
     return values[row & ((1 << JSON_CHUNK_BITS) - 1)]
@@ -180,12 +183,12 @@ function jsonReader(buf, at, flags) {
 
 /**
  * A reader `(buf, start, end, row) → value` for one column. `flags` and the extra bytes at
- * `extraAt` are what the I/O thread worked out for the column.
+ * `extraAt` (in the same buffer) are what the I/O thread worked out for the column.
  */
-function readerFor(oid, parser, flags = 0, buf = null, extraAt = 0) {
+function readerFor(oid, parser, flags = 0, extraAt = 0) {
   const isDefault = DEFAULTS.get(oid) === parser
-  if (isDefault && flags & NUMBERS) return numberReader(oid, parser, buf, extraAt)
-  if (isDefault && flags & JSON_ARRAY) return jsonReader(buf, extraAt, flags)
+  if (isDefault && flags & NUMBERS) return numberReader(oid, parser, extraAt)
+  if (isDefault && flags & JSON_ARRAY) return jsonReader(extraAt, flags)
   const fast = FAST.get(oid)
   if (fast !== undefined && isDefault) {
     const reader = fast(parser)

@@ -43,7 +43,7 @@ function decodeResult(buf, pos, desc, rowAsArray, types) {
     at += nameLen
     names[i] = name
     fields[i] = { name, dataTypeID: oid, format: 'text' }
-    parsers[i] = readerFor(oid, types.getTypeParser(oid, 'text'), flags, buf, extraAt)
+    parsers[i] = readerFor(oid, types.getTypeParser(oid, 'text'), flags, extraAt)
     extraAt += extraLen
   }
   const commandLen = buf.readUInt32BE(at)

@@ -807,11 +807,10 @@ fn wake_slots(st: &mut State, mut n: usize, pool: &Weak<Pool>) {
   }
 }
 
-/// The most recently idled connection can be handed out without a ping.
 /// The busy connection to pipeline a self-contained request onto, before an idle connection is
 /// taken or another opened: the fullest one with room that keeps finishing its requests (and is
 /// not due to retire). Packing requests onto few connections keeps the server's backends few and
-/// busy; spreading them over every connection made W3 ~15% slower on 2 cores (and holds more
+/// busy; spreading them over every connection made W3 ~13% slower on 2 cores (and holds more
 /// server connections, which is what onepool exists to avoid).
 fn packable(st: &State) -> Option<usize> {
   st.shared
@@ -823,6 +822,7 @@ fn packable(st: &State) -> Option<usize> {
     .map(|(i, _)| i)
 }
 
+/// The most recently idled connection can be handed out without a ping.
 fn has_fresh_idle(st: &State, ping_after: Duration) -> bool {
   st.idle.last().is_some_and(|c| !c.is_closed() && !retired(c) && c.idle_since.elapsed() < ping_after)
 }
