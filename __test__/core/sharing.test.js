@@ -22,8 +22,9 @@ test('concurrent fast queries are pipelined onto a few connections, not spread o
     const results = await Promise.all(Array.from({ length: 40 }, (_, i) => pool.query('select pg_backend_pid() as pid, $1::int as i', [i])))
     assert.deepEqual(results.map((r) => r.rows[0].i), Array.from({ length: 40 }, (_, i) => i))
     const backends = new Set(results.map((r) => r.rows[0].pid))
-    // 40 requests, 16 per connection: 3 backends (spreading them used all 10).
-    assert.ok(backends.size <= 5, `40 concurrent queries used ${backends.size} of 10 connections`)
+    // 40 requests, 16 per connection: 3 backends; spreading them used all 10. A connection
+    // whose first answer takes over 1 ms (a loaded machine) is passed over, hence the margin.
+    assert.ok(backends.size <= 7, `40 concurrent queries used ${backends.size} of 10 connections`)
   } finally {
     await pool.end()
   }
