@@ -305,27 +305,10 @@ impl Pool {
       done(Err(self.closed_error()));
       return Ok(());
     }
-    let fresh = has_fresh_idle(&st, self.ping_after());
     // Alone in flight: send from this thread now (latency). Alongside other requests: let the
     // writer task coalesce them (throughput; the JS thread is the bottleneck then).
     let write = if st.shared.is_empty() { Write::Now } else { Write::Batched };
-    let index = if let Some(i) = packable(&st) {
-      Some(i)
-    } else if fresh {
-      let conn = st.idle.pop().expect("checked non-empty");
-      st.shared.push(conn);
-      Some(st.shared.len() - 1)
-    } else if st.idle.is_empty() && st.size >= st.max {
-      st.shared
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| !c.is_closed() && c.in_flight() < PIPELINE_DEPTH)
-        .min_by_key(|(_, c)| c.in_flight())
-        .map(|(i, _)| i)
-    } else {
-      None
-    };
-    let Some(index) = index else { return Err((query, done)) };
+    let Some(index) = self.shared_slot(&mut st) else { return Err((query, done)) };
     let conn = &st.shared[index];
     let id = conn.id;
     let pool = self.clone();
@@ -354,24 +337,10 @@ impl Pool {
       if st.closed {
         return Err(self.closed_error());
       }
-      if let Some(i) = packable(&st) {
+      self.shared_slot(&mut st).map(|i| {
         let c = &st.shared[i];
-        Some((c.run(query.clone()), c.id))
-      } else if has_fresh_idle(&st, self.ping_after()) {
-        let conn = st.idle.pop().expect("checked non-empty");
-        let sent = (conn.run(query.clone()), conn.id);
-        st.shared.push(conn);
-        Some(sent)
-      } else if st.idle.is_empty() && st.size >= st.max {
-        // Everything is busy: pipeline onto the least loaded shared connection.
-        st.shared
-          .iter()
-          .filter(|c| !c.is_closed() && c.in_flight() < PIPELINE_DEPTH)
-          .min_by_key(|c| c.in_flight())
-          .map(|c| (c.run(query.clone()), c.id))
-      } else {
-        None
-      }
+        (c.run(query.clone()), c.id)
+      })
     };
     let (request, id) = match fast {
       Some(sent) => sent,
@@ -386,6 +355,31 @@ impl Pool {
     let result = request.await;
     self.shared_done(id);
     result
+  }
+
+  /// The shared connection (an index into `shared`) that takes a self-contained request now: a
+  /// busy one that keeps up (`packable`), else a fresh idle one (made shared), else, at `max`,
+  /// the least loaded. None: a connection has to be opened or waited for first.
+  fn shared_slot(&self, st: &mut State) -> Option<usize> {
+    if let Some(i) = packable(st) {
+      return Some(i);
+    }
+    if has_fresh_idle(st, self.ping_after()) {
+      let conn = st.idle.pop().expect("checked non-empty");
+      st.shared.push(conn);
+      return Some(st.shared.len() - 1);
+    }
+    if st.idle.is_empty() && st.size >= st.max {
+      // Everything is busy: pipeline onto the least loaded shared connection.
+      return st
+        .shared
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.is_closed() && c.in_flight() < PIPELINE_DEPTH)
+        .min_by_key(|(_, c)| c.in_flight())
+        .map(|(i, _)| i);
+    }
+    None
   }
 
   /// A pipelined request finished: an unused shared connection goes back to idle (or a waiter).

@@ -85,12 +85,18 @@ function startWorker(workerData) {
   return { w, messages, exited }
 }
 
-test('a connection released on the main thread reaches a connect() queued by a worker thread', async () => {
+/** A pool of one whose connection the main thread holds, and a worker whose connect() waits for it. */
+async function workerQueuedBehindHeldConnection() {
   const name = uniqueName()
   const pool = createPool({ connectionString: TEST_URL, name, applicationName: name, max: 1 })
   const held = await pool.connect()
   const worker = startWorker({ url: TEST_URL, name, app: name })
   await waitFor(() => pool.stats().waiting === 1)
+  return { pool, held, worker }
+}
+
+test('a connection released on the main thread reaches a connect() queued by a worker thread', async () => {
+  const { pool, held, worker } = await workerQueuedBehindHeldConnection()
   await held.release()
   await worker.exited
   const report = worker.messages.find((m) => m.pid || m.error)
@@ -104,11 +110,7 @@ test('a connection released on the main thread reaches a connect() queued by a w
 })
 
 test('a worker that exits while its connect() is queued leaves no waiter behind and loses no slot', async () => {
-  const name = uniqueName()
-  const pool = createPool({ connectionString: TEST_URL, name, applicationName: name, max: 1 })
-  const held = await pool.connect()
-  const worker = startWorker({ url: TEST_URL, name, app: name })
-  await waitFor(() => pool.stats().waiting === 1)
+  const { pool, held, worker } = await workerQueuedBehindHeldConnection()
   await worker.w.terminate()
   await worker.exited
   assert.equal(pool.stats().waiting, 0, 'a checkout whose thread is gone is not waiting')
