@@ -52,6 +52,11 @@ export declare class NativeSession {
    * (`envId`), which JavaScript settles with `session`.
    */
   releaseNow(destroy: boolean, envId?: number | undefined | null): boolean | [number, NativeSession]
+  /**
+   * Like `releaseNow`, for a connection whose COMMIT was just sent: true when it went to a
+   * checkout of another environment, false when no checkout waits (keep it).
+   */
+  releaseToWaiter(envId?: number | undefined | null): boolean | [number, NativeSession]
   /** Returns the connection (rolled back if a transaction is open); `destroy` closes it. */
   release(destroy: boolean): Promise<boolean | NativeError>
   /** The server process id of the pinned connection (`pg_backend_pid()`). */

@@ -157,6 +157,19 @@ class PoolClient extends EventEmitter {
     return this.#released
   }
 
+  /**
+   * @internal Releases the client to a checkout waiting in the pool while its COMMIT is still
+   * running (the waiter's statements queue behind it). False when nobody waits.
+   */
+  _releaseToWaiter() {
+    const now = this.#session.releaseToWaiter(this.#addon.dispatcher.envId)
+    if (now === false) return false
+    this.#released = true
+    if (this.#onRelease) this.#onRelease()
+    if (now !== true) this.#addon.dispatcher.handOver(now[0], now[1])
+    return true
+  }
+
   /** A nested transaction: a savepoint inside the current transaction. */
   async transaction(fn, options) {
     if (this.#depth === 0) return runTransaction(this, fn, options)
@@ -181,7 +194,7 @@ class PoolClient extends EventEmitter {
   }
 }
 
-async function runTransaction(client, fn, options) {
+async function runTransaction(client, fn, options, afterCommitSent) {
   // BEGIN is not awaited on its own: it goes out in the same write as the callback's first
   // statement (requests on one connection run in order), saving a round trip per transaction.
   // Its outcome is still awaited before COMMIT, and it can only fail if the connection does.
@@ -198,7 +211,9 @@ async function runTransaction(client, fn, options) {
     throw e
   }
   client._enter(-1)
-  const commit = await client.query('COMMIT')
+  const committing = client.query('COMMIT')
+  if (afterCommitSent) afterCommitSent()
+  const commit = await committing
   if (commit.command === 'ROLLBACK') {
     throw clientError(
       'TRANSACTION_ABORTED',
@@ -261,10 +276,14 @@ class Pool extends EventEmitter {
   async transaction(fn, options) {
     if (typeof fn !== 'function') throw clientError('PARAM_INVALID', 'transaction() takes a callback')
     const client = await this.connect()
+    // A checkout waiting for a connection gets this one as soon as COMMIT is on the wire.
+    let handedOn = false
     try {
-      return await runTransaction(client, fn, options)
+      return await runTransaction(client, fn, options, () => {
+        handedOn = client._releaseToWaiter()
+      })
     } finally {
-      await client.release()
+      if (!handedOn) await client.release()
     }
   }
 

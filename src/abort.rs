@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::conn::{cancel, CancelKey, Killer, Query, Response};
+use crate::conn::{cancel, CancelKey, EarlierRequests, Killer, Query, Response};
 use crate::error::{CoreError, CoreResult};
 use crate::pool::Pool;
 use crate::session::check_in;
@@ -65,6 +65,7 @@ pub async fn run<F>(
   request: F,
   key: CancelKey,
   killer: Killer,
+  earlier: EarlierRequests,
   token: &Option<AbortToken>,
 ) -> CoreResult<Response>
 where
@@ -75,6 +76,12 @@ where
     biased;
     r = &mut request => r,
     _ = aborted(token) => {
+      // The previous owner's COMMIT may still run ahead of this request.
+      tokio::select! {
+        biased;
+        _ = &mut request => return Err(CoreError::Aborted),
+        _ = tokio::time::timeout(CANCEL_TIMEOUT, earlier.finished()) => {}
+      }
       let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel(&key)).await;
       if tokio::time::timeout(CANCEL_TIMEOUT, &mut request).await.is_err() {
         killer.kill();
@@ -102,7 +109,8 @@ pub async fn pool_query(
     c = pool.acquire() => c?,
     _ = aborted(&token) => return Err(CoreError::Aborted),
   };
-  let result = run(conn.run(query), conn.cancel_key.clone(), conn.killer(), &token).await;
+  let result =
+    run(conn.run(query), conn.cancel_key.clone(), conn.killer(), conn.earlier_requests(), &token).await;
   check_in(pool, conn, false).await;
   result
 }

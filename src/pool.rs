@@ -47,6 +47,16 @@ pub trait Checkout: Send {
   fn deliver(self: Box<Self>, outcome: CoreResult<Conn>);
 }
 
+/// Where `Pool::hand_to_waiter` put a connection.
+pub enum HandOn {
+  /// To checkout `request` of the calling environment, which settles it itself.
+  Caller(u32, Conn),
+  /// To a checkout of another environment.
+  Delivered,
+  /// No checkout waits first in line: the caller keeps it.
+  Kept(Conn),
+}
+
 enum Queued {
   Task(oneshot::Sender<Grant>),
   Checkout(Box<dyn Checkout>),
@@ -504,6 +514,44 @@ impl Pool {
       self.shrunk.notify_waiters();
     }
     handoff
+  }
+
+  /// Hands a connection with requests still in flight to the oldest waiting checkout, when
+  /// those requests leave its session idle (the caller just sent COMMIT). The waiter's first
+  /// statements then go out right behind them instead of a round trip later. Gives the
+  /// connection back when no checkout waits first in line, or when it is closed, retiring or
+  /// surplus. `owner` as in `release_to`.
+  pub fn hand_to_waiter(&self, mut conn: Conn, owner: Option<u32>) -> HandOn {
+    if conn.is_closed() || retired(&conn) {
+      return HandOn::Kept(conn);
+    }
+    let checkout = {
+      let mut st = self.lock();
+      if st.closed || st.size > st.max {
+        return HandOn::Kept(conn);
+      }
+      while st.waiters.front().is_some_and(Queued::is_closed) {
+        st.waiters.pop_front();
+      }
+      match st.waiters.pop_front() {
+        Some(Queued::Checkout(c)) => c,
+        other => {
+          // A task waiting first keeps its place: it gets the connection once it is clean.
+          if let Some(w) = other {
+            st.waiters.push_front(w);
+          }
+          return HandOn::Kept(conn);
+        }
+      }
+    };
+    conn.idle_since = Instant::now();
+    conn.change_owner();
+    let (queued_by, request) = checkout.key();
+    if owner == Some(queued_by) {
+      return HandOn::Caller(request, conn);
+    }
+    checkout.deliver(Ok(conn));
+    HandOn::Delivered
   }
 
   /// Queues `checkout` when the pool is at its size limit with nothing idle; returns how long

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::abort::AbortToken;
 use crate::conn::{Conn, Done, Query, Response, Write};
 use crate::error::{CoreError, CoreResult};
-use crate::pool::Pool;
+use crate::pool::{HandOn, Pool};
 
 /// Upper bound for the ROLLBACK that cleans a connection returned inside a transaction.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,11 +39,11 @@ impl Session {
     query: Arc<Query>,
     token: Option<AbortToken>,
   ) -> CoreResult<impl Future<Output = CoreResult<Response>> + Send + 'static> {
-    let (request, key, killer) = match self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-      Some(c) => (c.run(query), c.cancel_key.clone(), c.killer()),
+    let (request, key, killer, earlier) = match self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+      Some(c) => (c.run(query), c.cancel_key.clone(), c.killer(), c.earlier_requests()),
       None => return Err(CoreError::ClientReleased),
     };
-    Ok(async move { crate::abort::run(request, key, killer, &token).await })
+    Ok(async move { crate::abort::run(request, key, killer, earlier, &token).await })
   }
 
   /// Queues a request whose outcome goes to `done` on the I/O thread (no task, no cancel).
@@ -77,6 +77,23 @@ impl Session {
     match self.pool.release_to(conn, owner) {
       Some((request, conn)) => ReleaseNow::HandedTo(request, Session::new(self.pool.clone(), conn)),
       None => ReleaseNow::Done,
+    }
+  }
+
+  /// Passes the connection to a checkout waiting in the pool while the COMMIT just sent on it
+  /// is still running (`Pool::hand_to_waiter`). `NotNow` when nobody waits: keep it, and
+  /// release it once the COMMIT is done.
+  pub fn release_to_waiter(&self, owner: Option<u32>) -> ReleaseNow {
+    let Some(conn) = self.conn.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+      return ReleaseNow::Done;
+    };
+    match self.pool.hand_to_waiter(conn, owner) {
+      HandOn::Caller(request, conn) => ReleaseNow::HandedTo(request, Session::new(self.pool.clone(), conn)),
+      HandOn::Delivered => ReleaseNow::Done,
+      HandOn::Kept(conn) => {
+        *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn);
+        ReleaseNow::NotNow
+      }
     }
   }
 

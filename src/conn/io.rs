@@ -69,7 +69,7 @@ pub(crate) async fn run(reader: Reader, writer: Writer, state: Arc<ConnState>, p
     p.replies.drain(..).collect()
   };
   for (i, reply) in drained.into_iter().enumerate() {
-    state.in_flight.fetch_sub(1, Ordering::AcqRel);
+    state.answered_one();
     reply.send(Err(if killed && i > 0 { queued_err.clone() } else { err.clone() }));
   }
 }
@@ -182,7 +182,7 @@ async fn read_loop(mut rd: Reader, pending: &Mutex<Pending>, state: &ConnState) 
         if fatal {
           let lost = CoreError::ConnectionLost(format!("connection lost: {} ({})", db.message, db.code));
           if let Some(reply) = pop(pending) {
-            state.in_flight.fetch_sub(1, Ordering::AcqRel);
+            state.answered_one();
             reply.send(Err(lost.clone()));
           }
           return lost;
@@ -194,7 +194,7 @@ async fn read_loop(mut rd: Reader, pending: &Mutex<Pending>, state: &ConnState) 
         state.made_progress();
         let done = c.take();
         if let Some(reply) = pop(pending) {
-          state.in_flight.fetch_sub(1, Ordering::AcqRel);
+          state.answered_one();
           reply.send(match done.error {
             Some(e) => Err(e),
             None => Ok(Response { results: done.results }),

@@ -13,9 +13,9 @@ mod tls;
 pub mod transport;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
@@ -67,6 +67,9 @@ struct ConnState {
   closed: AtomicBool,
   tx_status: AtomicU8,
   in_flight: AtomicUsize,
+  /// Requests queued and requests answered since the connection opened.
+  sent: AtomicU64,
+  answered: AtomicU64,
   /// When the connection last finished a request (or, when idle, started one): a connection
   /// with requests in flight and no progress for long is stalled.
   progress: Mutex<Instant>,
@@ -77,6 +80,11 @@ struct ConnState {
 }
 
 impl ConnState {
+  fn answered_one(&self) {
+    self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    self.answered.fetch_add(1, Ordering::AcqRel);
+  }
+
   fn made_progress(&self) {
     *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
   }
@@ -143,7 +151,31 @@ pub struct Conn {
   /// When this connection retires (max lifetime, staggered).
   pub retire_at: Option<Instant>,
   pub idle_since: Instant,
+  /// Requests queued before this count belong to an earlier owner (`change_owner`).
+  earlier_until: u64,
   _lease: Lease,
+}
+
+/// Requests an earlier owner left running on a connection (`Conn::change_owner`). A
+/// CancelRequest stops whatever the backend runs at that moment, so the new owner's cancel
+/// must wait for them.
+pub struct EarlierRequests {
+  state: Arc<ConnState>,
+  until: u64,
+}
+
+impl EarlierRequests {
+  fn done(&self) -> bool {
+    self.state.closed.load(Ordering::Acquire) || self.state.answered.load(Ordering::Acquire) >= self.until
+  }
+
+  /// Polls: this wait only happens when a handed-on connection's first statements are
+  /// cancelled, and a wake-up signal on every reply would tax every query.
+  pub async fn finished(&self) {
+    while !self.done() {
+      tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+  }
 }
 
 fn closed_error() -> CoreError {
@@ -168,6 +200,8 @@ impl Conn {
       closed: AtomicBool::new(false),
       tx_status: AtomicU8::new(TX_IDLE),
       in_flight: AtomicUsize::new(0),
+      sent: AtomicU64::new(0),
+      answered: AtomicU64::new(0),
       progress: Mutex::new(Instant::now()),
       kill: Notify::new(),
       wake_writer: Notify::new(),
@@ -190,6 +224,7 @@ impl Conn {
       created_at: Instant::now(),
       retire_at,
       idle_since: Instant::now(),
+      earlier_until: 0,
       _lease: lease,
     })
   }
@@ -223,6 +258,16 @@ impl Conn {
   pub fn kill(&self) {
     self.shared.state.closed.store(true, Ordering::Release);
     self.shared.state.kill.notify_one();
+  }
+
+  /// The connection passes to a new owner while requests of the old one may still run.
+  pub fn change_owner(&mut self) {
+    self.earlier_until = self.shared.state.sent.load(Ordering::Acquire);
+  }
+
+  /// What a cancel for this owner must wait for (nothing unless `change_owner` left some).
+  pub fn earlier_requests(&self) -> EarlierRequests {
+    EarlierRequests { state: self.shared.state.clone(), until: self.earlier_until }
   }
 
   /// A handle on the requests queued on this connection, usable without owning it.
@@ -309,6 +354,7 @@ impl Shared {
     }
     // Counted here, not in the socket task, so the pool sees the request the moment it is queued.
     let idle = self.state.in_flight.fetch_add(1, Ordering::AcqRel) == 0;
+    self.state.sent.fetch_add(1, Ordering::AcqRel);
     if idle {
       self.state.made_progress();
     }

@@ -68,6 +68,17 @@ impl NativeSession {
     }
   }
 
+  /// Like `releaseNow`, for a connection whose COMMIT was just sent: true when it went to a
+  /// checkout of another environment, false when no checkout waits (keep it).
+  #[napi(catch_unwind)]
+  pub fn release_to_waiter(&self, env_id: Option<u32>) -> Either<bool, (u32, NativeSession)> {
+    match self.inner.release_to_waiter(env_id) {
+      ReleaseNow::Done => Either::A(true),
+      ReleaseNow::NotNow => Either::A(false),
+      ReleaseNow::HandedTo(request, session) => Either::B((request, NativeSession::new(session))),
+    }
+  }
+
   /// Returns the connection (rolled back if a transaction is open); `destroy` closes it.
   #[napi(catch_unwind, ts_return_type = "Promise<boolean | NativeError>")]
   pub fn release<'env>(&self, env: &'env Env, destroy: bool) -> napi::Result<Object<'env>> {
