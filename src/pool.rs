@@ -756,15 +756,16 @@ impl Pool {
   fn timeout_error(&self, waited: Duration) -> CoreError {
     let s = self.stats();
     CoreError::PoolTimeout(format!(
-      "timed out after {} ms waiting for a connection from pool \"{}\" ({}): size {}, idle {}, in use {}, waiting {}, max {}{}",
+      "timed out after {} ms waiting for a connection from pool \"{}\" ({}): size {}, idle {}, in use {}, max {}, {} other {} waiting{}",
       waited.as_millis(),
       s.name,
       s.target,
       s.size,
       s.idle,
       s.in_use,
-      s.waiting,
       s.max,
+      s.waiting,
+      if s.waiting == 1 { "checkout" } else { "checkouts" },
       match BUDGET.stats().limit {
         Some(l) => format!(", process budget {}/{}", BUDGET.stats().used, l),
         None => String::new(),
