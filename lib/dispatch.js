@@ -60,9 +60,6 @@ function createDispatcher(binding, options = {}) {
   const keepAlive = setInterval(() => {}, MAX_ID)
   keepAlive.unref()
 
-  // Settle in a setImmediate, not in the wake-up callback itself: Node runs queued wake-ups
-  // back to back, and under load a fresh batch is always ready, so draining there would starve
-  // timers and I/O. One drain per event-loop turn keeps the loop moving.
   /** Settles request `id` with `outcome` if it is still pending. */
   const settle = (id, outcome) => {
     const resolve = pending.get(id)
@@ -72,6 +69,9 @@ function createDispatcher(binding, options = {}) {
     }
   }
 
+  // Settle in a setImmediate, not in the wake-up callback itself: Node runs queued wake-ups
+  // back to back, and under load a fresh batch is always ready, so draining there would starve
+  // timers and I/O. One drain per event-loop turn keeps the loop moving.
   let scheduled = false
   const drain = () => {
     scheduled = false

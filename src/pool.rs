@@ -473,8 +473,7 @@ impl Pool {
       return None;
     }
     conn.idle_since = Instant::now();
-    let mut deliver = None;
-    let mut handoff = None;
+    let mut checkout = None;
     let surplus = {
       let mut st = self.lock();
       if st.closed || st.size > st.max {
@@ -494,26 +493,18 @@ impl Pool {
             },
             Queued::Checkout(c) if c.is_gone() => {}
             Queued::Checkout(c) => {
-              let (queued_by, request) = c.key();
-              if owner == Some(queued_by) {
-                handoff = Some((request, conn));
-              } else {
-                deliver = Some((c, conn));
-              }
+              checkout = Some((c, conn));
               break None;
             }
           }
         }
       }
     };
-    if let Some((c, conn)) = deliver {
-      c.deliver(Ok(conn));
-    }
     if let Some(c) = surplus {
       drop(c);
       self.shrunk.notify_waiters();
     }
-    handoff
+    checkout.and_then(|(c, conn)| give(c, conn, owner))
   }
 
   /// Hands a connection with requests still in flight to the oldest waiting checkout, when
@@ -546,12 +537,10 @@ impl Pool {
     };
     conn.idle_since = Instant::now();
     conn.change_owner();
-    let (queued_by, request) = checkout.key();
-    if owner == Some(queued_by) {
-      return HandOn::Caller(request, conn);
+    match give(checkout, conn, owner) {
+      Some((request, conn)) => HandOn::Caller(request, conn),
+      None => HandOn::Delivered,
     }
-    checkout.deliver(Ok(conn));
-    HandOn::Delivered
   }
 
   /// Queues `checkout` when the pool is at its size limit with nothing idle; returns how long
@@ -848,6 +837,17 @@ fn wake_slots(st: &mut State, mut n: usize, pool: &Weak<Pool>) {
       }
     }
   }
+}
+
+/// Gives `conn` to a checkout taken off the queue: back as `(request, conn)` when environment
+/// `owner` queued it (the caller settles it on its own thread), else delivered now.
+fn give(checkout: Box<dyn Checkout>, conn: Conn, owner: Option<u32>) -> Option<(u32, Conn)> {
+  let (queued_by, request) = checkout.key();
+  if owner == Some(queued_by) {
+    return Some((request, conn));
+  }
+  checkout.deliver(Ok(conn));
+  None
 }
 
 /// The busy connection to pipeline a self-contained request onto, before an idle connection is
