@@ -18,9 +18,10 @@ export declare class NativePool {
   /**
    * Starts one query whose result arrives through the environment's completion queue
    * (see `initCompletions`) under `requestId`. Connections are shared with other pipelined
-   * queries when the statement allows it.
+   * queries when the statement allows it. `lone`: the environment has no other request in
+   * flight, so this thread may read the reply itself.
    */
-  submit(sql: string, values: Array<ParamInput> | string, envId: number, requestId: number, abort?: AbortHandle | undefined | null, lengths?: Int32Array | undefined | null): void
+  submit(sql: string, values: Array<ParamInput> | string, envId: number, requestId: number, abort?: AbortHandle | undefined | null, lengths?: Int32Array | undefined | null, lone?: boolean | undefined | null): void
   /** Checks out a connection now if one is idle and fresh; null means call `connect`. */
   tryConnect(): NativeSession | null
   /**
@@ -45,7 +46,7 @@ export declare class NativePool {
 
 export declare class NativeSession {
   /** Like `NativePool.submit`, on the pinned connection. */
-  submit(sql: string, values: Array<ParamInput> | string, envId: number, requestId: number, abort?: AbortHandle | undefined | null, lengths?: Int32Array | undefined | null): void
+  submit(sql: string, values: Array<ParamInput> | string, envId: number, requestId: number, abort?: AbortHandle | undefined | null, lengths?: Int32Array | undefined | null, lone?: boolean | undefined | null): void
   /**
    * Returns the connection now if that needs no round trip; false means call `release`.
    * `[request, session]`: the connection went to checkout `request` of this environment

@@ -48,6 +48,12 @@ function wellFormedDeep(v) {
   return v
 }
 
+// A request alone in flight may have its reply read on this thread, straight off the socket
+// (see src/napi/watch.rs). Node's libuv does that; other runtimes' N-API may lack it.
+// ONEPOOL_READ_ON_JS_THREAD=0 turns it off (the I/O thread then reads every reply).
+const readHere =
+  process.env.ONEPOOL_READ_ON_JS_THREAD !== '0' && process.versions.bun === undefined && process.versions.deno === undefined
+
 /**
  * @param {object} binding
  * @param {{ wellFormed?: boolean }} [options] wellFormed: make strings well-formed before they
@@ -97,15 +103,19 @@ function createDispatcher(binding, options = {}) {
     }
   })
 
-  /** Starts `start(envId, id)`; resolves with what the native side completes `id` with. */
+  /**
+   * Starts `start(envId, id, lone)`; resolves with what the native side completes `id` with.
+   * `lone`: no other request of this environment is in flight.
+   */
   function request(start) {
     const id = nextId
     nextId = nextId === MAX_ID ? 1 : nextId + 1
     return new Promise((resolve) => {
       pending.set(id, resolve)
-      if (pending.size === 1) keepAlive.ref()
+      const lone = pending.size === 1
+      if (lone) keepAlive.ref()
       try {
-        start(envId, id)
+        start(envId, id, lone && readHere)
       } catch (e) {
         pending.delete(id)
         if (pending.size === 0) keepAlive.unref()
@@ -123,14 +133,14 @@ function createDispatcher(binding, options = {}) {
         // become U+FFFD there in both builds).
         const joined = values.join('')
         if (fixStrings) text = wellFormed(text)
-        return request((env, id) => target.submit(text, joined, env, id, abortHandle, lengths))
+        return request((env, id, lone) => target.submit(text, joined, env, id, abortHandle, lengths, lone))
       }
     }
     if (fixStrings) {
       text = wellFormed(text)
       values = wellFormedValues(values)
     }
-    return request((env, id) => target.submit(text, values, env, id, abortHandle))
+    return request((env, id, lone) => target.submit(text, values, env, id, abortHandle, undefined, lone))
   }
 
   /**

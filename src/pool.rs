@@ -16,7 +16,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::budget::{BudgetPermit, Lease, BUDGET};
 use crate::config::{ConnSettings, PoolConfig, PoolSettings, Target};
-use crate::conn::{Conn, Done, Query, Response, Write};
+use crate::conn::{Conn, Done, Inbox, Query, Response, Write};
 use crate::error::{CoreError, CoreResult};
 use crate::machine;
 
@@ -304,16 +304,17 @@ impl Pool {
 
   /// The synchronous fast path of `query_shared`: sends now when a connection is available
   /// without waiting, and hands the request back otherwise. `done` runs on the I/O thread.
+  /// Returns the read side of the connection it went to, when any thread may read it.
   pub fn try_submit_shared(
     self: &Arc<Self>,
     query: Arc<Query>,
     done: Done,
-  ) -> Result<(), (Arc<Query>, Done)> {
+  ) -> Result<Option<Arc<Inbox>>, (Arc<Query>, Done)> {
     let mut st = self.lock();
     if st.closed {
       drop(st);
       done(Err(self.closed_error()));
-      return Ok(());
+      return Ok(None);
     }
     // Alone in flight: send from this thread now (latency). Alongside other requests: let the
     // writer task coalesce them (throughput; the JS thread is the bottleneck then).
@@ -321,6 +322,7 @@ impl Pool {
     let Some(index) = self.shared_slot(&mut st) else { return Err((query, done)) };
     let conn = &st.shared[index];
     let id = conn.id;
+    let inbox = conn.inbox();
     let pool = self.clone();
     let sent = conn.run_then(
       query,
@@ -333,8 +335,9 @@ impl Pool {
     drop(st);
     if let Err(done) = sent {
       done(Err(CoreError::ConnectionLost("connection lost: the connection is closed".into())));
+      return Ok(None);
     }
-    Ok(())
+    Ok(inbox)
   }
 
   /// Runs one self-contained request (see `conn::pipelinable`) without pinning a connection:

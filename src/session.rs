@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::abort::AbortToken;
-use crate::conn::{Conn, Done, Query, Response, Write};
+use crate::conn::{Conn, Done, Inbox, Query, Response, Write};
 use crate::error::{CoreError, CoreResult};
 use crate::pool::{HandOn, Pool};
 
@@ -47,17 +47,18 @@ impl Session {
   }
 
   /// Queues a request whose outcome goes to `done` on the I/O thread (no task, no cancel).
-  pub fn run_then(&self, query: Arc<Query>, done: Done) {
+  /// Returns the connection's read side, when any thread may read it.
+  pub fn run_then(&self, query: Arc<Query>, done: Done) -> Option<Arc<Inbox>> {
     let refused = match self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-      Some(c) => c
-        .run_then(query, done, Write::Now)
-        .err()
-        .map(|d| (d, CoreError::ConnectionLost("connection lost: the connection is closed".into()))),
-      None => Some((done, CoreError::ClientReleased)),
+      Some(c) => match c.run_then(query, done, Write::Now) {
+        Ok(()) => return c.inbox(),
+        Err(d) => (d, CoreError::ConnectionLost("connection lost: the connection is closed".into())),
+      },
+      None => (done, CoreError::ClientReleased),
     };
-    if let Some((done, err)) = refused {
-      done(Err(err));
-    }
+    let (done, err) = refused;
+    done(Err(err));
+    None
   }
 
   /// Returns the connection at once when that needs no round trip (it is clean, closed or to be

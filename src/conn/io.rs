@@ -4,19 +4,22 @@
 //!
 //! Requests are recorded and their bytes queued under one lock (`Pending`), so the order on the
 //! wire is the order of the replies. On a plain socket the sender writes the bytes itself when
-//! nothing is queued ahead of them (see `Shared::enqueue`); the writer task sends the rest.
+//! nothing is queued ahead of them (see `Shared::enqueue`); the writer task sends the rest. A
+//! plain socket's replies may likewise be read by a JavaScript thread waiting for one (`Inbox`).
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
+use tokio::io::AsyncRead;
+use tokio::sync::Notify;
 
 use super::startup::{parse_db_error, read_message};
-use super::transport::{Reader, Writer};
+use super::transport::{DirectRead, Reader, Writer};
 use super::{ConnState, Field, QueryResult, Reply, Response};
 use crate::error::{CoreError, CoreResult};
 
@@ -43,12 +46,45 @@ impl Pending {
   }
 }
 
-pub(crate) async fn run(reader: Reader, writer: Writer, state: Arc<ConnState>, pending: Arc<Mutex<Pending>>) {
+/// How the I/O task reads its socket.
+pub(crate) enum Reading {
+  Shared(Arc<Inbox>),
+  Alone(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+impl Reading {
+  pub(crate) fn new(reader: Reader, pending: &Arc<Mutex<Pending>>, state: &Arc<ConnState>) -> Reading {
+    match reader {
+      Reader::Direct(socket) => Reading::Shared(Arc::new(Inbox::new(socket, pending.clone(), state.clone()))),
+      Reader::Task(rd) => Reading::Alone(rd),
+    }
+  }
+
+  pub(crate) fn inbox(&self) -> Option<Arc<Inbox>> {
+    match self {
+      Reading::Shared(inbox) => Some(inbox.clone()),
+      Reading::Alone(_) => None,
+    }
+  }
+}
+
+pub(crate) async fn run(
+  reading: Reading,
+  writer: Writer,
+  state: Arc<ConnState>,
+  pending: Arc<Mutex<Pending>>,
+) {
   let _alive = crate::shutdown::SocketGuard::hold();
   let mut killed = false;
+  let read = async {
+    match reading {
+      Reading::Shared(inbox) => inbox.read_loop().await,
+      Reading::Alone(rd) => read_loop(rd, &pending, &state).await,
+    }
+  };
   let failure = tokio::select! {
     r = write_loop(writer, &pending, &state) => r.err(),
-    r = read_loop(reader, &pending, &state) => Some(r),
+    r = read => Some(r),
     _ = state.kill.notified() => {
       killed = true;
       Some(CoreError::ConnectionLost("connection lost: the server stopped answering".into()))
@@ -142,84 +178,274 @@ impl Collector {
 
 const MAX_CELLS_HINT: usize = 16 << 20;
 
-async fn read_loop(mut rd: Reader, pending: &Mutex<Pending>, state: &ConnState) -> CoreError {
-  let mut buf = BytesMut::with_capacity(64 * 1024);
+/// Reads a TLS stream or a socket JavaScript owns: only this task reads it.
+async fn read_loop(
+  mut rd: Box<dyn AsyncRead + Send + Unpin>,
+  pending: &Mutex<Pending>,
+  state: &ConnState,
+) -> CoreError {
+  let mut buf = BytesMut::with_capacity(READ_CHUNK);
   let mut c = Collector::default();
   loop {
     let msg = match read_message(&mut rd, &mut buf).await {
       Ok(m) => m,
       Err(e) => return CoreError::lost(&e),
     };
-    match msg {
-      Message::DataRow(body) => {
-        let r = match c.current.as_mut() {
-          Some(r) => r,
-          None => c.start_statement(Vec::new()),
-        };
-        r.rows.extend_from_slice(body.buffer());
-        r.row_count += 1;
-      }
-      Message::RowDescription(body) => {
-        let mut fields = Vec::new();
-        let mut it = body.fields();
-        while let Ok(Some(f)) = it.next() {
-          fields.push(Field { name: f.name().to_string(), type_oid: f.type_oid() });
-        }
-        c.start_statement(fields);
-      }
-      Message::CommandComplete(body) => {
-        let tag = body.tag().unwrap_or("").to_string();
-        c.finish_statement(tag);
-      }
-      Message::EmptyQueryResponse => c.finish_statement(String::new()),
-      Message::ErrorResponse(body) => {
-        let db = parse_db_error(&mut body.fields());
-        // FATAL errors (admin shutdown, terminated backend) end the session.
-        let fatal = db.severity == "FATAL" || db.severity == "PANIC";
-        if c.error.is_none() {
-          c.error = Some(CoreError::Db(Box::new(db.clone())));
-        }
-        if fatal {
-          let lost = CoreError::ConnectionLost(format!("connection lost: {} ({})", db.message, db.code));
-          if let Some(reply) = pop(pending) {
-            state.answered_one();
-            reply.send(Err(lost.clone()));
-          }
-          return lost;
-        }
-        c.current = None;
-      }
-      Message::ReadyForQuery(body) => {
-        state.tx_status.store(body.status(), Ordering::Release);
-        state.made_progress();
-        let done = c.take();
-        if let Some(reply) = pop(pending) {
-          state.answered_one();
-          reply.send(match done.error {
-            Some(e) => Err(e),
-            None => Ok(Response { results: done.results }),
-          });
-        } else {
-          return CoreError::Protocol("protocol error: ReadyForQuery without a pending request".into());
-        }
-      }
-      Message::ParseComplete
-      | Message::BindComplete
-      | Message::CloseComplete
-      | Message::NoData
-      | Message::PortalSuspended
-      | Message::ParameterDescription(_)
-      | Message::ParameterStatus(_)
-      | Message::NoticeResponse(_)
-      | Message::NotificationResponse(_) => {}
-      Message::CopyInResponse(_) | Message::CopyOutResponse(_) => {
-        return CoreError::Protocol(
-          "COPY is not supported through onepool's query(); use a COPY-capable client".into(),
-        );
-      }
-      _ => return CoreError::Protocol("protocol error: unexpected message from the server".into()),
+    if let Err(e) = absorb(msg, &mut c, pending, state) {
+      return e;
     }
   }
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+/// How much a JavaScript thread reads in one go (`Inbox::read_now`).
+#[cfg(unix)]
+const READ_NOW_BUDGET: usize = 1 << 20;
+
+/// The read side of a plain socket, which any thread may read: the bytes read and not yet
+/// parsed, and the response being built. The I/O task reads it whenever the socket has data; a
+/// JavaScript thread waiting for a lone reply also reads it (`read_now`), which spares the
+/// reply a hand-off from the I/O thread to JavaScript (one cross-core wake-up less).
+pub struct Inbox {
+  socket: Arc<dyn DirectRead>,
+  parsed: Mutex<Parsed>,
+  pending: Arc<Mutex<Pending>>,
+  state: Arc<ConnState>,
+  /// A JavaScript thread reads this socket: the I/O task leaves the replies to it, so the two
+  /// threads do not race for them (the loser of that race would wait for the winner).
+  watched: AtomicBool,
+  unwatched: Notify,
+}
+
+#[derive(Default)]
+struct Parsed {
+  buf: BytesMut,
+  c: Collector,
+  /// Why reading ended, when a thread outside the I/O task found out first.
+  failed: Option<CoreError>,
+}
+
+/// What `Inbox::read_now` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadNow {
+  /// Read what was there; replies are still owed on the connection.
+  Waiting,
+  /// Read what was there; no reply is owed any more.
+  Answered,
+  /// The I/O task is reading right now; it will answer what comes.
+  Busy,
+  /// The connection is closed or failed (the I/O task answers every caller).
+  Closed,
+}
+
+impl Inbox {
+  fn new(socket: Arc<dyn DirectRead>, pending: Arc<Mutex<Pending>>, state: Arc<ConnState>) -> Inbox {
+    let parsed = Parsed { buf: BytesMut::with_capacity(READ_CHUNK), ..Default::default() };
+    Inbox {
+      socket,
+      parsed: Mutex::new(parsed),
+      pending,
+      state,
+      watched: AtomicBool::new(false),
+      unwatched: Notify::new(),
+    }
+  }
+
+  /// A JavaScript thread takes over reading this socket, if its request is the only one on
+  /// the connection. Requests of others must not wait for that thread (it may be busy).
+  pub fn watch(&self) -> bool {
+    self.watched.store(true, Ordering::Release);
+    if self.state.in_flight.load(Ordering::Acquire) > 1 {
+      self.unwatch();
+      return false;
+    }
+    true
+  }
+
+  /// The I/O task reads this socket again (the JS thread stopped, or another request came).
+  pub fn unwatch(&self) {
+    if self.watched.swap(false, Ordering::AcqRel) {
+      self.unwatched.notify_one();
+    }
+  }
+
+  pub fn is_watched(&self) -> bool {
+    self.watched.load(Ordering::Acquire)
+  }
+
+  /// The descriptor a JavaScript thread waits on (while it holds this inbox, it stays open).
+  #[cfg(unix)]
+  pub fn raw_fd(&self) -> i32 {
+    self.socket.raw_fd()
+  }
+
+  /// Reads and answers what the socket holds now, on the calling (JavaScript) thread. Never
+  /// waits: if the I/O task is reading, it is left to it.
+  #[cfg(unix)]
+  pub fn read_now(&self) -> ReadNow {
+    let mut parsed = match self.parsed.try_lock() {
+      Ok(p) => p,
+      Err(std::sync::TryLockError::WouldBlock) => return ReadNow::Busy,
+      Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+    };
+    if parsed.failed.is_some() || self.state.closed.load(Ordering::Acquire) {
+      return ReadNow::Closed;
+    }
+    // A large result arrives over many turns of the event loop, not in one long callback.
+    let mut budget = READ_NOW_BUDGET;
+    let read = |buf: &mut BytesMut| {
+      if budget == 0 {
+        return Err(std::io::ErrorKind::WouldBlock.into());
+      }
+      let n = self.socket.read_now(buf)?;
+      budget = budget.saturating_sub(n);
+      Ok(n)
+    };
+    if let Err(e) = self.pump(&mut parsed, read) {
+      self.state.closed.store(true, Ordering::Release);
+      parsed.failed = Some(e);
+      drop(parsed);
+      self.state.read_failed.notify_one();
+      return ReadNow::Closed;
+    }
+    drop(parsed);
+    if self.pending.lock().unwrap_or_else(|e| e.into_inner()).replies.is_empty() {
+      ReadNow::Answered
+    } else {
+      ReadNow::Waiting
+    }
+  }
+
+  /// The I/O task's side: reads whenever the socket has data, until the connection fails.
+  async fn read_loop(&self) -> CoreError {
+    loop {
+      let failed = if self.is_watched() {
+        tokio::select! {
+          _ = self.unwatched.notified() => false,
+          _ = self.state.read_failed.notified() => true,
+        }
+      } else {
+        tokio::select! {
+          r = self.socket.readable() => match r {
+            Ok(()) => false,
+            Err(e) => return CoreError::lost(&e),
+          },
+          _ = self.state.read_failed.notified() => true,
+        }
+      };
+      // The socket may have been handed to a JavaScript thread while this task waited.
+      if !failed && self.is_watched() {
+        continue;
+      }
+      let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+      if let Some(e) = parsed.failed.clone() {
+        return e;
+      }
+      if let Err(e) = self.pump(&mut parsed, |buf| self.socket.try_read_buf(buf)) {
+        parsed.failed = Some(e.clone());
+        return e;
+      }
+    }
+  }
+
+  /// Answers every complete message, reading until the socket has nothing more.
+  fn pump(
+    &self,
+    p: &mut Parsed,
+    mut read: impl FnMut(&mut BytesMut) -> std::io::Result<usize>,
+  ) -> CoreResult<()> {
+    loop {
+      while let Some(msg) = Message::parse(&mut p.buf).map_err(|e| CoreError::lost(&e))? {
+        absorb(msg, &mut p.c, &self.pending, &self.state)?;
+      }
+      if p.buf.capacity() - p.buf.len() < READ_CHUNK / 4 {
+        p.buf.reserve(READ_CHUNK);
+      }
+      match read(&mut p.buf) {
+        Ok(0) => return Err(CoreError::lost(&std::io::ErrorKind::UnexpectedEof.into())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+        Err(e) => return Err(CoreError::lost(&e)),
+      }
+    }
+  }
+}
+
+/// Handles one message from the server: a reply is answered at its ReadyForQuery.
+fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &ConnState) -> CoreResult<()> {
+  match msg {
+    Message::DataRow(body) => {
+      let r = match c.current.as_mut() {
+        Some(r) => r,
+        None => c.start_statement(Vec::new()),
+      };
+      r.rows.extend_from_slice(body.buffer());
+      r.row_count += 1;
+    }
+    Message::RowDescription(body) => {
+      let mut fields = Vec::new();
+      let mut it = body.fields();
+      while let Ok(Some(f)) = it.next() {
+        fields.push(Field { name: f.name().to_string(), type_oid: f.type_oid() });
+      }
+      c.start_statement(fields);
+    }
+    Message::CommandComplete(body) => {
+      let tag = body.tag().unwrap_or("").to_string();
+      c.finish_statement(tag);
+    }
+    Message::EmptyQueryResponse => c.finish_statement(String::new()),
+    Message::ErrorResponse(body) => {
+      let db = parse_db_error(&mut body.fields());
+      // FATAL errors (admin shutdown, terminated backend) end the session.
+      let fatal = db.severity == "FATAL" || db.severity == "PANIC";
+      if c.error.is_none() {
+        c.error = Some(CoreError::Db(Box::new(db.clone())));
+      }
+      if fatal {
+        let lost = CoreError::ConnectionLost(format!("connection lost: {} ({})", db.message, db.code));
+        // Closed before the reply goes out: its callback may hand the connection back to the
+        // pool, which must then discard it, not lend it again.
+        state.closed.store(true, Ordering::Release);
+        if let Some(reply) = pop(pending) {
+          state.answered_one();
+          reply.send(Err(lost.clone()));
+        }
+        return Err(lost);
+      }
+      c.current = None;
+    }
+    Message::ReadyForQuery(body) => {
+      state.tx_status.store(body.status(), Ordering::Release);
+      state.made_progress();
+      let done = c.take();
+      let Some(reply) = pop(pending) else {
+        return Err(CoreError::Protocol("protocol error: ReadyForQuery without a pending request".into()));
+      };
+      state.answered_one();
+      reply.send(match done.error {
+        Some(e) => Err(e),
+        None => Ok(Response { results: done.results }),
+      });
+    }
+    Message::ParseComplete
+    | Message::BindComplete
+    | Message::CloseComplete
+    | Message::NoData
+    | Message::PortalSuspended
+    | Message::ParameterDescription(_)
+    | Message::ParameterStatus(_)
+    | Message::NoticeResponse(_)
+    | Message::NotificationResponse(_) => {}
+    Message::CopyInResponse(_) | Message::CopyOutResponse(_) => {
+      return Err(CoreError::Protocol(
+        "COPY is not supported through onepool's query(); use a COPY-capable client".into(),
+      ));
+    }
+    _ => return Err(CoreError::Protocol("protocol error: unexpected message from the server".into())),
+  }
+  Ok(())
 }
 
 fn pop(pending: &Mutex<Pending>) -> Option<Reply> {

@@ -25,6 +25,7 @@ use crate::config::{ConnSettings, Host, Target};
 use crate::error::{CoreError, CoreResult};
 use transport::DirectWrite;
 
+pub use io::{Inbox, ReadNow};
 pub use query::Query;
 use query::{encode_bound, encode_prepare, encode_simple, encode_unnamed, with_closes, Plan, Statements};
 pub use startup::cancel;
@@ -77,6 +78,8 @@ struct ConnState {
   kill: Notify,
   /// Bytes were queued for the writer task (or the handle was dropped).
   wake_writer: Notify,
+  /// A thread outside the I/O task found the socket failed (`Inbox::read_now`).
+  read_failed: Notify,
 }
 
 impl ConnState {
@@ -138,6 +141,8 @@ pub enum Write {
 struct Shared {
   /// The socket, when the caller's thread may write to it directly.
   direct: Option<Arc<dyn DirectWrite>>,
+  /// Its read side, when the caller's thread may read it too.
+  inbox: Option<Arc<io::Inbox>>,
   state: Arc<ConnState>,
   pending: Arc<Mutex<io::Pending>>,
   statements: Mutex<Statements>,
@@ -205,6 +210,7 @@ impl Conn {
       progress: Mutex::new(Instant::now()),
       kill: Notify::new(),
       wake_writer: Notify::new(),
+      read_failed: Notify::new(),
     });
     let (reader, writer) = transport::split(opened.stream);
     let direct = writer.direct();
@@ -215,10 +221,12 @@ impl Conn {
       secret_key: opened.secret_key,
     };
     let pending = Arc::new(Mutex::new(io::Pending::new()));
-    crate::runtime::spawn(io::run(reader, writer, state.clone(), pending.clone()));
+    let reading = io::Reading::new(reader, &pending, &state);
+    let inbox = reading.inbox();
+    crate::runtime::spawn(io::run(reading, writer, state.clone(), pending.clone()));
     let statements = Mutex::new(Statements::new(settings.statement_cache_size));
     Ok(Conn {
-      shared: Arc::new(Shared { direct, state, pending, statements }),
+      shared: Arc::new(Shared { direct, inbox, state, pending, statements }),
       cancel_key,
       id,
       created_at: Instant::now(),
@@ -227,6 +235,11 @@ impl Conn {
       earlier_until: 0,
       _lease: lease,
     })
+  }
+
+  /// The socket's read side, when a JavaScript thread may read a reply itself.
+  pub fn inbox(&self) -> Option<Arc<Inbox>> {
+    self.shared.inbox.clone()
   }
 
   pub fn is_closed(&self) -> bool {
@@ -359,6 +372,11 @@ impl Shared {
       self.state.made_progress();
     }
     p.replies.push_back(reply);
+    if !idle {
+      if let Some(inbox) = &self.inbox {
+        inbox.unwatch();
+      }
+    }
     // `Now` with nothing queued ahead: write from this thread, sparing a hand-off to the writer
     // task. `Batched`: the writer task sends, so pipelined requests coalesce into fewer, larger
     // writes. Whatever the socket does not take now (or an error, which the writer task then

@@ -9,6 +9,8 @@ mod objects;
 mod pool;
 mod session;
 mod transport;
+#[cfg(unix)]
+mod watch;
 
 use std::time::Duration;
 
@@ -19,6 +21,18 @@ use napi_derive::napi;
 use crate::budget::BUDGET;
 use crate::registry;
 use objects::{promise, PoolStatsObject};
+
+/// A lone request's reply is read by this thread too (see `watch`), when its socket allows.
+/// Any other request means the environment is no longer waiting on one reply: the I/O thread
+/// reads them all.
+#[allow(unused_variables)]
+fn read_here(env: &Env, lone: Option<bool>, inbox: Option<std::sync::Arc<crate::conn::Inbox>>) {
+  #[cfg(unix)]
+  match (lone, inbox) {
+    (Some(true), Some(inbox)) => watch::watch(env, inbox),
+    _ => watch::stop(),
+  }
+}
 
 #[napi(object)]
 pub struct BudgetObject {

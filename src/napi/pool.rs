@@ -38,16 +38,20 @@ pub fn create_pool(options: PoolOptionsInput) -> Either<NativePool, NativeError>
 impl NativePool {
   /// Starts one query whose result arrives through the environment's completion queue
   /// (see `initCompletions`) under `requestId`. Connections are shared with other pipelined
-  /// queries when the statement allows it.
+  /// queries when the statement allows it. `lone`: the environment has no other request in
+  /// flight, so this thread may read the reply itself.
   #[napi(catch_unwind)]
+  #[allow(clippy::too_many_arguments)]
   pub fn submit(
     &self,
+    env: &Env,
     sql: String,
     values: Either<Vec<ParamInput>, Utf16String>,
     env_id: u32,
     request_id: u32,
     abort: Option<&AbortHandle>,
     lengths: Option<Int32ArraySlice<'_>>,
+    lone: Option<bool>,
   ) -> napi::Result<()> {
     let queue = completions::queue(env_id)?;
     let shareable = pipelinable(&sql);
@@ -63,12 +67,16 @@ impl NativePool {
     let done = queue.done(request_id);
     let (query, done) = if token.is_none() && shareable {
       match self.inner.try_submit_shared(query, done) {
-        Ok(()) => return Ok(()),
+        Ok(inbox) => {
+          super::read_here(env, lone, inbox);
+          return Ok(());
+        }
         Err(back) => back,
       }
     } else {
       (query, done)
     };
+    super::read_here(env, None, None);
     let pool = self.inner.clone();
     crate::runtime::spawn(async move {
       done(pool_query(&pool, query, token, shareable).await);

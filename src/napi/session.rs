@@ -27,25 +27,29 @@ impl NativeSession {
 impl NativeSession {
   /// Like `NativePool.submit`, on the pinned connection.
   #[napi(catch_unwind)]
+  #[allow(clippy::too_many_arguments)]
   pub fn submit(
     &self,
+    env: &Env,
     sql: String,
     values: Either<Vec<ParamInput>, Utf16String>,
     env_id: u32,
     request_id: u32,
     abort: Option<&AbortHandle>,
     lengths: Option<Int32ArraySlice<'_>>,
+    lone: Option<bool>,
   ) -> napi::Result<()> {
     let queue = completions::queue(env_id)?;
     let params = request_params(values, lengths.as_deref())?;
     let token = abort.map(|a| a.token.clone());
     if token.is_none() {
       match Query::new(sql, params) {
-        Ok(query) => self.inner.run_then(query, queue.done(request_id)),
+        Ok(query) => super::read_here(env, lone, self.inner.run_then(query, queue.done(request_id))),
         Err(e) => queue.fail(request_id, e),
       }
       return Ok(());
     }
+    super::read_here(env, None, None);
     match Query::new(sql, params).and_then(|query| self.inner.query(query, token)) {
       Ok(request) => {
         let done = queue.done(request_id);

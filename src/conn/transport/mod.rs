@@ -25,7 +25,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {
 }
 
 mod split;
-pub use split::{split, DirectWrite, Reader, Writer};
+pub use split::{split, DirectRead, DirectWrite, Reader, Writer};
 
 /// Why TLS could not be set up, with the code Node uses for the same failure where one exists.
 pub struct TlsFailure {

@@ -1,20 +1,41 @@
-//! A connection's socket as a reader for its I/O task and a writer.
+//! A connection's socket as a reader and a writer.
 //!
 //! A plain socket (TCP or unix, native builds) can be written by any thread without waiting:
 //! a request sent while the connection is idle then goes out from the caller's own thread,
-//! with no hand-off to an I/O thread (one thread wake-up less per query). TLS streams and the
-//! sockets JavaScript owns (WebAssembly) are written by the I/O task only.
+//! with no hand-off to an I/O thread (one thread wake-up less per query). It can be read the
+//! same way: a JavaScript thread waiting for a lone reply reads it itself (`conn::io::Inbox`).
+//! TLS streams and the sockets JavaScript owns (WebAssembly) are read and written by the I/O
+//! task only.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWriteExt, WriteHalf};
 
 use super::Stream;
 
-pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
+pub enum Reader {
+  Direct(Arc<dyn DirectRead>),
+  Task(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+/// A socket half that any thread may read without blocking.
+pub trait DirectRead: Send + Sync {
+  /// Reads what the socket holds now, for the I/O task (`WouldBlock` when nothing, which also
+  /// re-arms `readable`).
+  fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize>;
+  fn readable(&self) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send + '_>>;
+  /// Reads what the socket holds now, from a thread outside the I/O runtime. Unlike
+  /// `try_read_buf` it does not trust the runtime's readiness, which may lag behind the socket.
+  #[cfg(unix)]
+  fn read_now(&self, buf: &mut BytesMut) -> io::Result<usize>;
+  /// The descriptor a JavaScript thread waits on.
+  #[cfg(unix)]
+  fn raw_fd(&self) -> i32;
+}
 
 /// A socket half that any thread may write to without blocking.
 pub trait DirectWrite: Send + Sync {
@@ -70,7 +91,7 @@ pub fn split(stream: Box<dyn Stream>) -> (Reader, Writer) {
     if (*stream).as_any().is::<TcpStream>() {
       if let Ok(tcp) = stream.into_any().downcast::<TcpStream>() {
         let (rd, wr) = tcp.into_split();
-        return (Box::new(rd), Writer::Direct(Arc::new(wr)));
+        return (Reader::Direct(Arc::new(rd)), Writer::Direct(Arc::new(wr)));
       }
       unreachable!("the stream was checked to be a TcpStream");
     }
@@ -80,14 +101,14 @@ pub fn split(stream: Box<dyn Stream>) -> (Reader, Writer) {
       if (*stream).as_any().is::<UnixStream>() {
         if let Ok(unix) = stream.into_any().downcast::<UnixStream>() {
           let (rd, wr) = unix.into_split();
-          return (Box::new(rd), Writer::Direct(Arc::new(wr)));
+          return (Reader::Direct(Arc::new(rd)), Writer::Direct(Arc::new(wr)));
         }
         unreachable!("the stream was checked to be a UnixStream");
       }
     }
   }
   let (rd, wr) = tokio::io::split(stream);
-  (Box::new(rd), Writer::Task(wr))
+  (Reader::Task(Box::new(rd)), Writer::Task(wr))
 }
 
 #[cfg(not(target_family = "wasm"))]
@@ -108,4 +129,48 @@ impl DirectWrite for tokio::net::unix::OwnedWriteHalf {
   fn writable(&self) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send + '_>> {
     Box::pin(tokio::net::unix::OwnedWriteHalf::writable(self))
   }
+}
+
+/// `DirectRead` for the read half of tokio's TCP and unix sockets.
+#[cfg(not(target_family = "wasm"))]
+macro_rules! direct_read {
+  ($half:ty, $stream:ty) => {
+    impl DirectRead for $half {
+      fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        <$half>::try_read_buf(self, buf)
+      }
+      fn readable(&self) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send + '_>> {
+        Box::pin(<$half>::readable(self))
+      }
+      #[cfg(unix)]
+      fn read_now(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        recv_now(self.raw_fd(), buf)
+      }
+      #[cfg(unix)]
+      fn raw_fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        AsRef::<$stream>::as_ref(self).as_raw_fd()
+      }
+    }
+  };
+}
+
+#[cfg(not(target_family = "wasm"))]
+direct_read!(tokio::net::tcp::OwnedReadHalf, tokio::net::TcpStream);
+#[cfg(unix)]
+direct_read!(tokio::net::unix::OwnedReadHalf, tokio::net::UnixStream);
+
+/// One non-blocking `recv` into `buf`'s spare capacity.
+#[cfg(unix)]
+fn recv_now(fd: i32, buf: &mut BytesMut) -> io::Result<usize> {
+  let spare = buf.spare_capacity_mut();
+  // SAFETY: `recv` writes at most `spare.len()` bytes into memory `buf` owns; `set_len` then
+  // covers exactly the bytes it reported written.
+  let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), spare.len(), libc::MSG_DONTWAIT) };
+  if n < 0 {
+    return Err(io::Error::last_os_error());
+  }
+  let n = n as usize;
+  unsafe { buf.set_len(buf.len() + n) };
+  Ok(n)
 }
