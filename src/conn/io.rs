@@ -47,33 +47,31 @@ impl Pending {
 }
 
 /// How the I/O task reads its socket.
-pub(crate) enum Reading {
+enum Reading {
   Shared(Arc<Inbox>),
   Alone(Box<dyn AsyncRead + Send + Unpin>),
 }
 
-impl Reading {
-  pub(crate) fn new(reader: Reader, pending: &Arc<Mutex<Pending>>, state: &Arc<ConnState>) -> Reading {
-    match reader {
-      Reader::Direct(socket) => Reading::Shared(Arc::new(Inbox::new(socket, pending.clone(), state.clone()))),
-      Reader::Task(rd) => Reading::Alone(rd),
-    }
-  }
-
-  pub(crate) fn inbox(&self) -> Option<Arc<Inbox>> {
-    match self {
-      Reading::Shared(inbox) => Some(inbox.clone()),
-      Reading::Alone(_) => None,
-    }
-  }
-}
-
-pub(crate) async fn run(
-  reading: Reading,
+/// Starts the connection's I/O task. Returns the socket's read side when other threads may
+/// read it too (a plain socket).
+pub(crate) fn start(
+  reader: Reader,
   writer: Writer,
   state: Arc<ConnState>,
   pending: Arc<Mutex<Pending>>,
-) {
+) -> Option<Arc<Inbox>> {
+  let (reading, inbox) = match reader {
+    Reader::Direct(socket) => {
+      let inbox = Arc::new(Inbox::new(socket, pending.clone(), state.clone()));
+      (Reading::Shared(inbox.clone()), Some(inbox))
+    }
+    Reader::Task(rd) => (Reading::Alone(rd), None),
+  };
+  crate::runtime::spawn(run(reading, writer, state, pending));
+  inbox
+}
+
+async fn run(reading: Reading, writer: Writer, state: Arc<ConnState>, pending: Arc<Mutex<Pending>>) {
   let _alive = crate::shutdown::SocketGuard::hold();
   let mut killed = false;
   let read = async {
@@ -225,19 +223,6 @@ struct Parsed {
   failed: Option<CoreError>,
 }
 
-/// What `Inbox::read_now` did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ReadNow {
-  /// Read what was there; replies are still owed on the connection.
-  Waiting,
-  /// Read what was there; no reply is owed any more.
-  Answered,
-  /// The I/O task is reading right now; it will answer what comes.
-  Busy,
-  /// The connection is closed or failed (the I/O task answers every caller).
-  Closed,
-}
-
 impl Inbox {
   fn new(socket: Arc<dyn DirectRead>, pending: Arc<Mutex<Pending>>, state: Arc<ConnState>) -> Inbox {
     let parsed = Parsed { buf: BytesMut::with_capacity(READ_CHUNK), ..Default::default() };
@@ -264,7 +249,8 @@ impl Inbox {
 
   /// The I/O task reads this socket again (the JS thread stopped, or another request came).
   pub fn unwatch(&self) {
-    if self.watched.swap(false, Ordering::AcqRel) {
+    // A load first: every pipelined request passes here, and the socket is rarely watched.
+    if self.is_watched() && self.watched.swap(false, Ordering::AcqRel) {
       self.unwatched.notify_one();
     }
   }
@@ -280,16 +266,18 @@ impl Inbox {
   }
 
   /// Reads and answers what the socket holds now, on the calling (JavaScript) thread. Never
-  /// waits: if the I/O task is reading, it is left to it.
+  /// waits: if the I/O task is reading, it is left to it. True when this thread read and
+  /// replies are still owed, so it should go on waiting; false when they are all in, the I/O
+  /// task is reading, or the connection failed (the I/O task then answers every caller).
   #[cfg(unix)]
-  pub fn read_now(&self) -> ReadNow {
+  pub fn read_now(&self) -> bool {
     let mut parsed = match self.parsed.try_lock() {
       Ok(p) => p,
-      Err(std::sync::TryLockError::WouldBlock) => return ReadNow::Busy,
+      Err(std::sync::TryLockError::WouldBlock) => return false,
       Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
     };
     if parsed.failed.is_some() || self.state.closed.load(Ordering::Acquire) {
-      return ReadNow::Closed;
+      return false;
     }
     // A large result arrives over many turns of the event loop, not in one long callback.
     let mut budget = READ_NOW_BUDGET;
@@ -306,14 +294,10 @@ impl Inbox {
       parsed.failed = Some(e);
       drop(parsed);
       self.state.read_failed.notify_one();
-      return ReadNow::Closed;
+      return false;
     }
     drop(parsed);
-    if self.pending.lock().unwrap_or_else(|e| e.into_inner()).replies.is_empty() {
-      ReadNow::Answered
-    } else {
-      ReadNow::Waiting
-    }
+    !self.pending.lock().unwrap_or_else(|e| e.into_inner()).replies.is_empty()
   }
 
   /// The I/O task's side: reads whenever the socket has data, until the connection fails.

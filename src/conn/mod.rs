@@ -25,7 +25,7 @@ use crate::config::{ConnSettings, Host, Target};
 use crate::error::{CoreError, CoreResult};
 use transport::DirectWrite;
 
-pub use io::{Inbox, ReadNow};
+pub use io::Inbox;
 pub use query::Query;
 use query::{encode_bound, encode_prepare, encode_simple, encode_unnamed, with_closes, Plan, Statements};
 pub use startup::cancel;
@@ -221,9 +221,7 @@ impl Conn {
       secret_key: opened.secret_key,
     };
     let pending = Arc::new(Mutex::new(io::Pending::new()));
-    let reading = io::Reading::new(reader, &pending, &state);
-    let inbox = reading.inbox();
-    crate::runtime::spawn(io::run(reading, writer, state.clone(), pending.clone()));
+    let inbox = io::start(reader, writer, state.clone(), pending.clone());
     let statements = Mutex::new(Statements::new(settings.statement_cache_size));
     Ok(Conn {
       shared: Arc::new(Shared { direct, inbox, state, pending, statements }),

@@ -23,8 +23,8 @@ use crate::registry;
 use objects::{promise, PoolStatsObject};
 
 /// A lone request's reply is read by this thread too (see `watch`), when its socket allows.
-/// Any other request means the environment is no longer waiting on one reply: the I/O thread
-/// reads them all.
+/// Any other request, or one without a socket to read yet (it waits for a connection, or runs
+/// as a cancellable task), leaves every reply to the I/O thread.
 #[allow(unused_variables)]
 fn read_here(env: &Env, lone: Option<bool>, inbox: Option<std::sync::Arc<crate::conn::Inbox>>) {
   #[cfg(unix)]

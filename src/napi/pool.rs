@@ -76,7 +76,7 @@ impl NativePool {
     } else {
       (query, done)
     };
-    super::read_here(env, None, None);
+    super::read_here(env, lone, None);
     let pool = self.inner.clone();
     crate::runtime::spawn(async move {
       done(pool_query(&pool, query, token, shareable).await);

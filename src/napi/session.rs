@@ -49,7 +49,7 @@ impl NativeSession {
       }
       return Ok(());
     }
-    super::read_here(env, None, None);
+    super::read_here(env, lone, None);
     match Query::new(sql, params).and_then(|query| self.inner.query(query, token)) {
       Ok(request) => {
         let done = queue.done(request_id);

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use napi::{sys, Env};
 
-use crate::conn::{Inbox, ReadNow};
+use crate::conn::Inbox;
 
 // libuv, as exported by the Node.js binary that loaded the addon.
 extern "C" {
@@ -108,7 +108,7 @@ extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_int) {
     let inbox = WATCH.with_borrow(|w| w.as_ref().filter(|w| w.handle == handle).map(|w| w.inbox.clone()));
     let Some(inbox) = inbox else { return };
     // Go on only while replies are owed and this thread still has the socket to itself.
-    if status < 0 || inbox.read_now() != ReadNow::Waiting || !inbox.is_watched() {
+    if status < 0 || !inbox.read_now() || !inbox.is_watched() {
       stop();
     }
   }));
