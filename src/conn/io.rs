@@ -72,7 +72,7 @@ pub(crate) fn start(
 }
 
 async fn run(reading: Reading, writer: Writer, state: Arc<ConnState>, pending: Arc<Mutex<Pending>>) {
-  let _alive = crate::shutdown::SocketGuard::hold();
+  let _alive = super::sockets::SocketGuard::hold();
   let mut killed = false;
   let read = async {
     match reading {

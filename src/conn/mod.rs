@@ -8,6 +8,7 @@
 
 mod io;
 mod query;
+pub mod sockets;
 mod startup;
 mod tls;
 pub mod transport;
