@@ -292,35 +292,6 @@ pub fn tag_application_name(name: &str, pid: u32, host: &str) -> String {
   format!("{}{tag}", &name[..end])
 }
 
-/// This process's id. WASI has none: the WebAssembly build is told by JavaScript.
-pub fn process_id() -> u32 {
-  #[cfg(target_family = "wasm")]
-  return crate::conn::transport::js::host_info().map_or(0, |h| h.0);
-  #[cfg(not(target_family = "wasm"))]
-  std::process::id()
-}
-
-/// This machine's host name (short form), for the application_name tag.
-pub fn hostname() -> String {
-  #[cfg(target_family = "wasm")]
-  if let Some((_, name)) = crate::conn::transport::js::host_info() {
-    return name.split('.').next().unwrap_or("").to_string();
-  }
-  let mut buf = [0u8; 256];
-  #[cfg(unix)]
-  {
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    if ok {
-      let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-      let full = String::from_utf8_lossy(&buf[..end]).into_owned();
-      return full.split('.').next().unwrap_or("").to_string();
-    }
-  }
-  let _ = &mut buf;
-  std::env::var("COMPUTERNAME").or_else(|_| std::env::var("HOSTNAME")).unwrap_or_else(|_| "localhost".into())
-}
-
 /// The connection string with its password replaced by `***`, safe to print.
 pub fn redact_url(raw: &str) -> String {
   // Without an authority part (`postgres:/u:pw@h`), with a '#', or with an '@' in the path, a
@@ -446,7 +417,8 @@ impl PoolConfig {
       .or_else(|| input.application_name.clone())
       .or_else(|| env("PGAPPNAME"))
       .unwrap_or_else(|| DEFAULT_APPLICATION_NAME.into());
-    let application_name = tag_application_name(&application_name, process_id(), &hostname());
+    let application_name =
+      tag_application_name(&application_name, crate::process::id(), &crate::process::hostname());
     let ssl_mode = match url.ssl_mode.clone().or_else(|| input.ssl_mode.clone()).or_else(|| env("PGSSLMODE"))
     {
       Some(m) => ssl_mode(&m)?,

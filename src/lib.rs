@@ -18,6 +18,7 @@ pub mod machine;
 mod napi;
 mod pin;
 pub mod pool;
+pub mod process;
 pub mod registry;
 pub mod runtime;
 pub mod session;

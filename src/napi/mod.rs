@@ -57,7 +57,7 @@ pub fn process_stats() -> ProcessStatsObject {
     pools: registry::all().iter().map(|p| p.stats().into()).collect(),
     budget: BudgetObject { limit: b.limit.map(|l| l as u32), used: b.used as u32, waiting: b.waiting as u32 },
     build: if cfg!(target_family = "wasm") { "wasm" } else { "native" }.to_string(),
-    pid: crate::config::process_id(),
+    pid: crate::process::id(),
   }
 }
 

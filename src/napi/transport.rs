@@ -32,13 +32,11 @@ pub fn init_transport(
   hostname: String,
 ) -> napi::Result<()> {
   let wake: Wake = on_ops.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
-  js::init(
-    Arc::new(move || {
-      wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
-    }),
-    pid,
-    hostname,
-  );
+  // WASI knows neither: the application_name tag needs them (`process`).
+  crate::process::report(pid, hostname);
+  js::init(Arc::new(move || {
+    wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+  }));
   Ok(())
 }
 

@@ -93,7 +93,6 @@ struct Bridge {
   notify: Mutex<Option<Notify>>,
   sockets: Mutex<HashMap<u32, Arc<Shared>>>,
   next_id: AtomicU32,
-  host: Mutex<Option<(u32, String)>>,
 }
 
 static BRIDGE: Lazy<Bridge> = Lazy::new(|| Bridge {
@@ -101,23 +100,15 @@ static BRIDGE: Lazy<Bridge> = Lazy::new(|| Bridge {
   notify: Mutex::new(None),
   sockets: Mutex::new(HashMap::new()),
   next_id: AtomicU32::new(1),
-  host: Mutex::new(None),
 });
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
   m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Connects JavaScript: `notify` wakes it to take operations. It also tells us the process id
-/// and host name, which WASI cannot.
-pub fn init(notify: Notify, pid: u32, hostname: String) {
+/// Connects JavaScript: `notify` wakes it to take operations.
+pub fn init(notify: Notify) {
   *lock(&BRIDGE.notify) = Some(notify);
-  *lock(&BRIDGE.host) = Some((pid, hostname));
-}
-
-/// The process id and host name JavaScript reported, once it has.
-pub fn host_info() -> Option<(u32, String)> {
-  lock(&BRIDGE.host).clone()
 }
 
 /// Every operation queued since the last call, oldest first.
@@ -446,13 +437,9 @@ mod tests {
     let guard = lock(&SERIAL);
     let wakes = Arc::new(AtomicUsize::new(0));
     let counter = wakes.clone();
-    init(
-      Arc::new(move || {
-        counter.fetch_add(1, Ordering::SeqCst);
-      }),
-      42,
-      "box.example.com".into(),
-    );
+    init(Arc::new(move || {
+      counter.fetch_add(1, Ordering::SeqCst);
+    }));
     take_ops();
     (guard, wakes)
   }
@@ -471,7 +458,7 @@ mod tests {
   }
 
   #[test]
-  fn one_wake_per_batch_and_the_host_info() {
+  fn one_wake_per_batch() {
     let (_g, wakes) = setup();
     push(Op::Resume { id: 1 });
     push(Op::Resume { id: 2 });
@@ -479,7 +466,6 @@ mod tests {
     assert_eq!(take_ops().len(), 2);
     push(Op::Resume { id: 3 });
     assert_eq!(wakes.load(Ordering::SeqCst), 2);
-    assert_eq!(host_info(), Some((42, "box.example.com".to_string())));
   }
 
   #[test]
