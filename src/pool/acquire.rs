@@ -1,0 +1,276 @@
+//! Exclusive checkout: a fresh idle connection, else a new one within `max` and the budgets,
+//! else a place in the queue until one comes back or a slot frees.
+
+use super::*;
+
+pub(super) enum Grant {
+  Conn(Conn),
+  /// A slot is free: open a connection yourself.
+  Slot,
+}
+
+pub(super) enum Step {
+  Use(Conn),
+  Open(BudgetPermit),
+  Wait(Waiter, bool),
+}
+
+/// A queued waiter. Dropping it (timeout, abort, cancelled task) passes on anything already
+/// granted to it, so no connection or slot is ever lost.
+pub(super) struct Waiter {
+  rx: Option<oneshot::Receiver<Grant>>,
+  pool: Weak<Pool>,
+}
+
+impl Waiter {
+  fn take_pending(&mut self) -> Option<Grant> {
+    let mut rx = self.rx.take()?;
+    rx.close();
+    rx.try_recv().ok()
+  }
+
+  fn pass_on(&self, grant: Grant) {
+    if let Some(pool) = self.pool.upgrade() {
+      match grant {
+        Grant::Conn(c) => pool.release(c),
+        Grant::Slot => {
+          let mut st = pool.lock();
+          if st.size < st.max {
+            wake_slots(&mut st, 1, &pool.me);
+          }
+        }
+      }
+    }
+  }
+}
+
+impl Drop for Waiter {
+  fn drop(&mut self) {
+    if let Some(grant) = self.take_pending() {
+      self.pass_on(grant);
+    }
+  }
+}
+
+pub(super) fn enqueue(st: &mut State, pool: &Arc<Pool>) -> Waiter {
+  let (tx, rx) = oneshot::channel();
+  st.waiters.retain(|w| !w.is_closed());
+  st.waiters.push_back(Queued::Task(tx));
+  Waiter { rx: Some(rx), pool: Arc::downgrade(pool) }
+}
+
+pub(super) fn wake_slots(st: &mut State, mut n: usize, pool: &Weak<Pool>) {
+  while n > 0 {
+    let Some(w) = st.waiters.pop_front() else {
+      break;
+    };
+    match w {
+      Queued::Task(tx) => {
+        if tx.send(Grant::Slot).is_ok() {
+          n -= 1;
+        }
+      }
+      Queued::Checkout(c) if c.is_gone() => {}
+      // It has no task to open a connection in: give it one (it takes the slot from there).
+      Queued::Checkout(c) => {
+        if let Some(pool) = pool.upgrade() {
+          crate::runtime::spawn(async move {
+            let outcome = pool.acquire().await;
+            c.deliver(outcome);
+          });
+          n -= 1;
+        }
+      }
+    }
+  }
+}
+
+/// Frees a reserved slot if opening a connection fails or is cancelled.
+pub(super) struct SlotGuard<'a> {
+  pool: &'a Pool,
+}
+
+impl Drop for SlotGuard<'_> {
+  fn drop(&mut self) {
+    self.pool.slot_freed();
+  }
+}
+
+impl Pool {
+  /// The synchronous fast path of `acquire`: a connection that was idle for less than the
+  /// ping interval, without waiting and without a ping; `None` sends the caller to `acquire`.
+  pub fn try_acquire_now(&self) -> Option<Conn> {
+    let ping_after = self.ping_after();
+    let mut st = self.lock();
+    if !st.closed && has_fresh_idle(&st, ping_after) {
+      st.idle.pop()
+    } else {
+      None
+    }
+  }
+
+  /// Checks a connection out for exclusive use.
+  pub async fn acquire(self: &Arc<Self>) -> CoreResult<Conn> {
+    let settings = self.settings();
+    let deadline = tokio::time::Instant::now() + settings.pool.acquire_timeout;
+    loop {
+      let step = {
+        let mut st = self.lock();
+        if st.closed {
+          return Err(self.closed_error());
+        }
+        let mut found = None;
+        while let Some(c) = st.idle.pop() {
+          if c.is_closed() || retired(&c) {
+            st.size -= 1;
+            continue;
+          }
+          found = Some(c);
+          break;
+        }
+        match found {
+          Some(c) => Step::Use(c),
+          None if st.size < st.max => match BUDGET.try_acquire() {
+            Some(permit) => {
+              st.size += 1;
+              Step::Open(permit)
+            }
+            None => Step::Wait(enqueue(&mut st, self), true),
+          },
+          None => Step::Wait(enqueue(&mut st, self), false),
+        }
+      };
+      match step {
+        Step::Use(conn) => match self.check(conn, &settings).await {
+          Some(conn) => return Ok(conn),
+          None => continue,
+        },
+        Step::Open(permit) => return self.open(permit, deadline).await,
+        Step::Wait(mut waiter, want_budget) => {
+          if want_budget {
+            crate::registry::evict_idle_for_budget(self);
+          }
+          let mut budget_rx = want_budget.then(|| BUDGET.acquire());
+          let rx = waiter.rx.as_mut().expect("waiter receiver present");
+          tokio::select! {
+            grant = rx => {
+              waiter.rx = None;
+              match grant {
+                Ok(Grant::Conn(conn)) => match self.check(conn, &settings).await {
+                  Some(conn) => return Ok(conn),
+                  None => continue,
+                },
+                Ok(Grant::Slot) | Err(_) => continue,
+              }
+            }
+            Ok(permit) = async { budget_rx.as_mut().expect("budget wait").await }, if budget_rx.is_some() => {
+              drop(waiter);
+              let granted = {
+                let mut st = self.lock();
+                if !st.closed && st.size < st.max {
+                  st.size += 1;
+                  true
+                } else {
+                  false
+                }
+              };
+              if granted {
+                return self.open(permit, deadline).await;
+              }
+              continue;
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+              // A grant may have raced the timer: take it rather than report a timeout.
+              match waiter.take_pending() {
+                Some(Grant::Conn(conn)) => {
+                  if let Some(conn) = self.check(conn, &settings).await {
+                    return Ok(conn);
+                  }
+                }
+                Some(Grant::Slot) => waiter.pass_on(Grant::Slot),
+                None => {}
+              }
+              drop(waiter);
+              self.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+              return Err(self.timeout_error(settings.pool.acquire_timeout));
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// Validates an idle connection before hand-out; `None` means it was discarded.
+  pub(super) async fn check(&self, conn: Conn, settings: &Settings) -> Option<Conn> {
+    if conn.is_closed() || retired(&conn) {
+      self.discard(conn);
+      return None;
+    }
+    if conn.idle_since.elapsed() >= settings.pool.ping_after_idle {
+      let ping = tokio::time::timeout(settings.conn.connect_timeout, conn.simple("")).await;
+      if !matches!(ping, Ok(Ok(_))) {
+        self.discard(conn);
+        return None;
+      }
+    }
+    Some(conn)
+  }
+
+  pub(super) async fn open(
+    self: &Arc<Self>,
+    permit: BudgetPermit,
+    deadline: tokio::time::Instant,
+  ) -> CoreResult<Conn> {
+    let guard = SlotGuard { pool: self };
+    let settings = self.settings();
+    let machine = match settings.pool.machine_max {
+      Some(max) => {
+        let dir = machine::dir_for(&self.target)
+          .map_err(|e| CoreError::Internal(format!("the machine budget's directory is not usable: {e}")))?;
+        match machine::acquire(&dir, max, deadline).await {
+          Ok(Some(slot)) => Some(slot),
+          Ok(None) => {
+            self.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+            return Err(CoreError::PoolTimeout(format!(
+              "timed out after {} ms waiting for one of the {max} connections that all processes on this machine may \
+               open to {} (machineMax)",
+              settings.pool.acquire_timeout.as_millis(),
+              self.target
+            )));
+          }
+          Err(e) => return Err(CoreError::Internal(format!("the machine budget failed: {e}"))),
+        }
+      }
+      None => None,
+    };
+    let retire_at = settings.pool.max_lifetime.map(|life| {
+      // Stagger retirement over the last fifth of the lifetime so connections do not all
+      // reconnect at once.
+      let jitter = rand::rng().random_range(0.0..0.2) * life.as_secs_f64();
+      Instant::now() + life.saturating_sub(Duration::from_secs_f64(jitter))
+    });
+    let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
+    let lease = Lease::new(permit, machine);
+    let conn = Conn::connect(&self.target, &settings.conn, lease, id, retire_at).await?;
+    std::mem::forget(guard);
+    self.created.fetch_add(1, Ordering::Relaxed);
+    Ok(conn)
+  }
+
+  /// Closes a connection and gives its slot to a waiter.
+  pub fn discard(&self, conn: Conn) {
+    drop(conn);
+    self.slot_freed();
+  }
+
+  pub(super) fn slot_freed(&self) {
+    {
+      let mut st = self.lock();
+      st.size = st.size.saturating_sub(1);
+      if st.size < st.max {
+        wake_slots(&mut st, 1, &self.me);
+      }
+    }
+    self.shrunk.notify_waiters();
+  }
+}

@@ -1,0 +1,116 @@
+//! A pool's life: idle connections reaped, evicted for others' budgets, closed at `end`.
+
+use super::*;
+
+pub(super) async fn reap_idle(pool: Weak<Pool>) {
+  let mut tick = tokio::time::interval(Duration::from_millis(500));
+  tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+  loop {
+    tick.tick().await;
+    let Some(pool) = pool.upgrade() else { return };
+    pool.reap();
+    pool.time_out_queued();
+    pool.yield_to_other_processes();
+    let finished = {
+      let st = pool.lock();
+      st.closed && st.size == 0
+    };
+    if finished {
+      return;
+    }
+  }
+}
+
+impl Pool {
+  /// Closes one idle connection (the least recently used) to free budget for another pool.
+  pub fn evict_one_idle(&self) -> bool {
+    let conn = {
+      let mut st = self.lock();
+      if st.idle.is_empty() {
+        return false;
+      }
+      st.size -= 1;
+      st.idle.remove(0)
+    };
+    drop(conn);
+    self.shrunk.notify_waiters();
+    true
+  }
+
+  /// Stops new checkouts, fails waiters with `POOL_CLOSED`, closes idle connections, and waits
+  /// up to `timeout` for checked-out ones to come back (they close on return).
+  pub async fn end(&self, timeout: Duration) -> bool {
+    let (idle, waiters) = {
+      let mut st = self.lock();
+      st.closed = true;
+      let idle: Vec<Conn> = st.idle.drain(..).collect();
+      st.size -= idle.len();
+      (idle, std::mem::take(&mut st.waiters))
+    };
+    drop(idle);
+    self.fail_checkouts(waiters);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+      let notified = self.shrunk.notified();
+      if self.lock().size == 0 {
+        return true;
+      }
+      if tokio::time::timeout_at(deadline, notified).await.is_err() {
+        return self.lock().size == 0;
+      }
+    }
+  }
+
+  /// With `machineMax`, closes an idle connection when another process waits for a slot.
+  pub(super) fn yield_to_other_processes(&self) {
+    let Some(_) = self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.machine_max else { return };
+    if self.lock().idle.is_empty() {
+      return;
+    }
+    if let Ok(dir) = machine::dir_for(&self.target) {
+      if machine::someone_waits(&dir) {
+        self.evict_one_idle();
+      }
+    }
+  }
+
+  /// At process exit: no new checkouts, idle connections close now. Returns how many
+  /// connections are still busy (they close with the process).
+  pub fn close_for_exit(&self) -> usize {
+    let (idle, waiters) = {
+      let mut st = self.lock();
+      st.closed = true;
+      let idle: Vec<Conn> = st.idle.drain(..).collect();
+      st.size -= idle.len();
+      (idle, std::mem::take(&mut st.waiters))
+    };
+    drop(idle);
+    self.fail_checkouts(waiters);
+    self.lock().size
+  }
+
+  /// Closes idle connections past their idle timeout or lifetime. Returns how many closed.
+  pub(super) fn reap(&self) -> usize {
+    let settings = self.settings();
+    let closed: Vec<Conn> = {
+      let mut st = self.lock();
+      let before = st.idle.len();
+      let (keep, gone): (Vec<Conn>, Vec<Conn>) = st.idle.drain(..).partition(|c| {
+        !c.is_closed() && !retired(c) && settings.pool.idle_timeout.is_none_or(|t| c.idle_since.elapsed() < t)
+      });
+      st.idle = keep;
+      st.size -= before - st.idle.len();
+      if !gone.is_empty() {
+        let free = st.max.saturating_sub(st.size).min(gone.len());
+        wake_slots(&mut st, free, &self.me);
+      }
+      gone
+    };
+    let n = closed.len();
+    drop(closed);
+    if n > 0 {
+      self.shrunk.notify_waiters();
+    }
+    n
+  }
+}

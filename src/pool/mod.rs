@@ -1,0 +1,216 @@
+//! A bounded pool of connections to one target.
+//!
+//! Invariants (all under `state`):
+//! - `size` counts connections that are open or being opened; `size <= max` except right after a
+//!   live shrink, when in-use extras close as they come back.
+//! - An idle connection is handed to the oldest live waiter before it goes back on the stack.
+//! - Every slot freed wakes one waiter, which then opens a connection itself.
+//!
+//! By concern: `acquire` (exclusive checkout: idle, open, wait), `shared` (pipelined
+//! `pool.query()` requests), `handover` (connections coming back and queued checkouts), and
+//! `lifecycle` (reaping, eviction, `end`).
+
+mod acquire;
+mod handover;
+mod lifecycle;
+mod shared;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::{oneshot, Notify};
+
+use crate::budget::{BudgetPermit, Lease, BUDGET};
+use crate::config::{ConnSettings, PoolConfig, PoolSettings, Target};
+use crate::conn::{Conn, Done, Inbox, Query, Response, Write};
+use crate::error::{CoreError, CoreResult};
+use crate::machine;
+
+use acquire::{wake_slots, Grant};
+use handover::Queued;
+pub use handover::{Checkout, HandOn};
+use lifecycle::reap_idle;
+
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+struct State {
+  /// Most recently used last.
+  idle: Vec<Conn>,
+  /// Connections serving pipelined `pool.query()` requests (not pinned to anyone).
+  shared: Vec<Conn>,
+  size: usize,
+  max: usize,
+  waiters: VecDeque<Queued>,
+  closed: bool,
+}
+
+#[derive(Clone)]
+struct Settings {
+  conn: ConnSettings,
+  pool: PoolSettings,
+  pgbouncer: bool,
+}
+
+pub struct Pool {
+  me: Weak<Pool>,
+  pub name: String,
+  pub target: Target,
+  settings: RwLock<Settings>,
+  state: Mutex<State>,
+  /// Signalled whenever `size` drops, for `end()`.
+  shrunk: Notify,
+  created: AtomicU64,
+  acquire_timeouts: AtomicU64,
+  handles: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolStats {
+  pub name: String,
+  pub target: String,
+  pub max: usize,
+  pub size: usize,
+  pub idle: usize,
+  pub in_use: usize,
+  pub waiting: usize,
+  pub created: u64,
+  pub acquire_timeouts: u64,
+  pub handles: u64,
+  pub closed: bool,
+}
+
+impl Pool {
+  pub fn new(cfg: &PoolConfig) -> Arc<Pool> {
+    let pool = Arc::new_cyclic(|me| Pool {
+      me: me.clone(),
+      name: cfg.name.clone(),
+      target: cfg.target.clone(),
+      settings: RwLock::new(Settings {
+        conn: cfg.conn.clone(),
+        pool: cfg.pool.clone(),
+        pgbouncer: cfg.pgbouncer,
+      }),
+      state: Mutex::new(State {
+        idle: Vec::new(),
+        shared: Vec::new(),
+        size: 0,
+        max: cfg.pool.max,
+        waiters: VecDeque::new(),
+        closed: false,
+      }),
+      shrunk: Notify::new(),
+      created: AtomicU64::new(0),
+      acquire_timeouts: AtomicU64::new(0),
+      handles: AtomicU64::new(1),
+    });
+    crate::runtime::spawn(reap_idle(Arc::downgrade(&pool)));
+    pool
+  }
+
+  fn lock(&self) -> MutexGuard<'_, State> {
+    self.state.lock().unwrap_or_else(|e| e.into_inner())
+  }
+
+  fn settings(&self) -> Settings {
+    self.settings.read().unwrap_or_else(|e| e.into_inner()).clone()
+  }
+
+  pub fn acquire_timeout(&self) -> Duration {
+    self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.acquire_timeout
+  }
+
+  pub fn pgbouncer(&self) -> bool {
+    self.settings.read().unwrap_or_else(|e| e.into_inner()).pgbouncer
+  }
+
+  pub fn attach_handle(&self) {
+    self.handles.fetch_add(1, Ordering::Relaxed);
+  }
+
+  /// Applies options from a re-evaluated `createPool` under the same identity.
+  pub fn apply(&self, cfg: &PoolConfig) {
+    {
+      let mut s = self.settings.write().unwrap_or_else(|e| e.into_inner());
+      s.conn = cfg.conn.clone();
+      s.pool = cfg.pool.clone();
+      s.pgbouncer = cfg.pgbouncer;
+    }
+    let retired = {
+      let mut st = self.lock();
+      st.max = cfg.pool.max;
+      let mut retired = Vec::new();
+      // Shrink: idle connections go first (least recently used first); in-use ones on release.
+      while st.size > st.max && !st.idle.is_empty() {
+        retired.push(st.idle.remove(0));
+        st.size -= 1;
+      }
+      // Grow: waiters may open connections now.
+      let free = st.max.saturating_sub(st.size);
+      wake_slots(&mut st, free, &self.me);
+      retired
+    };
+    drop(retired);
+    self.shrunk.notify_waiters();
+  }
+
+  pub fn is_closed(&self) -> bool {
+    self.lock().closed
+  }
+
+  fn ping_after(&self) -> Duration {
+    self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.ping_after_idle
+  }
+
+  pub fn stats(&self) -> PoolStats {
+    let st = self.lock();
+    PoolStats {
+      name: self.name.clone(),
+      target: self.target.to_string(),
+      max: st.max,
+      size: st.size,
+      idle: st.idle.len(),
+      in_use: st.size - st.idle.len(),
+      waiting: st.waiters.iter().filter(|w| !w.is_closed()).count(),
+      created: self.created.load(Ordering::Relaxed),
+      acquire_timeouts: self.acquire_timeouts.load(Ordering::Relaxed),
+      handles: self.handles.load(Ordering::Relaxed),
+      closed: st.closed,
+    }
+  }
+
+  fn closed_error(&self) -> CoreError {
+    CoreError::PoolClosed(format!("pool \"{}\" ({}) has been ended", self.name, self.target))
+  }
+
+  fn timeout_error(&self, waited: Duration) -> CoreError {
+    let s = self.stats();
+    CoreError::PoolTimeout(format!(
+      "timed out after {} ms waiting for a connection from pool \"{}\" ({}): size {}, idle {}, in use {}, max {}, {} other {} waiting{}",
+      waited.as_millis(),
+      s.name,
+      s.target,
+      s.size,
+      s.idle,
+      s.in_use,
+      s.max,
+      s.waiting,
+      if s.waiting == 1 { "checkout" } else { "checkouts" },
+      match BUDGET.stats().limit {
+        Some(l) => format!(", process budget {}/{}", BUDGET.stats().used, l),
+        None => String::new(),
+      }
+    ))
+  }
+}
+
+/// The most recently idled connection can be handed out without a ping.
+fn has_fresh_idle(st: &State, ping_after: Duration) -> bool {
+  st.idle.last().is_some_and(|c| !c.is_closed() && !retired(c) && c.idle_since.elapsed() < ping_after)
+}
+
+fn retired(conn: &Conn) -> bool {
+  conn.retire_at.is_some_and(|t| Instant::now() >= t)
+}
