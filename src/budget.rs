@@ -2,7 +2,7 @@
 //! (or being opened) at once. Waiters are served first come, first served.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 
 use once_cell::sync::Lazy;
 use tokio::sync::oneshot;
@@ -17,6 +17,15 @@ pub static BUDGET: Lazy<Budget> = Lazy::new(|| {
 
 pub struct Budget {
   state: Mutex<State>,
+  /// Who holds connections under this budget and can close an idle one for a waiter.
+  holders: Mutex<Vec<Weak<dyn IdleHolder>>>,
+}
+
+/// A pool, as the budget sees it: something that can close one of its idle connections so that
+/// another pool's waiter gets the slot.
+pub trait IdleHolder: Send + Sync {
+  /// Closes the least recently used idle connection; false when none is idle.
+  fn close_one_idle(&self) -> bool;
 }
 
 struct State {
@@ -58,7 +67,10 @@ pub struct BudgetStats {
 
 impl Budget {
   fn new(limit: Option<usize>) -> Budget {
-    Budget { state: Mutex::new(State { limit, used: 0, waiters: VecDeque::new() }) }
+    Budget {
+      state: Mutex::new(State { limit, used: 0, waiters: VecDeque::new() }),
+      holders: Mutex::new(Vec::new()),
+    }
   }
 
   fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -122,8 +134,23 @@ impl Budget {
     BudgetStats { limit: s.limit, used: s.used, waiting: s.waiters.iter().filter(|w| !w.is_closed()).count() }
   }
 
-  pub fn is_exhausted(&self) -> bool {
-    let s = self.lock();
-    s.limit.is_some_and(|l| s.used >= l)
+  /// Lets `holder` give up idle connections for waiters of other holders (`free_idle_for`).
+  pub fn register(&self, holder: Weak<dyn IdleHolder>) {
+    let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+    holders.retain(|h| h.strong_count() > 0);
+    holders.push(holder);
+  }
+
+  /// Frees a slot for `requester` by closing one idle connection of another holder.
+  pub fn free_idle_for(&self, requester: &Arc<dyn IdleHolder>) {
+    let others: Vec<Arc<dyn IdleHolder>> = {
+      let holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+      holders.iter().filter_map(Weak::upgrade).filter(|h| !Arc::ptr_eq(h, requester)).collect()
+    };
+    for holder in others {
+      if holder.close_one_idle() {
+        return;
+      }
+    }
   }
 }

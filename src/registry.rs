@@ -48,13 +48,3 @@ pub fn remove(pool: &Arc<Pool>) {
 pub fn all() -> Vec<Arc<Pool>> {
   pools().clone()
 }
-
-/// Frees budget for `requester` by closing one idle connection of another pool.
-pub fn evict_idle_for_budget(requester: &Arc<Pool>) {
-  let others: Vec<Arc<Pool>> = pools().iter().filter(|p| !Arc::ptr_eq(p, requester)).cloned().collect();
-  for p in others {
-    if p.evict_one_idle() {
-      return;
-    }
-  }
-}

@@ -148,7 +148,7 @@ impl Pool {
         Step::Open(permit) => return self.open(permit, deadline).await,
         Step::Wait(mut waiter, want_budget) => {
           if want_budget {
-            crate::registry::evict_idle_for_budget(self);
+            BUDGET.free_idle_for(&(self.clone() as Arc<dyn IdleHolder>));
           }
           let mut budget_rx = want_budget.then(|| BUDGET.acquire());
           let rx = waiter.rx.as_mut().expect("waiter receiver present");

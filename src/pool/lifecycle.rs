@@ -22,7 +22,7 @@ pub(super) async fn reap_idle(pool: Weak<Pool>) {
 }
 
 impl Pool {
-  /// Closes one idle connection (the least recently used) to free budget for another pool.
+  /// Closes one idle connection (the least recently used) to free a slot for someone else.
   pub fn evict_one_idle(&self) -> bool {
     let conn = {
       let mut st = self.lock();
@@ -112,5 +112,11 @@ impl Pool {
       self.shrunk.notify_waiters();
     }
     n
+  }
+}
+
+impl IdleHolder for Pool {
+  fn close_one_idle(&self) -> bool {
+    self.evict_one_idle()
   }
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tokio::sync::{oneshot, Notify};
 
-use crate::budget::{BudgetPermit, Lease, BUDGET};
+use crate::budget::{BudgetPermit, IdleHolder, Lease, BUDGET};
 use crate::config::{ConnSettings, PoolConfig, PoolSettings, Target};
 use crate::conn::{Conn, Done, Inbox, Query, Response, Write};
 use crate::error::{CoreError, CoreResult};
@@ -107,6 +107,7 @@ impl Pool {
       handles: AtomicU64::new(1),
     });
     crate::runtime::spawn(reap_idle(Arc::downgrade(&pool)));
+    BUDGET.register(Arc::downgrade(&(pool.clone() as Arc<dyn IdleHolder>)));
     pool
   }
 
