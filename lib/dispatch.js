@@ -133,14 +133,14 @@ function createDispatcher(binding, options = {}) {
         // become U+FFFD there in both builds).
         const joined = values.join('')
         if (fixStrings) text = wellFormed(text)
-        return request((env, id, lone) => target.submit(text, joined, env, id, abortHandle, lengths, lone))
+        return request((env, id, lone) => target.submit(text, joined, lengths, { env, id, lone }, abortHandle))
       }
     }
     if (fixStrings) {
       text = wellFormed(text)
       values = wellFormedValues(values)
     }
-    return request((env, id, lone) => target.submit(text, values, env, id, abortHandle, undefined, lone))
+    return request((env, id, lone) => target.submit(text, values, undefined, { env, id, lone }, abortHandle))
   }
 
   /**

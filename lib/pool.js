@@ -158,11 +158,11 @@ class PoolClient extends EventEmitter {
   }
 
   /**
-   * @internal Releases the client to a checkout waiting in the pool while its COMMIT is still
+   * @internal Passes the client on to a checkout waiting in the pool while its COMMIT is still
    * running (the waiter's statements queue behind it). False when nobody waits.
    */
-  _releaseToWaiter() {
-    const now = this.#session.releaseToWaiter(this.#addon.dispatcher.envId)
+  _passOn() {
+    const now = this.#session.passOn(this.#addon.dispatcher.envId)
     if (now === false) return false
     this.#released = true
     if (this.#onRelease) this.#onRelease()
@@ -280,7 +280,7 @@ class Pool extends EventEmitter {
     let handedOn = false
     try {
       return await runTransaction(client, fn, options, () => {
-        handedOn = client._releaseToWaiter()
+        handedOn = client._passOn()
       })
     } finally {
       if (!handedOn) await client.release()

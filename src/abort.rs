@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::conn::{cancel, CancelKey, EarlierRequests, Killer, Query, Response};
+use crate::conn::{cancel, CancelKey, EarlierRequests, Killer, Response};
 use crate::error::{CoreError, CoreResult};
-use crate::pool::Pool;
-use crate::session::check_in;
 
 /// How long we wait for the server to acknowledge a CancelRequest.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,7 +49,8 @@ async fn never() {
   std::future::pending::<()>().await
 }
 
-async fn aborted(token: &Option<AbortToken>) {
+/// Completes when `token` (if any) is aborted.
+pub async fn aborted(token: &Option<AbortToken>) {
   match token {
     Some(t) => t.aborted().await,
     None => never().await,
@@ -90,27 +89,4 @@ where
       Err(CoreError::Aborted)
     }
   }
-}
-
-/// `pool.query()`: a connection for the length of one request, shared with other pipelined
-/// requests when the statement allows it. A cancellable query gets its own connection, since a
-/// CancelRequest stops whatever the backend runs at that moment.
-pub async fn pool_query(
-  pool: &Arc<Pool>,
-  query: Arc<Query>,
-  token: Option<AbortToken>,
-  pipelinable: bool,
-) -> CoreResult<Response> {
-  if token.is_none() && pipelinable {
-    return pool.query_shared(query).await;
-  }
-  let conn = tokio::select! {
-    biased;
-    c = pool.acquire() => c?,
-    _ = aborted(&token) => return Err(CoreError::Aborted),
-  };
-  let result =
-    run(conn.run(query), conn.cancel_key.clone(), conn.killer(), conn.earlier_requests(), &token).await;
-  check_in(pool, conn, false).await;
-  result
 }

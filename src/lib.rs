@@ -20,6 +20,7 @@ mod pin;
 pub mod pool;
 pub mod process;
 pub mod registry;
+pub mod route;
 pub mod runtime;
 pub mod session;
 pub mod shutdown;

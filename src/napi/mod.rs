@@ -26,10 +26,10 @@ use objects::{promise, PoolStatsObject};
 /// Any other request, or one without a socket to read yet (it waits for a connection, or runs
 /// as a cancellable task), leaves every reply to the I/O thread.
 #[allow(unused_variables)]
-fn read_here(env: &Env, lone: Option<bool>, inbox: Option<std::sync::Arc<crate::conn::Inbox>>) {
+fn read_here(env: &Env, lone: bool, inbox: Option<std::sync::Arc<crate::conn::Inbox>>) {
   #[cfg(unix)]
   match (lone, inbox) {
-    (Some(true), Some(inbox)) => watch::watch(env, inbox),
+    (true, Some(inbox)) => watch::watch(env, inbox),
     _ => watch::stop(),
   }
 }

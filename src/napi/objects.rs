@@ -73,6 +73,15 @@ impl From<PoolOptionsInput> for ConfigInput {
   }
 }
 
+/// Which request of which JavaScript environment (`initCompletions`) a submission is. `lone`:
+/// the environment has no other request in flight, so its thread may read the reply itself.
+#[napi(object)]
+pub struct RequestTag {
+  pub env: u32,
+  pub id: u32,
+  pub lone: bool,
+}
+
 /// An error as data; `lib/errors.js` turns it into an `OnepoolError`.
 #[napi(object)]
 #[derive(Default)]

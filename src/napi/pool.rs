@@ -9,15 +9,16 @@ use napi_derive::napi;
 
 use super::abort::AbortHandle;
 use super::completions;
-use super::objects::{promise, request_params, NativeError, ParamInput, PoolOptionsInput, PoolStatsObject};
+use super::objects::{
+  promise, request_params, NativeError, ParamInput, PoolOptionsInput, PoolStatsObject, RequestTag,
+};
 use super::session::NativeSession;
-use crate::abort::pool_query;
 use crate::config::{ConfigInput, PoolConfig};
-use crate::conn::{pipelinable, Query};
+use crate::conn::Query;
 use crate::error::CoreError;
 use crate::pool::Pool;
-use crate::registry;
 use crate::session::Session;
+use crate::{registry, route};
 
 #[napi]
 pub struct NativePool {
@@ -37,50 +38,29 @@ pub fn create_pool(options: PoolOptionsInput) -> Either<NativePool, NativeError>
 #[napi]
 impl NativePool {
   /// Starts one query whose result arrives through the environment's completion queue
-  /// (see `initCompletions`) under `requestId`. Connections are shared with other pipelined
-  /// queries when the statement allows it. `lone`: the environment has no other request in
-  /// flight, so this thread may read the reply itself.
+  /// (see `initCompletions`) under `request.id`; `crate::route` decides which connection takes
+  /// it. `lengths`: `values` is one string of all the text parameters, cut at these lengths.
   #[napi(catch_unwind)]
-  #[allow(clippy::too_many_arguments)]
   pub fn submit(
     &self,
     env: &Env,
     sql: String,
     values: Either<Vec<ParamInput>, Utf16String>,
-    env_id: u32,
-    request_id: u32,
-    abort: Option<&AbortHandle>,
     lengths: Option<Int32ArraySlice<'_>>,
-    lone: Option<bool>,
+    request: RequestTag,
+    abort: Option<&AbortHandle>,
   ) -> napi::Result<()> {
-    let queue = completions::queue(env_id)?;
-    let shareable = pipelinable(&sql);
-    let params = request_params(values, lengths.as_deref())?;
-    let query = match Query::new(sql, params) {
+    let queue = completions::queue(request.env)?;
+    let query = match Query::new(sql, request_params(values, lengths.as_deref())?) {
       Ok(q) => q,
       Err(e) => {
-        queue.fail(request_id, e);
+        queue.fail(request.id, e);
         return Ok(());
       }
     };
     let token = abort.map(|a| a.token.clone());
-    let done = queue.done(request_id);
-    let (query, done) = if token.is_none() && shareable {
-      match self.inner.try_submit_shared(query, done) {
-        Ok(inbox) => {
-          super::read_here(env, lone, inbox);
-          return Ok(());
-        }
-        Err(back) => back,
-      }
-    } else {
-      (query, done)
-    };
-    super::read_here(env, lone, None);
-    let pool = self.inner.clone();
-    crate::runtime::spawn(async move {
-      done(pool_query(&pool, query, token, shareable).await);
-    });
+    let inbox = route::submit_to_pool(&self.inner, query, token, queue.done(request.id));
+    super::read_here(env, request.lone, inbox);
     Ok(())
   }
 

@@ -8,9 +8,11 @@ use napi_derive::napi;
 
 use super::abort::AbortHandle;
 use super::completions;
-use super::objects::{promise, request_params, ParamInput};
+use super::objects::{promise, request_params, ParamInput, RequestTag};
 use crate::conn::Query;
-use crate::session::{ReleaseNow, Session};
+use crate::pool::Returned;
+use crate::route;
+use crate::session::Session;
 
 #[napi]
 pub struct NativeSession {
@@ -27,60 +29,42 @@ impl NativeSession {
 impl NativeSession {
   /// Like `NativePool.submit`, on the pinned connection.
   #[napi(catch_unwind)]
-  #[allow(clippy::too_many_arguments)]
   pub fn submit(
     &self,
     env: &Env,
     sql: String,
     values: Either<Vec<ParamInput>, Utf16String>,
-    env_id: u32,
-    request_id: u32,
-    abort: Option<&AbortHandle>,
     lengths: Option<Int32ArraySlice<'_>>,
-    lone: Option<bool>,
+    request: RequestTag,
+    abort: Option<&AbortHandle>,
   ) -> napi::Result<()> {
-    let queue = completions::queue(env_id)?;
-    let params = request_params(values, lengths.as_deref())?;
+    let queue = completions::queue(request.env)?;
+    let query = match Query::new(sql, request_params(values, lengths.as_deref())?) {
+      Ok(q) => q,
+      Err(e) => {
+        queue.fail(request.id, e);
+        return Ok(());
+      }
+    };
     let token = abort.map(|a| a.token.clone());
-    if token.is_none() {
-      match Query::new(sql, params) {
-        Ok(query) => super::read_here(env, lone, self.inner.run_then(query, queue.done(request_id))),
-        Err(e) => queue.fail(request_id, e),
-      }
-      return Ok(());
-    }
-    super::read_here(env, lone, None);
-    match Query::new(sql, params).and_then(|query| self.inner.query(query, token)) {
-      Ok(request) => {
-        let done = queue.done(request_id);
-        crate::runtime::spawn(async move { done(request.await) });
-      }
-      Err(e) => queue.fail(request_id, e),
-    }
+    let inbox = route::submit_to_session(&self.inner, query, token, queue.done(request.id));
+    super::read_here(env, request.lone, inbox);
     Ok(())
   }
 
-  /// Returns the connection now if that needs no round trip; false means call `release`.
+  /// Gives the connection back now if that needs no round trip; false means call `release`.
   /// `[request, session]`: the connection went to checkout `request` of this environment
   /// (`envId`), which JavaScript settles with `session`.
   #[napi(catch_unwind)]
   pub fn release_now(&self, destroy: bool, env_id: Option<u32>) -> Either<bool, (u32, NativeSession)> {
-    match self.inner.release_now(destroy, env_id) {
-      ReleaseNow::Done => Either::A(true),
-      ReleaseNow::NotNow => Either::A(false),
-      ReleaseNow::HandedTo(request, session) => Either::B((request, NativeSession::new(session))),
-    }
+    returned(self.inner.give_back_now(destroy, env_id))
   }
 
   /// Like `releaseNow`, for a connection whose COMMIT was just sent: true when it went to a
   /// checkout of another environment, false when no checkout waits (keep it).
   #[napi(catch_unwind)]
-  pub fn release_to_waiter(&self, env_id: Option<u32>) -> Either<bool, (u32, NativeSession)> {
-    match self.inner.release_to_waiter(env_id) {
-      ReleaseNow::Done => Either::A(true),
-      ReleaseNow::NotNow => Either::A(false),
-      ReleaseNow::HandedTo(request, session) => Either::B((request, NativeSession::new(session))),
-    }
+  pub fn pass_on(&self, env_id: Option<u32>) -> Either<bool, (u32, NativeSession)> {
+    returned(self.inner.pass_on(env_id))
   }
 
   /// Returns the connection (rolled back if a transaction is open); `destroy` closes it.
@@ -88,7 +72,7 @@ impl NativeSession {
   pub fn release<'env>(&self, env: &'env Env, destroy: bool) -> napi::Result<Object<'env>> {
     let session = self.inner.clone();
     promise(env, async move {
-      session.release(destroy).await;
+      session.give_back(destroy).await;
       Ok(true)
     })
   }
@@ -97,5 +81,14 @@ impl NativeSession {
   #[napi(getter, catch_unwind)]
   pub fn process_id(&self) -> i32 {
     self.inner.process_id()
+  }
+}
+
+/// `true`: gone; `false`: kept; `[request, session]`: to the caller's own checkout.
+fn returned(r: Returned<Session>) -> Either<bool, (u32, NativeSession)> {
+  match r {
+    Returned::Gone => Either::A(true),
+    Returned::Kept => Either::A(false),
+    Returned::ToCaller(request, session) => Either::B((request, NativeSession::new(session))),
   }
 }

@@ -29,10 +29,12 @@ impl Waiter {
     rx.try_recv().ok()
   }
 
-  fn pass_on(&self, grant: Grant) {
+  fn forward(&self, grant: Grant) {
     if let Some(pool) = self.pool.upgrade() {
       match grant {
-        Grant::Conn(c) => pool.release(c),
+        Grant::Conn(c) => {
+          pool.give_back(c, None);
+        }
         Grant::Slot => {
           let mut st = pool.lock();
           if st.size < st.max {
@@ -47,7 +49,7 @@ impl Waiter {
 impl Drop for Waiter {
   fn drop(&mut self) {
     if let Some(grant) = self.take_pending() {
-      self.pass_on(grant);
+      self.forward(grant);
     }
   }
 }
@@ -187,7 +189,7 @@ impl Pool {
                     return Ok(conn);
                   }
                 }
-                Some(Grant::Slot) => waiter.pass_on(Grant::Slot),
+                Some(Grant::Slot) => waiter.forward(Grant::Slot),
                 None => {}
               }
               drop(waiter);

@@ -1,11 +1,18 @@
 //! Connections coming back to the pool, and checkouts queued by JavaScript that wait for them.
+//!
+//! One vocabulary for a connection's way back: `give_back` (it is clean), `check_in` (clean it
+//! first), `pass_on` (to a waiting checkout while its COMMIT still runs), `discard` (close it).
+//! Each says where the connection went with one type, `Returned`.
 
 use super::*;
+
+/// Upper bound for the ROLLBACK that cleans a connection returned inside a transaction.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A checkout that waits without a task of its own: the JavaScript thread queued it, the pool
 /// calls `deliver` when a connection comes back, and the JavaScript layer times it out with
 /// `cancel_checkout`. A connection released on the thread that queued it is handed over there
-/// and then, without waking an I/O thread (`release_to`).
+/// and then, without waking an I/O thread (`Returned::ToCaller`).
 pub trait Checkout: Send {
   /// (owner, request): the owner is the JavaScript environment that queued it.
   fn key(&self) -> (u32, u32);
@@ -14,14 +21,16 @@ pub trait Checkout: Send {
   fn deliver(self: Box<Self>, outcome: CoreResult<Conn>);
 }
 
-/// Where `Pool::hand_to_waiter` put a connection.
-pub enum HandOn {
-  /// To checkout `request` of the calling environment, which settles it itself.
-  Caller(u32, Conn),
-  /// To a checkout of another environment.
-  Delivered,
-  /// No checkout waits first in line: the caller keeps it.
-  Kept(Conn),
+/// Where a connection (`T`: the connection, or the session around it) went when its holder gave
+/// it back.
+pub enum Returned<T> {
+  /// Back in the pool, to a checkout of another environment, or closed.
+  Gone,
+  /// To checkout `request` of the calling environment, which settles it with `T` itself.
+  ToCaller(u32, T),
+  /// Still the holder's: nobody waits first in line (`pass_on`), or a transaction left open
+  /// must be rolled back first (`Session::give_back_now`).
+  Kept,
 }
 
 pub(super) enum Queued {
@@ -38,30 +47,25 @@ impl Queued {
   }
 }
 
-/// Gives `conn` to a checkout taken off the queue: back as `(request, conn)` when environment
-/// `owner` queued it (the caller settles it on its own thread), else delivered now.
-pub(super) fn give(checkout: Box<dyn Checkout>, conn: Conn, owner: Option<u32>) -> Option<(u32, Conn)> {
+/// Gives `conn` to a checkout taken off the queue: back to the caller when environment `owner`
+/// queued it (the caller settles it on its own thread), else delivered now.
+pub(super) fn give(checkout: Box<dyn Checkout>, conn: Conn, owner: Option<u32>) -> Returned<Conn> {
   let (queued_by, request) = checkout.key();
   if owner == Some(queued_by) {
-    return Some((request, conn));
+    return Returned::ToCaller(request, conn);
   }
   checkout.deliver(Ok(conn));
-  None
+  Returned::Gone
 }
 
 impl Pool {
-  /// Returns a connection. Broken, dirty, retired or surplus connections are closed instead.
-  pub fn release(&self, conn: Conn) {
-    self.release_to(conn, None);
-  }
-
-  /// `release`, called by JavaScript environment `owner`: when the oldest waiter is a checkout
-  /// that environment queued, the connection is returned here as `(request, conn)` for the
-  /// caller to hand over itself.
-  pub fn release_to(&self, mut conn: Conn, owner: Option<u32>) -> Option<(u32, Conn)> {
+  /// Gives a connection back: to the oldest waiter, else idle. Broken, dirty, retired or surplus
+  /// connections are closed instead. `owner` is the calling JavaScript environment, if any: when
+  /// the oldest waiter is a checkout it queued, the connection comes back as `ToCaller`.
+  pub fn give_back(&self, mut conn: Conn, owner: Option<u32>) -> Returned<Conn> {
     if conn.is_closed() || !conn.is_clean() || retired(&conn) {
       self.discard(conn);
-      return None;
+      return Returned::Gone;
     }
     conn.idle_since = Instant::now();
     let mut checkout = None;
@@ -95,22 +99,43 @@ impl Pool {
       drop(c);
       self.shrunk.notify_waiters();
     }
-    checkout.and_then(|(c, conn)| give(c, conn, owner))
+    match checkout {
+      Some((c, conn)) => give(c, conn, owner),
+      None => Returned::Gone,
+    }
   }
 
-  /// Hands a connection with requests still in flight to the oldest waiting checkout, when
-  /// those requests leave its session idle (the caller just sent COMMIT). The waiter's first
-  /// statements then go out right behind them instead of a round trip later. Gives the
-  /// connection back when no checkout waits first in line, or when it is closed, retiring or
-  /// surplus. `owner` as in `release_to`.
-  pub fn hand_to_waiter(&self, mut conn: Conn, owner: Option<u32>) -> HandOn {
-    if conn.is_closed() || retired(&conn) {
-      return HandOn::Kept(conn);
+  /// Gives back a connection a caller is done with, rolling back a transaction left open; one
+  /// that cannot be cleaned is closed, never handed out dirty.
+  pub async fn check_in(&self, conn: Conn, destroy: bool) {
+    if destroy || conn.is_closed() {
+      self.discard(conn);
+      return;
+    }
+    if !conn.is_clean() {
+      let cleaned = tokio::time::timeout(CLEANUP_TIMEOUT, conn.simple("ROLLBACK")).await;
+      if !matches!(cleaned, Ok(Ok(_))) {
+        self.discard(conn);
+        return;
+      }
+    }
+    self.give_back(conn, None);
+  }
+
+  /// Passes the connection in `held`, with requests still in flight, to the oldest waiting
+  /// checkout, when those requests leave its session idle (the caller just sent COMMIT). The
+  /// waiter's first statements then go out right behind them instead of a round trip later.
+  /// `Kept` leaves it in `held` when no checkout waits first in line, or when it is closed,
+  /// retiring or surplus. `owner` as in `give_back`.
+  pub fn pass_on(&self, held: &mut Option<Conn>, owner: Option<u32>) -> Returned<Conn> {
+    let Some(conn) = held.as_ref() else { return Returned::Gone };
+    if conn.is_closed() || retired(conn) {
+      return Returned::Kept;
     }
     let checkout = {
       let mut st = self.lock();
       if st.closed || st.size > st.max {
-        return HandOn::Kept(conn);
+        return Returned::Kept;
       }
       while st.waiters.front().is_some_and(Queued::is_closed) {
         st.waiters.pop_front();
@@ -122,16 +147,14 @@ impl Pool {
           if let Some(w) = other {
             st.waiters.push_front(w);
           }
-          return HandOn::Kept(conn);
+          return Returned::Kept;
         }
       }
     };
+    let Some(mut conn) = held.take() else { return Returned::Gone };
     conn.idle_since = Instant::now();
     conn.change_owner();
-    match give(checkout, conn, owner) {
-      Some((request, conn)) => HandOn::Caller(request, conn),
-      None => HandOn::Delivered,
-    }
+    give(checkout, conn, owner)
   }
 
   /// Queues `checkout` when the pool is at its size limit with nothing idle; returns how long

@@ -31,7 +31,7 @@ use crate::machine;
 
 use acquire::{wake_slots, Grant};
 use handover::Queued;
-pub use handover::{Checkout, HandOn};
+pub use handover::{Checkout, Returned};
 use lifecycle::reap_idle;
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);

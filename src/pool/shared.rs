@@ -128,7 +128,7 @@ impl Pool {
       }
     };
     if let Some(conn) = conn {
-      self.release(conn);
+      self.give_back(conn, None);
     }
   }
 
@@ -162,7 +162,7 @@ impl Pool {
       self.acquire_timeouts.fetch_add(answered as u64, Ordering::Relaxed);
     }
     for conn in quiet {
-      self.release(conn);
+      self.give_back(conn, None);
     }
   }
 }

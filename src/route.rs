@@ -1,0 +1,102 @@
+//! How a request reaches a connection: the one place that decides.
+//!
+//! - A `pool.query()` of one self-contained statement (`conn::pipelinable`) without an abort
+//!   signal is *shared*: it goes to a connection that other such requests may use at the same
+//!   time (`pool::shared`).
+//! - A `pool.query()` with an abort signal, or of a statement that may change the session (BEGIN,
+//!   SET, several statements), gets a connection of its *own* for its length: a CancelRequest stops
+//!   whatever the backend runs at that moment, and session state must not leak to other requests.
+//! - On a pinned session (`pool.connect()`, transactions) requests run in order on its connection;
+//!   with a signal, a cancel waits for the requests of an earlier owner first (`abort::run`).
+
+use std::sync::Arc;
+
+use crate::abort::{self, AbortToken};
+use crate::conn::{pipelinable, Done, Inbox, Query, Response};
+use crate::error::{CoreError, CoreResult};
+use crate::pool::Pool;
+use crate::session::Session;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+  Shared,
+  Own,
+}
+
+pub fn route(query: &Query, token: &Option<AbortToken>) -> Route {
+  if token.is_none() && pipelinable(&query.sql) {
+    Route::Shared
+  } else {
+    Route::Own
+  }
+}
+
+/// A task's outcome if it panicked (contained by the runtime): the caller still gets an answer.
+fn internal() -> CoreResult<Response> {
+  Err(CoreError::Internal("internal error in onepool (please report it)".into()))
+}
+
+/// Starts a `pool.query()`; its outcome goes to `done`. Returns the read side of the connection
+/// the request was written to, when it went out synchronously and the calling thread may read
+/// the reply itself.
+pub fn submit_to_pool(
+  pool: &Arc<Pool>,
+  query: Arc<Query>,
+  token: Option<AbortToken>,
+  done: Done,
+) -> Option<Arc<Inbox>> {
+  let pool = pool.clone();
+  match route(&query, &token) {
+    Route::Shared => match pool.try_submit_shared(query, done) {
+      Ok(inbox) => inbox,
+      Err((query, done)) => {
+        crate::runtime::spawn_settled(async move { pool.query_shared(query).await }, done, internal());
+        None
+      }
+    },
+    Route::Own => {
+      crate::runtime::spawn_settled(
+        async move { on_own_connection(&pool, query, token).await },
+        done,
+        internal(),
+      );
+      None
+    }
+  }
+}
+
+/// Starts a request on a pinned session; its outcome goes to `done`. Returns the read side as
+/// `submit_to_pool` does.
+pub fn submit_to_session(
+  session: &Session,
+  query: Arc<Query>,
+  token: Option<AbortToken>,
+  done: Done,
+) -> Option<Arc<Inbox>> {
+  if token.is_none() {
+    return session.run_then(query, done);
+  }
+  match session.query(query, token) {
+    Ok(request) => crate::runtime::spawn_settled(request, done, internal()),
+    Err(e) => done(Err(e)),
+  }
+  None
+}
+
+/// A connection checked out for one request (abortable while it waits), given back after it.
+async fn on_own_connection(
+  pool: &Arc<Pool>,
+  query: Arc<Query>,
+  token: Option<AbortToken>,
+) -> CoreResult<Response> {
+  let conn = tokio::select! {
+    biased;
+    c = pool.acquire() => c?,
+    _ = abort::aborted(&token) => return Err(CoreError::Aborted),
+  };
+  let result =
+    abort::run(conn.run(query), conn.cancel_key.clone(), conn.killer(), conn.earlier_requests(), &token)
+      .await;
+  pool.check_in(conn, false).await;
+  result
+}
