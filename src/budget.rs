@@ -66,7 +66,7 @@ pub struct BudgetStats {
 }
 
 impl Budget {
-  fn new(limit: Option<usize>) -> Budget {
+  pub fn new(limit: Option<usize>) -> Budget {
     Budget {
       state: Mutex::new(State { limit, used: 0, waiters: VecDeque::new() }),
       holders: Mutex::new(Vec::new()),

@@ -24,4 +24,6 @@ pub mod route;
 pub mod runtime;
 pub mod session;
 pub mod shutdown;
+#[cfg(test)]
+mod testing;
 pub mod wire;

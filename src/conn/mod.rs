@@ -153,7 +153,6 @@ pub struct Conn {
   shared: Arc<Shared>,
   pub cancel_key: CancelKey,
   pub id: u64,
-  pub created_at: Instant,
   /// When this connection retires (max lifetime, staggered).
   pub retire_at: Option<Instant>,
   pub idle_since: Instant,
@@ -189,6 +188,8 @@ fn closed_error() -> CoreError {
 }
 
 impl Conn {
+  /// Opens a connection to the target (socket, TLS, startup), unbounded in time: the pool
+  /// bounds it by the connect timeout.
   pub async fn connect(
     target: &Target,
     settings: &ConnSettings,
@@ -196,12 +197,31 @@ impl Conn {
     id: u64,
     retire_at: Option<Instant>,
   ) -> CoreResult<Conn> {
-    let opened = tokio::time::timeout(settings.connect_timeout, startup::open(target, settings))
-      .await
-      .map_err(|_| CoreError::ConnectFailed {
-        target: target.to_string(),
-        cause: crate::error::ConnectCause::Timeout,
-      })??;
+    let opened = startup::open(target, settings).await?;
+    Ok(Conn::start(opened, target, settings, lease, id, retire_at))
+  }
+
+  /// Starts a session on a stream that is already open (an in-memory one in tests).
+  pub async fn over(
+    stream: Box<dyn transport::Stream>,
+    target: &Target,
+    settings: &ConnSettings,
+    lease: Lease,
+    id: u64,
+    retire_at: Option<Instant>,
+  ) -> CoreResult<Conn> {
+    let opened = startup::handshake(stream, target, settings).await?;
+    Ok(Conn::start(opened, target, settings, lease, id, retire_at))
+  }
+
+  fn start(
+    opened: startup::Opened,
+    target: &Target,
+    settings: &ConnSettings,
+    lease: Lease,
+    id: u64,
+    retire_at: Option<Instant>,
+  ) -> Conn {
     let state = Arc::new(ConnState {
       closed: AtomicBool::new(false),
       tx_status: AtomicU8::new(TX_IDLE),
@@ -224,16 +244,15 @@ impl Conn {
     let pending = Arc::new(Mutex::new(io::Pending::new()));
     let inbox = io::start(reader, writer, state.clone(), pending.clone());
     let statements = Mutex::new(Statements::new(settings.statement_cache_size));
-    Ok(Conn {
+    Conn {
       shared: Arc::new(Shared { direct, inbox, state, pending, statements }),
       cancel_key,
       id,
-      created_at: Instant::now(),
       retire_at,
       idle_since: Instant::now(),
       earlier_until: 0,
       _lease: lease,
-    })
+    }
   }
 
   /// The socket's read side, when a JavaScript thread may read a reply itself.

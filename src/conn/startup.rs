@@ -76,12 +76,13 @@ fn protocol(target: &Target, what: &str) -> CoreError {
   connect_failed(target, ConnectCause::Other(format!("unexpected message during startup: {what}")))
 }
 
+/// Opens a socket to the target, negotiates TLS as configured, and starts the session.
 pub async fn open(target: &Target, settings: &ConnSettings) -> CoreResult<Opened> {
   let socket = transport::connect(&target.host, target.port, settings.keepalive)
     .await
     .map_err(|e| os_failure(target, &e))?;
   // libpq does not use TLS over unix sockets; neither do we.
-  let mut stream = match &target.host {
+  let stream = match &target.host {
     Host::Tcp(name) => {
       super::tls::negotiate(socket, settings.ssl_mode, name, settings.ssl_root_cert.as_deref())
         .await
@@ -89,7 +90,16 @@ pub async fn open(target: &Target, settings: &ConnSettings) -> CoreResult<Opened
     }
     Host::Unix(_) => transport::into_stream(socket),
   };
+  handshake(stream, target, settings).await
+}
 
+/// Starts a session on an open stream: the startup message, authentication, and the server's
+/// key for cancel requests, up to its first ReadyForQuery.
+pub async fn handshake(
+  mut stream: Box<dyn Stream>,
+  target: &Target,
+  settings: &ConnSettings,
+) -> CoreResult<Opened> {
   let mut params: Vec<(&str, String)> = vec![
     ("user", target.user.clone()),
     ("database", target.database.clone()),

@@ -132,7 +132,7 @@ impl Pool {
         }
         match found {
           Some(c) => Step::Use(c),
-          None if st.size < st.max => match BUDGET.try_acquire() {
+          None if st.size < st.max => match self.budget.try_acquire() {
             Some(permit) => {
               st.size += 1;
               Step::Open(permit)
@@ -150,9 +150,9 @@ impl Pool {
         Step::Open(permit) => return self.open(permit, deadline).await,
         Step::Wait(mut waiter, want_budget) => {
           if want_budget {
-            BUDGET.free_idle_for(&(self.clone() as Arc<dyn IdleHolder>));
+            self.budget.free_idle_for(&(self.clone() as Arc<dyn IdleHolder>));
           }
-          let mut budget_rx = want_budget.then(|| BUDGET.acquire());
+          let mut budget_rx = want_budget.then(|| self.budget.acquire());
           let rx = waiter.rx.as_mut().expect("waiter receiver present");
           tokio::select! {
             grant = rx => {
@@ -253,7 +253,10 @@ impl Pool {
     });
     let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
     let lease = Lease::new(permit, machine);
-    let conn = Conn::connect(&self.target, &settings.conn, lease, id, retire_at).await?;
+    let connecting = self.connector.connect(&self.target, &settings.conn, lease, id, retire_at);
+    let conn = tokio::time::timeout(settings.conn.connect_timeout, connecting).await.map_err(|_| {
+      CoreError::ConnectFailed { target: self.target.to_string(), cause: crate::error::ConnectCause::Timeout }
+    })??;
     std::mem::forget(guard);
     self.created.fetch_add(1, Ordering::Relaxed);
     Ok(conn)

@@ -11,9 +11,12 @@
 //! `lifecycle` (reaping, eviction, `end`).
 
 mod acquire;
+mod connector;
 mod handover;
 mod lifecycle;
 mod shared;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,13 +26,14 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tokio::sync::{oneshot, Notify};
 
-use crate::budget::{BudgetPermit, IdleHolder, Lease, BUDGET};
+use crate::budget::{Budget, BudgetPermit, BudgetStats, IdleHolder, Lease, BUDGET};
 use crate::config::{ConnSettings, PoolConfig, PoolSettings, Target};
 use crate::conn::{Conn, Done, Inbox, Query, Response, Write};
 use crate::error::{CoreError, CoreResult};
 use crate::machine;
 
 use acquire::{wake_slots, Grant};
+pub use connector::{Connector, Postgres};
 use handover::Queued;
 pub use handover::{Checkout, Returned};
 use lifecycle::reap_idle;
@@ -65,6 +69,9 @@ pub struct Pool {
   created: AtomicU64,
   acquire_timeouts: AtomicU64,
   handles: AtomicU64,
+  connector: Arc<dyn Connector>,
+  /// The process budget (a private one in unit tests).
+  budget: &'static Budget,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +91,11 @@ pub struct PoolStats {
 
 impl Pool {
   pub fn new(cfg: &PoolConfig) -> Arc<Pool> {
+    Pool::with(cfg, Arc::new(Postgres), &BUDGET)
+  }
+
+  /// A pool that opens connections through `connector`, under `budget`.
+  pub fn with(cfg: &PoolConfig, connector: Arc<dyn Connector>, budget: &'static Budget) -> Arc<Pool> {
     let pool = Arc::new_cyclic(|me| Pool {
       me: me.clone(),
       name: cfg.name.clone(),
@@ -105,9 +117,11 @@ impl Pool {
       created: AtomicU64::new(0),
       acquire_timeouts: AtomicU64::new(0),
       handles: AtomicU64::new(1),
+      connector,
+      budget,
     });
     crate::runtime::spawn(reap_idle(Arc::downgrade(&pool)));
-    BUDGET.register(Arc::downgrade(&(pool.clone() as Arc<dyn IdleHolder>)));
+    budget.register(Arc::downgrade(&(pool.clone() as Arc<dyn IdleHolder>)));
     pool
   }
 
@@ -199,9 +213,9 @@ impl Pool {
       s.max,
       s.waiting,
       if s.waiting == 1 { "checkout" } else { "checkouts" },
-      match BUDGET.stats().limit {
-        Some(l) => format!(", process budget {}/{}", BUDGET.stats().used, l),
-        None => String::new(),
+      match self.budget.stats() {
+        BudgetStats { limit: Some(l), used, .. } => format!(", process budget {used}/{l}"),
+        _ => String::new(),
       }
     ))
   }
