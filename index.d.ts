@@ -232,6 +232,12 @@ export declare class OnepoolError extends Error {
   routine?: string
   /** For `CONNECT_FAILED`: an Error whose `code` is the OS code (`ECONNREFUSED`) or the server's SQLSTATE. */
   cause?: Error & { code?: string }
+  /**
+   * For `POOL_TIMEOUT`, what the request waited for: a connection of the pool (`acquire`), a slot
+   * of the machine-wide budget (`machineBudget`), or its turn behind a request that made no
+   * progress on a shared connection (`queued`).
+   */
+  timeoutKind?: 'acquire' | 'machineBudget' | 'queued'
 }
 
 export declare function createPool(options?: PoolOptions | string): Pool

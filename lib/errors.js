@@ -34,6 +34,9 @@ const CODES = Object.freeze([
   'INTERNAL',
 ])
 
+/** Client error fields that say more about the failure. */
+const CLIENT_FIELDS = ['timeoutKind']
+
 class OnepoolError extends Error {
   constructor(code, message, fields) {
     super(message, fields && fields.cause !== undefined ? { cause: fields.cause } : undefined)
@@ -41,6 +44,9 @@ class OnepoolError extends Error {
     this.code = code
     if (fields) {
       for (const key of SERVER_FIELDS) {
+        if (fields[key] != null) this[key] = fields[key]
+      }
+      for (const key of CLIENT_FIELDS) {
         if (fields[key] != null) this[key] = fields[key]
       }
     }

@@ -36,6 +36,28 @@ pub enum ConnectCause {
   Other(String),
 }
 
+/// What a `POOL_TIMEOUT` waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutKind {
+  /// A connection of the pool: every one stayed busy for `acquireTimeoutMs`.
+  Acquire,
+  /// A slot of the machine-wide budget (`machineMax`).
+  MachineBudget,
+  /// Its turn on a connection, queued behind a request that made no progress.
+  Queued,
+}
+
+impl TimeoutKind {
+  /// The name JavaScript sees (`err.timeoutKind`).
+  pub fn as_str(self) -> &'static str {
+    match self {
+      TimeoutKind::Acquire => "acquire",
+      TimeoutKind::MachineBudget => "machineBudget",
+      TimeoutKind::Queued => "queued",
+    }
+  }
+}
+
 #[derive(Debug, Clone)]
 pub enum CoreError {
   /// The server answered with an error for a statement.
@@ -47,8 +69,8 @@ pub enum CoreError {
     target: String,
     cause: ConnectCause,
   },
-  /// The pool was healthy but every connection stayed busy.
-  PoolTimeout(String),
+  /// The pool was healthy but the wait it was bounded by ran out.
+  PoolTimeout(TimeoutKind, String),
   PoolClosed(String),
   /// An established connection broke while in use.
   ConnectionLost(String),
@@ -69,7 +91,7 @@ impl CoreError {
       CoreError::Db(db) => &db.code,
       CoreError::Config(_) => "CONFIG_INVALID",
       CoreError::ConnectFailed { .. } => "CONNECT_FAILED",
-      CoreError::PoolTimeout(_) => "POOL_TIMEOUT",
+      CoreError::PoolTimeout(..) => "POOL_TIMEOUT",
       CoreError::PoolClosed(_) => "POOL_CLOSED",
       CoreError::ConnectionLost(_) => "CONNECTION_LOST",
       CoreError::ParamInvalid(_) => "PARAM_INVALID",
@@ -94,7 +116,7 @@ impl fmt::Display for CoreError {
     match self {
       CoreError::Db(db) => f.write_str(&db.message),
       CoreError::Config(m)
-      | CoreError::PoolTimeout(m)
+      | CoreError::PoolTimeout(_, m)
       | CoreError::PoolClosed(m)
       | CoreError::ConnectionLost(m)
       | CoreError::ParamInvalid(m)
@@ -120,8 +142,9 @@ impl fmt::Display for CoreError {
 
 impl std::error::Error for CoreError {}
 
-/// A socket error that JavaScript reported (the WebAssembly build's sockets are Node's), with
-/// Node's code for it (`ECONNREFUSED`); `io_code` and `describe_io` read it like an OS error.
+/// A socket error with Node's code for it (`ECONNREFUSED`, `ENOTFOUND`): what JavaScript
+/// reported (the WebAssembly build's sockets are Node's), or a failure with no OS error number
+/// (a host name that does not resolve); `io_code` and `describe_io` read it like an OS error.
 #[derive(Debug)]
 pub struct SocketError {
   pub code: String,
@@ -140,9 +163,6 @@ impl std::error::Error for SocketError {}
 pub fn io_code(err: &io::Error) -> String {
   if let Some(e) = err.get_ref().and_then(|e| e.downcast_ref::<SocketError>()) {
     return e.code.clone();
-  }
-  if err.to_string().starts_with("getaddrinfo ENOTFOUND") {
-    return "ENOTFOUND".to_string();
   }
   if let Some(errno) = err.raw_os_error() {
     let name = match errno {

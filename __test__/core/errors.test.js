@@ -94,6 +94,7 @@ test('POOL_TIMEOUT when every connection stays busy, with stats in the message',
   const checkout = pool.connect().catch((e) => e)
   for (const [e, others] of [[await query, '1 other checkout'], [await checkout, '0 other checkouts']]) {
     expectCode('POOL_TIMEOUT')(e)
+    assert.equal(e.timeoutKind, 'acquire')
     assert.match(e.message, new RegExp(`: size 1, idle 0, in use 1, max 1, ${others} waiting$`))
   }
   assert.equal(pool.stats().acquireTimeouts, 2)

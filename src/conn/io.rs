@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use super::startup::{parse_db_error, read_message};
 use super::transport::{DirectRead, Reader, Writer};
 use super::{ConnState, Field, QueryResult, Reply, Response};
-use crate::error::{CoreError, CoreResult};
+use crate::error::{CoreError, CoreResult, TimeoutKind};
 
 /// The replies owed for requests sent or queued, oldest first, and the bytes not yet written.
 pub(crate) struct Pending {
@@ -93,6 +93,7 @@ async fn run(reading: Reading, writer: Writer, state: Arc<ConnState>, pending: A
     failure.unwrap_or_else(|| CoreError::ConnectionLost("connection lost: the connection was closed".into()));
   // Requests queued behind a stalled one never ran: to their callers it is a wait that timed out.
   let queued_err = CoreError::PoolTimeout(
+    TimeoutKind::Queued,
     "timed out waiting behind a query on a connection that stopped answering; the connection was closed"
       .into(),
   );

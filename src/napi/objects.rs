@@ -106,6 +106,8 @@ pub struct NativeError {
   /// For `CONNECT_FAILED`: the OS code (`ECONNREFUSED`) or the server's SQLSTATE (`28P01`).
   pub cause_code: Option<String>,
   pub cause_message: Option<String>,
+  /// For `POOL_TIMEOUT`: what it waited for (`acquire`, `machineBudget`, `queued`).
+  pub timeout_kind: Option<String>,
 }
 
 impl From<&CoreError> for NativeError {
@@ -139,6 +141,7 @@ impl From<&CoreError> for NativeError {
         out.cause_code = Some(code);
         out.cause_message = Some(message);
       }
+      CoreError::PoolTimeout(kind, _) => out.timeout_kind = Some(kind.as_str().to_string()),
       _ => {}
     }
     out

@@ -233,12 +233,15 @@ impl Pool {
           Ok(Some(slot)) => Some(slot),
           Ok(None) => {
             self.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
-            return Err(CoreError::PoolTimeout(format!(
+            return Err(CoreError::PoolTimeout(
+              TimeoutKind::MachineBudget,
+              format!(
               "timed out after {} ms waiting for one of the {max} connections that all processes on this machine may \
                open to {} (machineMax)",
-              settings.pool.acquire_timeout.as_millis(),
-              self.target
-            )));
+                settings.pool.acquire_timeout.as_millis(),
+                self.target
+              ),
+            ));
           }
           Err(e) => return Err(CoreError::Internal(format!("the machine budget failed: {e}"))),
         }

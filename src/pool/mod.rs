@@ -29,7 +29,7 @@ use tokio::sync::{oneshot, Notify};
 use crate::budget::{Budget, BudgetPermit, BudgetStats, IdleHolder, Lease, BUDGET};
 use crate::config::{ConnSettings, PoolConfig, PoolSettings, Target};
 use crate::conn::{Conn, Done, Inbox, Query, Response, Write};
-use crate::error::{CoreError, CoreResult};
+use crate::error::{CoreError, CoreResult, TimeoutKind};
 use crate::machine;
 
 use acquire::{wake_slots, Grant};
@@ -202,7 +202,7 @@ impl Pool {
 
   fn timeout_error(&self, waited: Duration) -> CoreError {
     let s = self.stats();
-    CoreError::PoolTimeout(format!(
+    CoreError::PoolTimeout(TimeoutKind::Acquire, format!(
       "timed out after {} ms waiting for a connection from pool \"{}\" ({}): size {}, idle {}, in use {}, max {}, {} other {} waiting{}",
       waited.as_millis(),
       s.name,

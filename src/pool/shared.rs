@@ -152,12 +152,15 @@ impl Pool {
     };
     // Outside the lock: the answered requests' callbacks come back to this pool.
     for queue in stalled {
-      let err = CoreError::PoolTimeout(format!(
-        "timed out after {} ms queued behind a query that made no progress on pool \"{}\" ({})",
-        limit.as_millis(),
-        self.name,
-        self.target
-      ));
+      let err = CoreError::PoolTimeout(
+        TimeoutKind::Queued,
+        format!(
+          "timed out after {} ms queued behind a query that made no progress on pool \"{}\" ({})",
+          limit.as_millis(),
+          self.name,
+          self.target
+        ),
+      );
       let answered = queue.abandon_queued(&err);
       self.acquire_timeouts.fetch_add(answered as u64, Ordering::Relaxed);
     }

@@ -7,6 +7,7 @@ use tokio::net::TcpStream;
 
 use super::Stream;
 use crate::config::Host;
+use crate::error::SocketError;
 
 pub type Socket = Box<dyn Stream>;
 
@@ -17,14 +18,13 @@ pub fn into_stream(socket: Socket) -> Box<dyn Stream> {
 pub async fn connect(host: &Host, port: u16, keepalive: bool) -> std::io::Result<Socket> {
   match host {
     Host::Tcp(name) => {
-      let addrs: Vec<_> = tokio::net::lookup_host((name.as_str(), port))
-        .await
-        .map_err(|e| {
-          std::io::Error::new(std::io::ErrorKind::NotFound, format!("getaddrinfo ENOTFOUND {name}: {e}"))
-        })?
-        .collect();
-      let mut last =
-        std::io::Error::new(std::io::ErrorKind::NotFound, format!("getaddrinfo ENOTFOUND {name}"));
+      let not_found = |detail: String| {
+        let message = format!("getaddrinfo ENOTFOUND {name}{detail}");
+        std::io::Error::new(std::io::ErrorKind::NotFound, SocketError { code: "ENOTFOUND".into(), message })
+      };
+      let addrs: Vec<_> =
+        tokio::net::lookup_host((name.as_str(), port)).await.map_err(|e| not_found(format!(": {e}")))?.collect();
+      let mut last = not_found(String::new());
       for addr in addrs {
         match TcpStream::connect(addr).await {
           Ok(s) => {
