@@ -17,11 +17,10 @@ export declare class AbortHandle {
 export declare class NativePool {
   /**
    * Starts one query whose result arrives through the environment's completion queue
-   * (see `initCompletions`) under `requestId`. Connections are shared with other pipelined
-   * queries when the statement allows it. `lone`: the environment has no other request in
-   * flight, so this thread may read the reply itself.
+   * (see `initCompletions`) under `request.id`; `crate::route` decides which connection takes
+   * it. `lengths`: `values` is one string of all the text parameters, cut at these lengths.
    */
-  submit(sql: string, values: Array<ParamInput> | string, envId: number, requestId: number, abort?: AbortHandle | undefined | null, lengths?: Int32Array | undefined | null, lone?: boolean | undefined | null): void
+  submit(sql: string, values: Array<ParamInput> | string, lengths: Int32Array | undefined | null, request: RequestTag, abort?: AbortHandle | undefined | null): void
   /** Checks out a connection now if one is idle and fresh; null means call `connect`. */
   tryConnect(): NativeSession | null
   /**
@@ -46,9 +45,9 @@ export declare class NativePool {
 
 export declare class NativeSession {
   /** Like `NativePool.submit`, on the pinned connection. */
-  submit(sql: string, values: Array<ParamInput> | string, envId: number, requestId: number, abort?: AbortHandle | undefined | null, lengths?: Int32Array | undefined | null, lone?: boolean | undefined | null): void
+  submit(sql: string, values: Array<ParamInput> | string, lengths: Int32Array | undefined | null, request: RequestTag, abort?: AbortHandle | undefined | null): void
   /**
-   * Returns the connection now if that needs no round trip; false means call `release`.
+   * Gives the connection back now if that needs no round trip; false means call `release`.
    * `[request, session]`: the connection went to checkout `request` of this environment
    * (`envId`), which JavaScript settles with `session`.
    */
@@ -57,7 +56,7 @@ export declare class NativeSession {
    * Like `releaseNow`, for a connection whose COMMIT was just sent: true when it went to a
    * checkout of another environment, false when no checkout waits (keep it).
    */
-  releaseToWaiter(envId?: number | undefined | null): boolean | [number, NativeSession]
+  passOn(envId?: number | undefined | null): boolean | [number, NativeSession]
   /** Returns the connection (rolled back if a transaction is open); `destroy` closes it. */
   release(destroy: boolean): Promise<boolean | NativeError>
   /** The server process id of the pinned connection (`pg_backend_pid()`). */
@@ -114,6 +113,8 @@ export interface NativeError {
   /** For `CONNECT_FAILED`: the OS code (`ECONNREFUSED`) or the server's SQLSTATE (`28P01`). */
   causeCode?: string
   causeMessage?: string
+  /** For `POOL_TIMEOUT`: what it waited for (`acquire`, `machineBudget`, `queued`). */
+  timeoutKind?: string
 }
 
 /** Options as normalised by the JS layer (`lib/options.js`), which validates their types. */
@@ -168,6 +169,25 @@ export interface ProcessStatsObject {
   budget: BudgetObject
   build: string
   pid: number
+}
+
+/**
+ * Frees a lent result's memory once JavaScript has decoded it. Decoding a large result
+ * allocates enough to promote its Buffer to the old generation, where it would wait for a full
+ * GC; detaching hands the bytes back now (decoded values never point into the buffer). Under
+ * WebAssembly a lent buffer may be a view of the module's memory, which must not be detached:
+ * there it does nothing (and both builds export the same functions).
+ */
+export declare function releaseResult(buf: unknown): void
+
+/**
+ * Which request of which JavaScript environment (`initCompletions`) a submission is. `lone`:
+ * the environment has no other request in flight, so its thread may read the reply itself.
+ */
+export interface RequestTag {
+  env: number
+  id: number
+  lone: boolean
 }
 
 /** Caps the connections of all pools together; `null` or 0 removes the cap. */

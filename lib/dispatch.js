@@ -62,6 +62,9 @@ const readHere =
 function createDispatcher(binding, options = {}) {
   const fixStrings = options.wellFormed === true
   const pending = new Map()
+  // Results the native side lent rather than copied (it hands them over as Buffers of their
+  // own; small results arrive as slices of one batch Buffer, which must never be detached).
+  const lent = new WeakSet()
   let nextId = 1
   const keepAlive = setInterval(() => {}, MAX_ID)
   keepAlive.unref()
@@ -91,6 +94,8 @@ function createDispatcher(binding, options = {}) {
         const end = outcome
         outcome = small.subarray(start, end)
         start = end
+      } else if (Buffer.isBuffer(outcome)) {
+        lent.add(outcome)
       }
       settle(batch[i], outcome)
     }
@@ -171,7 +176,18 @@ function createDispatcher(binding, options = {}) {
     if (pending.size === 0) keepAlive.unref()
   }
 
-  return { submit, connect, handOver, envId }
+  /**
+   * Done with a result: a lent one's memory goes back to the native side now rather than at the
+   * next full GC (decoding a large result promotes its Buffer to the old generation).
+   */
+  function release(result) {
+    if (lent.has(result)) {
+      lent.delete(result)
+      binding.releaseResult(result)
+    }
+  }
+
+  return { submit, connect, handOver, release, envId }
 }
 
 module.exports = { createDispatcher, wellFormedDeep }

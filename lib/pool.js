@@ -42,9 +42,6 @@ function normalizeQuery(textOrConfig, values, options) {
   return { text, values: prepareValues(values), rowAsArray: rowMode === 'array', types, signal, callback }
 }
 
-/** Results above this size are lent by the native side rather than copied (COPY_BELOW). */
-const LENT_ABOVE = 16 * 1024
-
 function aborted() {
   return clientError('ABORTED', 'the query was aborted')
 }
@@ -68,8 +65,7 @@ async function run(target, q, poolTypes, native) {
   try {
     return decode(out, q.rowAsArray, q.types || poolTypes || defaultTypes)
   } finally {
-    // A large result's memory goes back now, not at the next full GC (src/napi/completions.rs).
-    if (out.length > LENT_ABOVE && native.binding.releaseResult) native.binding.releaseResult(out)
+    native.dispatcher.release(out)
   }
 }
 

@@ -129,7 +129,9 @@ pub fn init_completions(
   Ok(id)
 }
 
-/// Results up to this size are copied into JS memory instead of lent to it.
+/// Results up to this size are copied into the batch's shared Buffer instead of lent to
+/// JavaScript; a lent result crosses as a Buffer of its own, which is how JavaScript knows
+/// (`lib/dispatch.js` `release`).
 const COPY_BELOW: usize = 16 * 1024;
 
 /// Takes every finished request of this environment: `[batch, id, outcome, id, outcome, ...]`.
@@ -183,11 +185,20 @@ fn small_result(o: &Outcome) -> Option<&[u8]> {
 
 /// Frees a lent result's memory once JavaScript has decoded it. Decoding a large result
 /// allocates enough to promote its Buffer to the old generation, where it would wait for a full
-/// GC; detaching hands the bytes back now (decoded values never point into the buffer).
-/// Native only: under WebAssembly a lent buffer may be a view of the module's memory.
-#[cfg(not(target_family = "wasm"))]
+/// GC; detaching hands the bytes back now (decoded values never point into the buffer). Under
+/// WebAssembly a lent buffer may be a view of the module's memory, which must not be detached:
+/// there it does nothing (and both builds export the same functions).
 #[napi(catch_unwind, js_name = "releaseResult")]
 pub fn release_result(env: &Env, buf: napi::bindgen_prelude::Unknown<'_>) -> napi::Result<()> {
+  #[cfg(not(target_family = "wasm"))]
+  detach(env, buf)?;
+  #[cfg(target_family = "wasm")]
+  let _ = (env, buf);
+  Ok(())
+}
+
+#[cfg(not(target_family = "wasm"))]
+fn detach(env: &Env, buf: napi::bindgen_prelude::Unknown<'_>) -> napi::Result<()> {
   use napi::{sys, JsValue};
   let mut array_buffer = std::ptr::null_mut();
   // SAFETY: plain N-API calls on a value JavaScript passed in; both check their arguments.
