@@ -39,6 +39,11 @@ unsafe fn map(size: usize) -> *mut u8 {
   }
 }
 
+// SAFETY: GlobalAlloc's contract holds for both kinds of block. A large block (page-aligned at
+// most, `is_large`) is an anonymous private mapping of exactly `layout.size()` bytes: page
+// aligned, zeroed, owned by nobody else, and unmapped (or remapped) with the same size that the
+// layout passed back says it has. Every other block is the system allocator's, and a block never
+// changes kind without being copied into a fresh block of the other kind first (`realloc`).
 unsafe impl GlobalAlloc for Allocator {
   unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
     if is_large(&layout) {

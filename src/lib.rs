@@ -4,6 +4,7 @@
 //! `napi/` is the only code that talks to Node.
 
 #![deny(clippy::unwrap_used)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod abort;

@@ -125,6 +125,7 @@ struct Inbox(*mut u8);
 // SAFETY: the pointer is never freed, and only the JS thread (inside `transport_data`'s caller
 // and call) touches the bytes.
 unsafe impl Send for Inbox {}
+// SAFETY: as for Send: the bytes are only touched from the one JS thread.
 unsafe impl Sync for Inbox {}
 
 static INBOX: OnceCell<Inbox> = OnceCell::new();

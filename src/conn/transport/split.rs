@@ -171,6 +171,7 @@ fn recv_now(fd: i32, buf: &mut BytesMut) -> io::Result<usize> {
     return Err(io::Error::last_os_error());
   }
   let n = n as usize;
+  // SAFETY: see above: `recv` initialised the first `n` bytes of the spare capacity.
   unsafe { buf.set_len(buf.len() + n) };
   Ok(n)
 }
