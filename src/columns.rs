@@ -9,8 +9,8 @@
 //!   milliseconds), NaN where JavaScript must parse the text;
 //! - json and jsonb: the column's values as JSON arrays of `JSON_CHUNK` rows (each after its
 //!   u32 little-endian length), parsed by one `JSON.parse` call per chunk instead of one per row
-//!   (about twice as fast for small documents). Chunks, not one array: a 10,000-row array made
-//!   W4's peak RSS 9 MB larger.
+//!   (one call's overhead shared by many small documents). Chunks, not one array: one array of a
+//!   whole large result would be held in memory twice while it is parsed.
 
 use crate::conn::Field;
 

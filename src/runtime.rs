@@ -16,8 +16,7 @@ static RUNTIME: Lazy<Runtime> = Lazy::new(|| {
     .and_then(|v| v.parse::<usize>().ok())
     .filter(|n| (1..=64).contains(n))
     // Half the cores: the I/O threads only move bytes, while the JS thread (decoding) and the
-    // database need the rest; every extra thread adds wake-ups (measured on 2 cores: one thread
-    // spends a quarter less CPU per transaction than two, at the same throughput).
+    // database need the rest; every extra thread adds wake-ups, and so CPU per request.
     .unwrap_or_else(|| (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) / 2).clamp(1, 4));
   Builder::new_multi_thread()
     .worker_threads(threads)
