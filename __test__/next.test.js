@@ -1,11 +1,11 @@
 'use strict'
-// lib/next.js (onepool/next): the route wrapper, without Next.js — plain Request/Response.
+// adapters/next (onepool/next): the route wrapper, without Next.js — plain Request/Response.
 // scripts/e2e-next.js runs it inside a real Next.js app.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { createPool } = require('..')
-const { withPool, requestDb, errorResponse } = require('../lib/next')
+const { withPool, requestDb, errorResponse } = require('../adapters/next')
 const { APP_NAME, TEST_URL, admin, uniqueName } = require('./helpers/db')
 
 const request = (path = '/api/x') => new Request(`http://localhost${path}`)

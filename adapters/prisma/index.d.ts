@@ -2,7 +2,7 @@
 // The interface types mirror @prisma/driver-adapter-utils 7.x structurally, so `new PrismaClient({ adapter })`
 // type-checks without that package installed.
 
-import type { Pool, PoolOptions } from '../index'
+import type { Pool, PoolOptions } from '../../index'
 
 export declare const ColumnTypeEnum: {
   readonly Int32: 0

@@ -14,11 +14,13 @@
 // It uses only the web-standard `Response`, so it does not depend on Next.js.
 
 const { AsyncLocalStorage } = require('node:async_hooks')
-const { isOnepoolError, clientError } = require('./errors')
+const { isOnepoolError, OnepoolError } = require('../..')
+
+const clientError = (code, message) => new OnepoolError(code, message)
 
 /**
- * @typedef {import('./pool').Pool} Pool
- * @typedef {import('./pool').PoolClient} PoolClient
+ * @typedef {import('../..').Pool} Pool
+ * @typedef {import('../..').PoolClient} PoolClient
  */
 
 /**

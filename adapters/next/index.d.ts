@@ -1,4 +1,4 @@
-import type { OnepoolError, Pool, PoolClient } from '../index'
+import type { OnepoolError, Pool, PoolClient } from '../../index'
 
 export interface WithPoolOptions {
   /** `Retry-After` (seconds) of the 503 sent for POOL_TIMEOUT. Default 1. */
