@@ -36,12 +36,8 @@ const WASM_NATIVE_ONLY_TESTS = [
   // A worker thread's WASM instance has pools of its own (see workers.test.js above).
   'a connection released on the main thread reaches a connect() queued by a worker thread',
   'a worker that exits while its connect() is queued leaves no waiter behind and loses no slot',
-  // Under WebAssembly the JS thread owns the sockets, so while it is busy submitting 40 queries
-  // no connection can show progress, and after 1 ms they all look stalled: the pool then spreads
-  // the queries (correct, only not packed).
-  'concurrent fast queries are pipelined onto a few connections, not spread over all',
   // Needs the main thread and a worker on one connection; a worker's pools are its own here.
-  'a request pipelined behind a watched one is answered while that JS thread is blocked',
+  'a request waiting for the connection a blocked JS thread watches is answered while that thread is blocked',
 ]
 
 function testFiles(dir) {

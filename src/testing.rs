@@ -3,10 +3,11 @@
 //! request), so the pool, budget and sessions can be tested without a database.
 //!
 //! The fake server answers the startup with AuthenticationOk, BackendKeyData and ReadyForQuery,
-//! then each simple query in order: `sleep <ms>` after that many milliseconds, `hang` never,
-//! anything else at once, each with a CommandComplete and ReadyForQuery.
+//! then each simple query in order: `select sleep <ms>` after that many milliseconds, `select
+//! flaky` after `FakeConnector::flaky_ms`, `select hang` never, anything else at once, each with
+//! a CommandComplete and ReadyForQuery. (`select`: so that the pool shares them.)
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,8 @@ pub struct FakeConnector {
   pub hang: AtomicBool,
   /// Server-side queries, in the order each fake server received them: (connection id, text).
   pub log: Arc<Mutex<Vec<(u64, String)>>>,
+  /// How long the statement `flaky` takes, in milliseconds (0 at first).
+  pub flaky_ms: Arc<AtomicU64>,
 }
 
 impl Connector for FakeConnector {
@@ -45,6 +48,7 @@ impl Connector for FakeConnector {
     let fails = self.fail.lock().unwrap().contains(&attempt);
     let hang = self.hang.load(Ordering::SeqCst);
     let log = self.log.clone();
+    let flaky = self.flaky_ms.clone();
     Box::pin(async move {
       if fails {
         return Err(CoreError::ConnectFailed {
@@ -53,7 +57,7 @@ impl Connector for FakeConnector {
         });
       }
       let (client, server) = tokio::io::duplex(64 * 1024);
-      crate::runtime::spawn(serve(server, id, hang, log));
+      crate::runtime::spawn(serve(server, id, hang, log, flaky));
       Conn::over(Box::new(client), target, settings, lease, id, retire_at).await
     })
   }
@@ -65,7 +69,13 @@ fn message(out: &mut BytesMut, tag: u8, body: &[u8]) {
   out.put_slice(body);
 }
 
-async fn serve(mut s: tokio::io::DuplexStream, id: u64, hang: bool, log: Arc<Mutex<Vec<(u64, String)>>>) {
+async fn serve(
+  mut s: tokio::io::DuplexStream,
+  id: u64,
+  hang: bool,
+  log: Arc<Mutex<Vec<(u64, String)>>>,
+  flaky: Arc<AtomicU64>,
+) {
   let Ok(len) = s.read_i32().await else { return };
   let mut startup = vec![0u8; len as usize - 4];
   if s.read_exact(&mut startup).await.is_err() || hang {
@@ -94,11 +104,15 @@ async fn serve(mut s: tokio::io::DuplexStream, id: u64, hang: bool, log: Arc<Mut
     }
     let sql = String::from_utf8_lossy(&body[..body.len().saturating_sub(1)]).into_owned();
     log.lock().unwrap().push((id, sql.clone()));
+    let sql = sql.strip_prefix("select ").unwrap_or(&sql).to_string();
     if sql == "hang" {
       std::future::pending::<()>().await;
     }
     if let Some(ms) = sql.strip_prefix("sleep ").and_then(|ms| ms.parse::<u64>().ok()) {
       tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if sql == "flaky" {
+      tokio::time::sleep(Duration::from_millis(flaky.load(Ordering::SeqCst))).await;
     }
     let mut out = BytesMut::new();
     if sql.is_empty() {
@@ -158,4 +172,20 @@ pub async fn until(what: &str, mut check: impl FnMut() -> bool) {
     tokio::time::sleep(Duration::from_millis(1)).await;
   }
   panic!("timed out waiting until {what}");
+}
+
+/// Starts a shared `pool.query()` of `sql` (no parameters); the receiver gets its outcome.
+pub fn submit(
+  pool: &Arc<Pool>,
+  sql: &str,
+) -> tokio::sync::oneshot::Receiver<CoreResult<crate::conn::Response>> {
+  let (tx, rx) = tokio::sync::oneshot::channel();
+  let query = crate::conn::Query::new(sql.to_string(), Vec::new()).unwrap();
+  crate::route::submit_to_pool(pool, query, None, Box::new(move |outcome| drop(tx.send(outcome))));
+  rx
+}
+
+/// The fake connections' ids that received `sql`.
+pub fn conns_that_ran(connector: &FakeConnector, sql: &str) -> Vec<u64> {
+  connector.log.lock().unwrap().iter().filter(|(_, s)| s == sql).map(|(id, _)| *id).collect()
 }

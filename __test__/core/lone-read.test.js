@@ -109,7 +109,7 @@ test('lone queries read on this thread: results, server errors and a lost connec
   await pool.end()
 })
 
-test('a request pipelined behind a watched one is answered while that JS thread is blocked', async () => {
+test('a request waiting for the connection a blocked JS thread watches is answered while that thread is blocked', async () => {
   const app = uniqueName()
   const pool = createPool({ connectionString: TEST_URL, applicationName: app, max: 1 })
   const pid = (await pool.query('select pg_backend_pid() as pid')).rows[0].pid
@@ -136,8 +136,8 @@ test('a request pipelined behind a watched one is answered while that JS thread 
     worker.once('message', resolve)
     worker.once('error', reject)
   })
-  // This thread's lone query is on the pool's only connection; the worker's query goes right
-  // behind it on the same connection. This thread then blocks: it cannot read the socket.
+  // This thread's lone query is on the pool's only connection; the worker's query waits for that
+  // connection. This thread then blocks: it cannot read the socket, so the I/O thread must.
   const sleeping = pool.query('select pg_sleep(0.3) as s')
   Atomics.store(flags, 0, 1)
   const outcome = Atomics.wait(flags, 1, 0, 5000)

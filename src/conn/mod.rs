@@ -260,6 +260,14 @@ impl Conn {
     self.shared.inbox.clone()
   }
 
+  /// The I/O task reads this connection's replies again if a JavaScript thread was watching it
+  /// (someone else is waiting for the connection, and that thread may be busy).
+  pub fn stop_watching(&self) {
+    if let Some(inbox) = &self.shared.inbox {
+      inbox.unwatch();
+    }
+  }
+
   pub fn is_closed(&self) -> bool {
     self.shared.state.closed.load(Ordering::Acquire)
   }

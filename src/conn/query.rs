@@ -21,6 +21,8 @@ use crate::error::{CoreError, CoreResult};
 pub struct Query {
   pub sql: String,
   pub params: Vec<Param>,
+  /// The statement text's hash: the pool keeps its timings under it.
+  pub statement: u64,
 }
 
 impl Query {
@@ -37,8 +39,13 @@ impl Query {
     if let Some(i) = params.iter().position(|p| matches!(p, Param::Text(s) if s.as_bytes().contains(&0))) {
       return Err(CoreError::ParamInvalid(format!("parameter ${} contains a NUL character", i + 1)));
     }
-    Ok(Arc::new(Query { sql, params }))
+    let statement = fnv1a(sql.as_bytes());
+    Ok(Arc::new(Query { sql, params, statement }))
   }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+  bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 pub fn encode_simple(sql: &str) -> Bytes {

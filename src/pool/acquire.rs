@@ -56,34 +56,54 @@ impl Drop for Waiter {
 
 pub(super) fn enqueue(st: &mut State, pool: &Arc<Pool>) -> Waiter {
   let (tx, rx) = oneshot::channel();
-  st.waiters.retain(|w| !w.is_closed());
-  st.waiters.push_back(Queued::Task(tx));
+  enqueue_waiter(st, Queued::Task(tx));
   Waiter { rx: Some(rx), pool: Arc::downgrade(pool) }
 }
 
+/// Gives up to `n` freed slots to waiters, first come first served: each opens a connection for
+/// itself (a queued checkout or shared request in a task of its own).
 pub(super) fn wake_slots(st: &mut State, mut n: usize, pool: &Weak<Pool>) {
+  let Some(pool) = pool.upgrade() else { return };
   while n > 0 {
-    let Some(w) = st.waiters.pop_front() else {
-      break;
-    };
-    match w {
-      Queued::Task(tx) => {
-        if tx.send(Grant::Slot).is_ok() {
-          n -= 1;
-        }
-      }
-      Queued::Checkout(c) if c.is_gone() => {}
+    let Some(w) = st.waiters.pop_front() else { break };
+    let took = match w {
+      Queued::Task(tx) => tx.send(Grant::Slot).is_ok(),
       // It has no task to open a connection in: give it one (it takes the slot from there).
-      Queued::Checkout(c) => {
-        if let Some(pool) = pool.upgrade() {
-          crate::runtime::spawn(async move {
-            let outcome = pool.acquire().await;
-            c.deliver(outcome);
-          });
-          n -= 1;
-        }
+      Queued::Checkout(c) if !c.is_gone() => {
+        let pool = pool.clone();
+        crate::runtime::spawn(async move {
+          let outcome = pool.acquire().await;
+          c.deliver(outcome);
+        });
+        true
       }
+      Queued::Checkout(_) => false,
+      Queued::Request(r) => match pool.budget.try_acquire() {
+        Some(permit) => {
+          st.size += 1;
+          crate::runtime::spawn(pool.clone().open_for(permit, r.query, r.done));
+          true
+        }
+        None => {
+          st.waiters.push_front(Queued::Request(r));
+          break;
+        }
+      },
+    };
+    if took {
+      n -= 1;
     }
+  }
+}
+
+/// Queues a waiter. The connections it waits for are read by the I/O threads from now on: a
+/// JavaScript thread watching one for its lone reply may be busy, and the waiter must not
+/// wait for it (`conn::Inbox`).
+pub(super) fn enqueue_waiter(st: &mut State, waiter: Queued) {
+  st.waiters.retain(|w| !w.is_closed());
+  st.waiters.push_back(waiter);
+  for sc in &st.shared {
+    sc.conn.stop_watching();
   }
 }
 

@@ -34,8 +34,12 @@ pub enum Returned<T> {
 }
 
 pub(super) enum Queued {
+  /// An `acquire` waiting in a task.
   Task(oneshot::Sender<Grant>),
+  /// A checkout JavaScript queued (no task).
   Checkout(Box<dyn Checkout>),
+  /// A shared `pool.query()` request (no task; see `shared`).
+  Request(QueuedRequest),
 }
 
 impl Queued {
@@ -43,6 +47,7 @@ impl Queued {
     match self {
       Queued::Task(tx) => tx.is_closed(),
       Queued::Checkout(c) => c.is_gone(),
+      Queued::Request(_) => false,
     }
   }
 }
@@ -69,6 +74,7 @@ impl Pool {
     }
     conn.idle_since = Instant::now();
     let mut checkout = None;
+    let mut shared = Vec::new();
     let surplus = {
       let mut st = self.lock();
       if st.closed || st.size > st.max {
@@ -91,10 +97,17 @@ impl Pool {
               checkout = Some((c, conn));
               break None;
             }
+            Queued::Request(r) => {
+              shared = self.share_with_queue(&mut st, conn, r);
+              break None;
+            }
           }
         }
       }
     };
+    for next in shared {
+      self.finish(next);
+    }
     if let Some(c) = surplus {
       drop(c);
       self.shrunk.notify_waiters();
@@ -165,8 +178,7 @@ impl Pool {
     if st.closed || !st.idle.is_empty() || st.size < st.max {
       return Err(checkout);
     }
-    st.waiters.retain(|w| !w.is_closed());
-    st.waiters.push_back(Queued::Checkout(checkout));
+    enqueue_waiter(&mut st, Queued::Checkout(checkout));
     Ok(self.acquire_timeout())
   }
 
@@ -183,11 +195,14 @@ impl Pool {
     Some(self.timeout_error(self.acquire_timeout()))
   }
 
-  /// Waiting tasks see their channel close; queued checkouts are told the pool was ended.
+  /// Waiting tasks see their channel close; queued checkouts and requests are told the pool was
+  /// ended.
   pub(super) fn fail_checkouts(&self, waiters: VecDeque<Queued>) {
     for w in waiters {
-      if let Queued::Checkout(c) = w {
-        c.deliver(Err(self.closed_error()));
+      match w {
+        Queued::Checkout(c) => c.deliver(Err(self.closed_error())),
+        Queued::Request(r) => (r.done)(Err(self.closed_error())),
+        Queued::Task(_) => {}
       }
     }
   }

@@ -16,6 +16,8 @@ mod handover;
 mod lifecycle;
 mod shared;
 #[cfg(test)]
+mod shared_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::VecDeque;
@@ -32,22 +34,28 @@ use crate::conn::{Conn, Done, Inbox, Query, Response, Write};
 use crate::error::{CoreError, CoreResult, TimeoutKind};
 use crate::machine;
 
-use acquire::{wake_slots, Grant};
+use acquire::{enqueue_waiter, wake_slots, Grant};
 pub use connector::{Connector, Postgres};
 use handover::Queued;
 pub use handover::{Checkout, Returned};
 use lifecycle::reap_idle;
+use shared::{expire_queued, QueuedRequest, SharedConn, Timings};
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
 struct State {
   /// Most recently used last.
   idle: Vec<Conn>,
-  /// Connections serving pipelined `pool.query()` requests (not pinned to anyone).
-  shared: Vec<Conn>,
+  /// Connections serving shared `pool.query()` requests (not pinned to anyone).
+  shared: Vec<SharedConn>,
   size: usize,
   max: usize,
+  /// Exclusive checkouts and shared requests waiting, first come first served.
   waiters: VecDeque<Queued>,
+  /// How fast statements ran on this pool's shared connections.
+  timings: Timings,
+  /// Numbers shared requests, so a reply is matched with its bookkeeping.
+  next_request: u64,
   closed: bool,
 }
 
@@ -66,6 +74,8 @@ pub struct Pool {
   state: Mutex<State>,
   /// Signalled whenever `size` drops, for `end()`.
   shrunk: Notify,
+  /// Signalled when a shared request is queued (its deadline may be the next one).
+  queue_changed: Arc<Notify>,
   created: AtomicU64,
   acquire_timeouts: AtomicU64,
   handles: AtomicU64,
@@ -111,9 +121,12 @@ impl Pool {
         size: 0,
         max: cfg.pool.max,
         waiters: VecDeque::new(),
+        timings: Timings::default(),
+        next_request: 0,
         closed: false,
       }),
       shrunk: Notify::new(),
+      queue_changed: Arc::new(Notify::new()),
       created: AtomicU64::new(0),
       acquire_timeouts: AtomicU64::new(0),
       handles: AtomicU64::new(1),
@@ -121,6 +134,7 @@ impl Pool {
       budget,
     });
     crate::runtime::spawn(reap_idle(Arc::downgrade(&pool)));
+    crate::runtime::spawn(expire_queued(Arc::downgrade(&pool), pool.queue_changed.clone()));
     budget.register(Arc::downgrade(&(pool.clone() as Arc<dyn IdleHolder>)));
     pool
   }

@@ -1,141 +1,399 @@
-//! Pipelined `pool.query()`: self-contained requests share connections instead of pinning one.
+//! Shared `pool.query()` requests: self-contained statements that do not pin a connection.
+//!
+//! The rule, in the order it is applied (README, "How it works"):
+//! 1. An idle connection takes the request; else, within `max` and the budgets, a new connection
+//!    is opened for it. A request never waits behind another one while that is possible.
+//! 2. When every connection is busy, the request is pipelined behind work that is known to be
+//!    fast: onto the least loaded connection whose requests in flight are all *fast statements*
+//!    and whose oldest request has not overrun the fast bound.
+//! 3. Otherwise it waits in the pool's queue, first come first served with checkouts, for the
+//!    next connection that comes back (or becomes joinable), or until `acquireTimeoutMs`.
+//!
+//! A statement text is *fast* once it has run and none of its last three runs took longer than
+//! `FAST` beyond the connection's round trip; a run that overruns makes it slow again. The
+//! timings are the pool's (every module, thread and request of the process feeds them).
+
+use std::collections::HashMap;
 
 use super::*;
 
-/// Most requests pipelined on one connection before another request waits instead.
+/// Most requests in flight on one connection.
 pub(super) const PIPELINE_DEPTH: usize = 16;
 
-/// A busy connection that has finished nothing for this long is running something slow: no
-/// request is queued behind it while another connection could take it.
-pub(super) const SLOW_AFTER: Duration = Duration::from_millis(1);
+/// How long a statement may run, beyond the round trip, and still count as fast.
+pub(super) const FAST: Duration = Duration::from_millis(2);
 
-/// The busy connection to pipeline a self-contained request onto, before an idle connection is
-/// taken or another opened: the fullest one with room that keeps finishing its requests (and is
-/// not due to retire). Packing requests onto few connections keeps the server's backends few and
-/// busy; spreading them over every connection made W3 ~13% slower on 2 cores (and holds more
-/// server connections, which is what onepool exists to avoid).
-pub(super) fn packable(st: &State) -> Option<usize> {
-  st.shared
-    .iter()
-    .enumerate()
-    .filter(|(_, c)| !c.is_closed() && !retired(c) && c.in_flight() < PIPELINE_DEPTH)
-    .filter(|(_, c)| c.stalled_for() < SLOW_AFTER)
-    .max_by_key(|(_, c)| c.in_flight())
-    .map(|(i, _)| i)
+/// Statement texts whose timings the pool keeps; past this, it starts over.
+const TIMINGS_KEPT: usize = 4096;
+
+/// A connection serving shared requests, with what the pool knows of the requests on it.
+pub(super) struct SharedConn {
+  pub(super) conn: Conn,
+  /// The requests in flight, oldest first (replies come back in this order).
+  in_flight: VecDeque<InFlight>,
+  /// How many of them are not known to be fast.
+  unknown: usize,
+  /// When the last reply came (the next request's service starts then or when it was sent).
+  last_done: Instant,
+}
+
+struct InFlight {
+  /// The request's number (`State::next_request`).
+  seq: u64,
+  statement: u64,
+  sent: Instant,
+  fast: bool,
+  /// Sent to an idle connection: its time includes the round trip.
+  first: bool,
+}
+
+impl SharedConn {
+  fn new(conn: Conn) -> SharedConn {
+    SharedConn { conn, in_flight: VecDeque::new(), unknown: 0, last_done: Instant::now() }
+  }
+
+  /// When the request at the head of the pipeline started being served.
+  fn head_started(&self) -> Option<Instant> {
+    self.in_flight.front().map(|r| r.sent.max(self.last_done))
+  }
+
+  /// Whether a request may queue behind the ones in flight here now (rule 2).
+  fn joinable(&self, now: Instant, rtt: Duration) -> bool {
+    self.unknown == 0
+      && self.in_flight.len() < PIPELINE_DEPTH
+      && !self.conn.is_closed()
+      && !retired(&self.conn)
+      && self.head_started().is_some_and(|t| now.saturating_duration_since(t) < FAST + rtt)
+  }
+}
+
+/// What the pool has seen of one statement text.
+#[derive(Default, Clone, Copy)]
+pub(super) struct Timing {
+  /// Runs seen and, of the latest of them, how many in a row were fast (both up to 3).
+  runs: u8,
+  fast_streak: u8,
+}
+
+impl Timing {
+  fn is_fast(self) -> bool {
+    self.runs > 0 && self.fast_streak >= self.runs
+  }
+
+  fn record(&mut self, fast: bool) {
+    self.runs = (self.runs + 1).min(3);
+    self.fast_streak = if fast { (self.fast_streak + 1).min(3) } else { 0 };
+  }
+}
+
+/// The pool's view of statement speeds and of the round trip to the server.
+#[derive(Default)]
+pub(super) struct Timings {
+  statements: HashMap<u64, Timing>,
+  /// The round trip: the quickest recent reply to a request sent to an idle connection. It drops
+  /// at once and rises slowly, so a loaded moment does not make every statement look fast.
+  rtt: Option<Duration>,
+}
+
+impl Timings {
+  fn is_fast(&self, statement: u64) -> bool {
+    self.statements.get(&statement).is_some_and(|t| t.is_fast())
+  }
+
+  fn rtt(&self) -> Duration {
+    self.rtt.unwrap_or(Duration::ZERO)
+  }
+
+  fn record(&mut self, r: &InFlight, served: Duration) {
+    let beyond_rtt = if r.first {
+      let rtt = match self.rtt {
+        Some(rtt) if served < rtt => served,
+        Some(rtt) => rtt + (served - rtt) / 64,
+        None => served,
+      };
+      self.rtt = Some(rtt);
+      served.saturating_sub(rtt)
+    } else {
+      served
+    };
+    if self.statements.len() >= TIMINGS_KEPT && !self.statements.contains_key(&r.statement) {
+      self.statements.clear();
+    }
+    self.statements.entry(r.statement).or_default().record(beyond_rtt <= FAST);
+  }
+}
+
+/// A shared request waiting in the pool's queue for a connection.
+pub(super) struct QueuedRequest {
+  pub(super) query: Arc<Query>,
+  pub(super) done: Done,
+  pub(super) deadline: tokio::time::Instant,
+}
+
+/// What to do after deciding, outside the pool's lock.
+pub(super) enum Next {
+  /// Sent; the connection's read side if it went out from this thread.
+  Sent(Option<Arc<Inbox>>),
+  /// Nothing to do now (queued, or handed to a task).
+  Nothing,
+  Fail(Done, CoreError),
 }
 
 impl Pool {
-  /// The synchronous fast path of `query_shared`: sends now when a connection is available
-  /// without waiting, and hands the request back otherwise. `done` runs on the I/O thread.
-  /// Returns the read side of the connection it went to, when any thread may read it.
+  /// Starts a shared request from the calling thread: on an idle or a joinable connection at
+  /// once, else queued (opening a connection for the queue when there is room). `done` runs on
+  /// the thread that reads the reply. Returns the read side of the connection it went to, when
+  /// it went out from this thread. A request that needs a task first (an idle connection to
+  /// ping, or room only once the process budget frees) is handed back.
   pub fn try_submit_shared(
     self: &Arc<Self>,
     query: Arc<Query>,
     done: Done,
   ) -> Result<Option<Arc<Inbox>>, (Arc<Query>, Done)> {
-    let mut st = self.lock();
-    if st.closed {
-      drop(st);
-      done(Err(self.closed_error()));
-      return Ok(None);
-    }
-    // Alone in flight: send from this thread now (latency). Alongside other requests: let the
-    // writer task coalesce them (throughput; the JS thread is the bottleneck then).
-    let write = if st.shared.is_empty() { Write::Now } else { Write::Batched };
-    let Some(index) = self.shared_slot(&mut st) else { return Err((query, done)) };
-    let conn = &st.shared[index];
-    let id = conn.id;
-    let inbox = conn.inbox();
-    let pool = self.clone();
-    let sent = conn.run_then(
+    let next = {
+      let mut st = self.lock();
+      if st.closed {
+        Next::Fail(done, self.closed_error())
+      } else if has_fresh_idle(&st, self.ping_after()) {
+        let conn = st.idle.pop().expect("checked non-empty");
+        // Alone in flight: send from this thread now (latency). Alongside other requests: let
+        // the writer task coalesce them (throughput; the JS thread is the bottleneck then).
+        let write = if st.shared.is_empty() { Write::Now } else { Write::Batched };
+        st.shared.push(SharedConn::new(conn));
+        let at = st.shared.len() - 1;
+        self.send(&mut st, at, query, done, write)
+      } else if !st.idle.is_empty() {
+        return Err((query, done));
+      } else if st.size < st.max {
+        match self.budget.try_acquire() {
+          Some(permit) => {
+            st.size += 1;
+            crate::runtime::spawn(self.clone().open_for(permit, query, done));
+            Next::Nothing
+          }
+          None => match self.joinable(&st) {
+            Some(at) => self.send(&mut st, at, query, done, Write::Batched),
+            None => return Err((query, done)),
+          },
+        }
+      } else {
+        match self.joinable(&st) {
+          Some(at) => self.send(&mut st, at, query, done, Write::Batched),
+          None => {
+            self.enqueue_request(&mut st, query, done);
+            Next::Nothing
+          }
+        }
+      }
+    };
+    Ok(self.finish(next))
+  }
+
+  /// The task path of a shared request (see `try_submit_shared`): checks out a connection as
+  /// `acquire` does (pinging an idle one, waiting for the process budget), then shares it.
+  pub async fn query_shared(self: &Arc<Self>, query: Arc<Query>) -> CoreResult<Response> {
+    let conn = self.acquire().await?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let done: Done = Box::new(move |outcome| drop(tx.send(outcome)));
+    let next = {
+      let mut st = self.lock();
+      st.shared.push(SharedConn::new(conn));
+      let at = st.shared.len() - 1;
+      let next = self.send(&mut st, at, query, done, Write::Now);
+      self.serve_queue_on(&mut st, at).into_iter().for_each(|n| drop(self.finish(n)));
+      next
+    };
+    self.finish(next);
+    rx.await
+      .unwrap_or_else(|_| Err(CoreError::ConnectionLost("connection lost: the connection is closed".into())))
+  }
+
+  /// Sends `query` on shared connection `at`, with the bookkeeping that classifies it.
+  fn send(&self, st: &mut State, at: usize, query: Arc<Query>, done: Done, write: Write) -> Next {
+    let statement = query.statement;
+    let fast = st.timings.is_fast(statement);
+    let seq = st.next_request;
+    st.next_request += 1;
+    let sc = &mut st.shared[at];
+    let first = sc.in_flight.is_empty();
+    let id = sc.conn.id;
+    let pool = self.me.clone();
+    let sent = sc.conn.run_then(
       query,
       Box::new(move |outcome| {
-        pool.shared_done(id);
+        if let Some(pool) = pool.upgrade() {
+          pool.shared_done(id, seq);
+        }
         done(outcome)
       }),
       write,
     );
-    drop(st);
-    if let Err(done) = sent {
-      done(Err(CoreError::ConnectionLost("connection lost: the connection is closed".into())));
-      return Ok(None);
-    }
-    Ok(inbox)
-  }
-
-  /// Runs one self-contained request (see `conn::pipelinable`) without pinning a connection:
-  /// pipelined behind other such requests on a busy connection that keeps up (`packable`), else
-  /// on a fresh idle connection, else on a new one, else (at `max`) on the least loaded. The
-  /// connection stays available to other pipelined requests while this one runs.
-  pub async fn query_shared(self: &Arc<Self>, query: Arc<Query>) -> CoreResult<Response> {
-    let fast = {
-      let mut st = self.lock();
-      if st.closed {
-        return Err(self.closed_error());
+    match sent {
+      Ok(()) => {
+        sc.in_flight.push_back(InFlight { seq, statement, sent: Instant::now(), fast, first });
+        if !fast {
+          sc.unknown += 1;
+        }
+        Next::Sent(sc.conn.inbox())
       }
-      self.shared_slot(&mut st).map(|i| {
-        let c = &st.shared[i];
-        (c.run(query.clone()), c.id)
-      })
-    };
-    let (request, id) = match fast {
-      Some(sent) => sent,
-      None => {
-        let conn = self.acquire().await?;
-        let mut st = self.lock();
-        let sent = (conn.run(query), conn.id);
-        st.shared.push(conn);
-        sent
+      Err(done) => {
+        Next::Fail(done, CoreError::ConnectionLost("connection lost: the connection is closed".into()))
       }
-    };
-    let result = request.await;
-    self.shared_done(id);
-    result
+    }
   }
 
-  /// The shared connection (an index into `shared`) that takes a self-contained request now: a
-  /// busy one that keeps up (`packable`), else a fresh idle one (made shared), else, at `max`,
-  /// the least loaded. None: a connection has to be opened or waited for first.
-  pub(super) fn shared_slot(&self, st: &mut State) -> Option<usize> {
-    if let Some(i) = packable(st) {
-      return Some(i);
+  pub(super) fn finish(&self, next: Next) -> Option<Arc<Inbox>> {
+    match next {
+      Next::Sent(inbox) => inbox,
+      Next::Nothing => None,
+      Next::Fail(done, err) => {
+        done(Err(err));
+        None
+      }
     }
-    if has_fresh_idle(st, self.ping_after()) {
-      let conn = st.idle.pop().expect("checked non-empty");
-      st.shared.push(conn);
-      return Some(st.shared.len() - 1);
-    }
-    if st.idle.is_empty() && st.size >= st.max {
-      // Everything is busy: pipeline onto the least loaded shared connection.
-      return st
-        .shared
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| !c.is_closed() && c.in_flight() < PIPELINE_DEPTH)
-        .min_by_key(|(_, c)| c.in_flight())
-        .map(|(i, _)| i);
-    }
-    None
   }
 
-  /// A pipelined request finished: an unused shared connection goes back to idle (or a waiter).
-  pub(super) fn shared_done(&self, id: u64) {
+  /// The least loaded shared connection a request may be pipelined onto now (rule 2).
+  fn joinable(&self, st: &State) -> Option<usize> {
+    let now = Instant::now();
+    let rtt = st.timings.rtt();
+    st.shared
+      .iter()
+      .enumerate()
+      .filter(|(_, c)| c.joinable(now, rtt))
+      .min_by_key(|(_, c)| c.in_flight.len())
+      .map(|(i, _)| i)
+  }
+
+  /// Queues a shared request.
+  fn enqueue_request(&self, st: &mut State, query: Arc<Query>, done: Done) {
+    let deadline = tokio::time::Instant::now() + self.acquire_timeout();
+    enqueue_waiter(st, Queued::Request(QueuedRequest { query, done, deadline }));
+    self.queue_changed.notify_one();
+  }
+
+  /// Opens a connection for one shared request (as pg-pool does for a pending request), shares
+  /// it, and lets queued requests join it while it is joinable. If it cannot be opened, the
+  /// request fails with the reason: a connect failure is not a timeout.
+  pub(super) async fn open_for(self: Arc<Self>, permit: BudgetPermit, query: Arc<Query>, done: Done) {
+    let deadline = tokio::time::Instant::now() + self.acquire_timeout();
+    match self.open(permit, deadline).await {
+      Ok(conn) => {
+        let finish = {
+          let mut st = self.lock();
+          st.shared.push(SharedConn::new(conn));
+          let at = st.shared.len() - 1;
+          let mut finish = vec![self.send(&mut st, at, query, done, Write::Batched)];
+          finish.extend(self.serve_queue_on(&mut st, at));
+          finish
+        };
+        for next in finish {
+          self.finish(next);
+        }
+      }
+      Err(err) => done(Err(err)),
+    }
+  }
+
+  /// A connection that came back (or was opened) goes to the queued shared request at the head,
+  /// and to those behind it while it stays joinable. Called with the lock held; the outcomes to
+  /// finish outside it are returned.
+  pub(super) fn share_with_queue(&self, st: &mut State, conn: Conn, first: QueuedRequest) -> Vec<Next> {
+    st.shared.push(SharedConn::new(conn));
+    let at = st.shared.len() - 1;
+    let mut out = vec![self.send(st, at, first.query, first.done, Write::Batched)];
+    out.extend(self.serve_queue_on(st, at));
+    out
+  }
+
+  /// Pipelines queued shared requests from the head of the queue onto shared connection `at`
+  /// while it is joinable.
+  fn serve_queue_on(&self, st: &mut State, at: usize) -> Vec<Next> {
+    let mut out = Vec::new();
+    let now = Instant::now();
+    while st.shared[at].joinable(now, st.timings.rtt()) {
+      match st.waiters.front() {
+        Some(Queued::Request(_)) => {}
+        _ => break,
+      }
+      let Some(Queued::Request(r)) = st.waiters.pop_front() else { break };
+      out.push(self.send(st, at, r.query, r.done, Write::Batched));
+    }
+    out
+  }
+
+  /// A shared request finished: its timing is recorded, queued requests may join the connection,
+  /// and an unused one goes back to idle (or to a waiter).
+  pub(super) fn shared_done(&self, id: u64, seq: u64) {
+    let mut finish = Vec::new();
     let conn = {
       let mut st = self.lock();
-      match st.shared.iter().position(|c| c.id == id) {
-        Some(i) if st.shared[i].in_flight() == 0 => Some(st.shared.swap_remove(i)),
-        _ => None,
+      let Some(at) = st.shared.iter().position(|c| c.conn.id == id) else { return };
+      let now = Instant::now();
+      let sc = &mut st.shared[at];
+      // Replies come in order; a request whose send failed was never counted.
+      if sc.in_flight.front().is_some_and(|r| r.seq == seq) {
+        let r = sc.in_flight.pop_front().expect("checked");
+        let served = now.saturating_duration_since(r.sent.max(sc.last_done));
+        sc.last_done = now;
+        if !r.fast {
+          sc.unknown -= 1;
+        }
+        st.timings.record(&r, served);
+      }
+      if st.shared[at].conn.in_flight() == 0 {
+        Some(st.shared.swap_remove(at).conn)
+      } else {
+        finish = self.serve_queue_on(&mut st, at);
+        None
       }
     };
+    for next in finish {
+      self.finish(next);
+    }
     if let Some(conn) = conn {
       self.give_back(conn, None);
     }
   }
 
+  /// Queued shared requests past their deadline get POOL_TIMEOUT; returns the next deadline.
+  pub(super) fn expire_requests(&self) -> Option<tokio::time::Instant> {
+    let now = tokio::time::Instant::now();
+    let (expired, next) = {
+      let mut st = self.lock();
+      let mut expired = Vec::new();
+      let mut kept = VecDeque::with_capacity(st.waiters.len());
+      for w in st.waiters.drain(..) {
+        match w {
+          Queued::Request(r) if r.deadline <= now => expired.push(r),
+          other => kept.push_back(other),
+        }
+      }
+      st.waiters = kept;
+      let next = st
+        .waiters
+        .iter()
+        .filter_map(|w| match w {
+          Queued::Request(r) => Some(r.deadline),
+          _ => None,
+        })
+        .min();
+      (expired, next)
+    };
+    if !expired.is_empty() {
+      self.acquire_timeouts.fetch_add(expired.len() as u64, Ordering::Relaxed);
+      let err = self.timeout_error(self.acquire_timeout());
+      for r in expired {
+        (r.done)(Err(err.clone()));
+      }
+    }
+    next
+  }
+
   /// Pipelined requests wait behind the one running on their connection; if that one makes
-  /// no progress for `acquireTimeoutMs` (a slow query, a stalled network), the waiting ones get
-  /// POOL_TIMEOUT, as they would have waiting for a connection. The running one is left alone.
-  /// Also gives back shared connections that went quiet (their requests were answered early).
+  /// no progress for `acquireTimeoutMs` (a stalled network, or a statement that was fast until
+  /// now), the waiting ones get POOL_TIMEOUT, as they would have waiting for a connection. The
+  /// running one is left alone. Also gives back shared connections that went quiet.
   pub(super) fn time_out_queued(&self) {
     let limit = self.acquire_timeout();
     let (stalled, quiet) = {
@@ -143,10 +401,11 @@ impl Pool {
       let stalled: Vec<_> = st
         .shared
         .iter()
-        .filter(|c| c.in_flight() > 1 && c.stalled_for() >= limit)
-        .map(|c| c.queue())
+        .filter(|c| c.conn.in_flight() > 1 && c.conn.stalled_for() >= limit)
+        .map(|c| c.conn.queue())
         .collect();
-      let (quiet, busy): (Vec<Conn>, Vec<Conn>) = st.shared.drain(..).partition(|c| c.in_flight() == 0);
+      let (quiet, busy): (Vec<SharedConn>, Vec<SharedConn>) =
+        st.shared.drain(..).partition(|c| c.conn.in_flight() == 0);
       st.shared = busy;
       (stalled, quiet)
     };
@@ -164,8 +423,29 @@ impl Pool {
       let answered = queue.abandon_queued(&err);
       self.acquire_timeouts.fetch_add(answered as u64, Ordering::Relaxed);
     }
-    for conn in quiet {
-      self.give_back(conn, None);
+    for sc in quiet {
+      self.give_back(sc.conn, None);
+    }
+  }
+}
+
+/// Runs for the pool's life: fails queued shared requests whose wait ran out. `changed` is
+/// the pool's `queue_changed`, held here so that waiting does not keep the pool alive.
+pub(super) async fn expire_queued(pool: Weak<Pool>, changed: Arc<Notify>) {
+  loop {
+    let notified = changed.notified();
+    let Some(p) = pool.upgrade() else { return };
+    let next = p.expire_requests();
+    let finished = p.lock().closed && next.is_none();
+    drop(p);
+    if finished {
+      return;
+    }
+    // Without a deadline to wait for, look again now and then: the pool may have been dropped.
+    let at = next.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(5));
+    tokio::select! {
+      _ = tokio::time::sleep_until(at) => {}
+      _ = notified => {}
     }
   }
 }

@@ -22,8 +22,10 @@ pub async fn connect(host: &Host, port: u16, keepalive: bool) -> std::io::Result
         let message = format!("getaddrinfo ENOTFOUND {name}{detail}");
         std::io::Error::new(std::io::ErrorKind::NotFound, SocketError { code: "ENOTFOUND".into(), message })
       };
-      let addrs: Vec<_> =
-        tokio::net::lookup_host((name.as_str(), port)).await.map_err(|e| not_found(format!(": {e}")))?.collect();
+      let addrs: Vec<_> = tokio::net::lookup_host((name.as_str(), port))
+        .await
+        .map_err(|e| not_found(format!(": {e}")))?
+        .collect();
       let mut last = not_found(String::new());
       for addr in addrs {
         match TcpStream::connect(addr).await {
