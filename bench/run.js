@@ -1,10 +1,11 @@
 'use strict'
 // Benchmark orchestration: start Postgres (embedded, or DATABASE_URL), load the data, then run
 // every workload × client cell in a fresh child process, interleaved, for several repetitions,
-// and write bench/results/latest.{md,svg,json} (dev.* for --quick runs and when --only/--clients filter the run, so the README's full run is never overwritten).
+// and write bench/results/latest.{md,svg,json} (dev.* for --quick runs and when --only/--clients filter the run, so the README's full run is never overwritten;
+// --out=NAME writes NAME.* instead, e.g. before/after runs of a change).
 //
-//   node bench/run.js [--quick] [--reps=N] [--only=W2,W3] [--clients=onepool,pg]
-//                     [--duration=ms] [--warmup=ms]
+//   node bench/run.js [--quick] [--reps=N] [--only=W2,W3] [--clients=onepool,pg,bun]
+//                     [--duration=ms] [--warmup=ms] [--out=NAME]
 
 const { spawn } = require('node:child_process')
 const fs = require('node:fs')
@@ -26,7 +27,7 @@ function usage(message) {
 }
 
 function parseArgs(argv) {
-  const known = new Set(['quick', 'reps', 'only', 'clients', 'duration', 'warmup'])
+  const known = new Set(['quick', 'reps', 'only', 'clients', 'duration', 'warmup', 'out'])
   const a = {}
   for (const arg of argv) {
     const m = /^--([a-z]+)(?:=(.*))?$/.exec(arg)
@@ -40,15 +41,19 @@ function parseArgs(argv) {
     return n
   }
   const quick = Boolean(a.quick)
+  if (a.out !== undefined && (typeof a.out !== 'string' || !/^[\w.-]+$/.test(a.out) || a.out === 'latest')) {
+    throw usage(`--out takes a file name other than latest (letters, digits, . _ -), got ${a.out}`)
+  }
   return {
     quick,
-    // Sized so the full run stays near 13 min and --quick near 3 with every client on every
-    // workload (2 cores; a cell costs its warm-up + window + ~0.2 s of process start and end).
+    // Sized so the full run stays within 13-14 min and --quick near 3 with every client on every
+    // workload (2 cores; a cell costs its warm-up + window + 0.2-0.5 s of process start and end).
     reps: count('reps', quick ? 2 : 5),
-    durationMs: count('duration', quick ? 1000 : 2000),
-    warmupMs: count('warmup', quick ? 250 : 500),
+    durationMs: count('duration', quick ? 800 : 2000),
+    warmupMs: count('warmup', quick ? 200 : 500),
     only: list(a.only),
     clients: list(a.clients),
+    out: a.out || null,
   }
 }
 
@@ -180,7 +185,7 @@ async function main() {
       load: `${loadStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end`,
     }
     // A filtered development run must not replace the full results the README shows.
-    const base = path.join(RESULTS, opts.only || opts.clients || opts.quick ? 'dev' : 'latest')
+    const base = path.join(RESULTS, opts.out || (opts.only || opts.clients || opts.quick ? 'dev' : 'latest'))
     fs.mkdirSync(RESULTS, { recursive: true })
     fs.writeFileSync(`${base}.md`, report.markdown(rows, { ...meta, chart: `${path.basename(base)}.svg` }))
     fs.writeFileSync(`${base}.svg`, report.svg(rows, clientNames))
