@@ -1,10 +1,11 @@
 'use strict'
-// The clients under test, as a table: name → { version(), create(url, { max }), nodeArgs? }.
+// The clients under test, as a table: name → { version(), create(url, { max }), nodeArgs?, runtime? }.
 // create() resolves to one adapter shape so workloads never branch on the client:
 //   query(text, values) → rows (array)      one statement on any pooled connection
 //   transaction(fn)     → fn's result       fn(tx) gets { query } pinned to one connection
 //   end()
-// Adding a client is one more entry here.
+// Adding a client is one more entry here. A client with runtime 'bun' has its cells run by the
+// Bun binary (bench/bun.js finds it) instead of Node: same cell.js, same measurements.
 
 const fs = require('node:fs')
 const path = require('node:path')
@@ -95,6 +96,53 @@ const clients = {
         end: () => sql.end({ timeout: 5 }),
       }
     },
+  },
+}
+
+/**
+ * The template object a tagged template with this text would pass its tag: 'a = $1 and b = $2'
+ * becomes ['a = ', ' and b = ', ''], the same object on every call (Bun caches prepared
+ * statements per template, as an app's sql`...` call site does). null when the placeholders are
+ * not $1..$n, each once and in order.
+ */
+const templates = new Map()
+function templateFor(text) {
+  if (templates.has(text)) return templates.get(text)
+  const numbers = [...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1]))
+  let strings = null
+  if (numbers.every((n, i) => n === i + 1)) {
+    const literal = text
+      .split(/\$\d+/)
+      .map((part) => part.replace(/[\\`]|\$\{/g, (c) => `\\${c}`))
+      .join('${0}')
+    strings = new Function('tag', `return tag\`${literal}\``)((s) => s)
+  }
+  templates.set(text, strings)
+  return strings
+}
+
+// Bun's built-in client, run under Bun (a reference row: the fastest JavaScript client there is).
+clients.bun = {
+  runtime: 'bun',
+  version: () => {
+    if (typeof Bun !== 'undefined') return Bun.version
+    const bun = require('./bun').findBun()
+    return bun ? bun.version : 'not installed'
+  },
+  async create(url, { max }) {
+    if (typeof Bun === 'undefined') throw new Error('the bun client runs only under the Bun runtime')
+    const sql = new Bun.SQL(url, { max })
+    // What an app writes, sql`... ${value} ...`: named prepared statements, cached per text,
+    // parameterless ones included (sql.unsafe without values would use the simple protocol).
+    const run = (s) => (text, values = []) => {
+      const strings = templateFor(text)
+      return strings ? s(strings, ...values) : s.unsafe(text, values)
+    }
+    return {
+      query: run(sql),
+      transaction: (fn) => sql.begin((tx) => fn({ query: run(tx) })),
+      end: () => sql.close({ timeout: 5 }),
+    }
   },
 }
 

@@ -1,10 +1,11 @@
 'use strict'
 // Benchmark orchestration: start Postgres (embedded, or DATABASE_URL), load the data, then run
 // every workload × client cell in a fresh child process, interleaved, for several repetitions,
-// and write bench/results/latest.{md,svg,json} (dev.* for --quick runs and when --only/--clients filter the run, so the README's full run is never overwritten).
+// and write bench/results/latest.{md,svg,json} (dev.* for --quick runs and when --only/--clients filter the run, so the README's full run is never overwritten;
+// --out=NAME writes NAME.* instead, e.g. before/after runs of a change).
 //
-//   node bench/run.js [--quick] [--reps=N] [--only=W2,W3] [--clients=onepool,pg]
-//                     [--duration=ms] [--warmup=ms]
+//   node bench/run.js [--quick] [--reps=N] [--only=W2,W3] [--clients=onepool,pg,bun]
+//                     [--duration=ms] [--warmup=ms] [--out=NAME]
 
 const { spawn } = require('node:child_process')
 const fs = require('node:fs')
@@ -14,6 +15,7 @@ const { clients } = require('./clients')
 const { workloads } = require('./workloads')
 const { loadData } = require('./data')
 const { findPgbench, runPgbench } = require('./pgbench')
+const { findBun } = require('./bun')
 const report = require('./report')
 
 const RESULTS = path.join(__dirname, 'results')
@@ -25,7 +27,7 @@ function usage(message) {
 }
 
 function parseArgs(argv) {
-  const known = new Set(['quick', 'reps', 'only', 'clients', 'duration', 'warmup'])
+  const known = new Set(['quick', 'reps', 'only', 'clients', 'duration', 'warmup', 'out'])
   const a = {}
   for (const arg of argv) {
     const m = /^--([a-z]+)(?:=(.*))?$/.exec(arg)
@@ -39,20 +41,33 @@ function parseArgs(argv) {
     return n
   }
   const quick = Boolean(a.quick)
+  if (a.out !== undefined && (typeof a.out !== 'string' || !/^[\w.-]+$/.test(a.out) || a.out === 'latest')) {
+    throw usage(`--out takes a file name other than latest (letters, digits, . _ -), got ${a.out}`)
+  }
   return {
     quick,
+    // Sized so the full run stays within 13-14 min and --quick near 3 with every client on every
+    // workload (2 cores; a cell costs its warm-up + window + 0.2-0.5 s of process start and end).
     reps: count('reps', quick ? 2 : 5),
-    durationMs: count('duration', quick ? 1000 : 3000),
-    warmupMs: count('warmup', quick ? 300 : 1000),
+    durationMs: count('duration', quick ? 800 : 2000),
+    warmupMs: count('warmup', quick ? 200 : 500),
     only: list(a.only),
     clients: list(a.clients),
+    out: a.out || null,
   }
 }
 
-function runCell(client, workload, url, opts) {
+/** The runtime binary and arguments that run one cell of `client`: Node, or Bun for Bun.SQL. */
+function cellCommand(client, workload, opts, bun) {
+  const cellArgs = [CELL, client, workload.id, `--duration=${opts.durationMs}`, `--warmup=${opts.warmupMs}`]
+  if (clients[client].runtime === 'bun') return [bun.bin, cellArgs]
+  return [process.execPath, [...(clients[client].nodeArgs || []), ...cellArgs]]
+}
+
+function runCell(client, workload, url, opts, bun) {
   return new Promise((resolve) => {
-    const args = [...(clients[client].nodeArgs || []), CELL, client, workload.id, `--duration=${opts.durationMs}`, `--warmup=${opts.warmupMs}`]
-    const child = spawn(process.execPath, args, {
+    const [bin, args] = cellCommand(client, workload, opts, bun)
+    const child = spawn(bin, args, {
       env: { ...process.env, BENCH_DATABASE_URL: url },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
@@ -80,24 +95,33 @@ function runCell(client, workload, url, opts) {
   })
 }
 
-const fmt = (w, r) =>
-  w.metric === 'latency'
-    ? `p50 ${r.p50Us.toFixed(0)} µs, p99 ${r.p99Us.toFixed(0)} µs`
-    : `${Math.round(r.perSecond).toLocaleString('en-US')} ${w.unit}`
+const fmt = (w, r) => {
+  if (w.metric === 'latency') return `p50 ${r.p50Us.toFixed(0)} µs, p99 ${r.p99Us.toFixed(0)} µs`
+  const rate = `${Math.round(r.perSecond).toLocaleString('en-US')} ${w.unit}`
+  if (!r.classes) return rate
+  const each = Object.entries(r.classes).map(
+    ([name, c]) => `${name} ${report.latency(c.p50Us)}/${report.latency(c.p99Us)}`,
+  )
+  return `${rate}; p50/p99 ${each.join(', ')}`
+}
 
 async function main() {
   const t0 = Date.now()
   const loadStart = os.loadavg()[0]
   const opts = parseArgs(process.argv.slice(2))
   const pgbench = findPgbench()
+  const bun = findBun()
 
   const selected = opts.only ? workloads.filter((w) => opts.only.includes(w.id)) : workloads
   if (opts.only) for (const id of opts.only) if (!workloads.some((w) => w.id === id)) throw usage(`unknown workload ${id}`)
   const allClients = [...Object.keys(clients), 'pgbench']
   const wanted = opts.clients || allClients
   for (const c of wanted) if (!allClients.includes(c)) throw usage(`unknown client ${c} (have: ${allClients.join(', ')})`)
-  const clientNames = wanted.filter((c) => c !== 'pgbench' || pgbench)
+  // The references run when their binary is there; a missing one is said, not an error.
+  const needsBun = (c) => clients[c] && clients[c].runtime === 'bun'
+  const clientNames = wanted.filter((c) => (c !== 'pgbench' || pgbench) && (!needsBun(c) || bun))
   if (wanted.includes('pgbench') && !pgbench) console.error('pgbench: not installed')
+  for (const c of wanted) if (needsBun(c) && !bun) console.error(`${c}: the Bun runtime is not installed (npm install; or set BUN_BINARY)`)
   if (!selected.length || !clientNames.length) throw usage('nothing to run')
 
   let server = null
@@ -129,7 +153,7 @@ async function main() {
                   (result) => ({ result }),
                   (e) => ({ error: e.message }),
                 )
-              : await runCell(c, w, url, opts)
+              : await runCell(c, w, url, opts, bun)
           cells.push({ workload: w.id, client: c, rep, ...cell })
           done++
           const what = cell.result ? fmt(w, cell.result) : `FAILED (${cell.error})`
@@ -153,6 +177,7 @@ async function main() {
         .filter((c) => clientNames.includes(c))
         .map((c) => [c, clients[c].version()]),
       pgbench: pgbench && clientNames.includes('pgbench') ? pgbench.version : null,
+      bun: bun && clientNames.some(needsBun) ? bun.version : null,
       date: new Date().toISOString(),
       command: ['node bench/run.js', ...process.argv.slice(2)].join(' '),
       wallTime: `${Math.floor(secs / 60)} min ${secs % 60} s`,
@@ -160,12 +185,14 @@ async function main() {
       load: `${loadStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end`,
     }
     // A filtered development run must not replace the full results the README shows.
-    const base = path.join(RESULTS, opts.only || opts.clients || opts.quick ? 'dev' : 'latest')
+    const base = path.join(RESULTS, opts.out || (opts.only || opts.clients || opts.quick ? 'dev' : 'latest'))
     fs.mkdirSync(RESULTS, { recursive: true })
     fs.writeFileSync(`${base}.md`, report.markdown(rows, { ...meta, chart: `${path.basename(base)}.svg` }))
     fs.writeFileSync(`${base}.svg`, report.svg(rows, clientNames))
     fs.writeFileSync(`${base}.json`, JSON.stringify({ meta, cells }, null, 1) + '\n')
     console.log(report.table(rows))
+    const classes = report.classTable(rows)
+    if (classes) console.log(`\nLatency by query class (ratios above 1× mean lower latency):\n\n${classes}`)
     console.log(`\n${meta.cpuModel} × ${meta.cores}, Node ${meta.node}, PostgreSQL ${serverVersion}; wall time ${meta.wallTime}`)
     console.log(`wrote ${path.relative(process.cwd(), base)}.{md,svg,json}`)
   } finally {
