@@ -22,8 +22,8 @@ function pkgVersion(name) {
   return require(path.join(dir, 'package.json')).version
 }
 
-function onepool(url, { max }) {
-  const { createPool } = require(ROOT)
+function onepool(url, { max }, root = ROOT) {
+  const { createPool } = require(root)
   const pool = createPool({ connectionString: url, max })
   return {
     query: async (text, values) => (await pool.query(text, values)).rows,
@@ -51,6 +51,17 @@ const clients = {
       const db = onepool(url, options)
       if (require(ROOT).processStats().build !== 'wasm') throw new Error('onepool-wasm: the WebAssembly build did not load')
       return db
+    },
+  },
+
+  // Another build of onepool, for before/after runs of a change: a checkout (with its built
+  // addon) named by ONEPOOL_BENCH_BASELINE, e.g. a `git worktree` of the commit before it.
+  'onepool-base': {
+    version: () => `${process.env.ONEPOOL_BENCH_BASELINE || 'unset'} (baseline build)`,
+    async create(url, options) {
+      const root = process.env.ONEPOOL_BENCH_BASELINE
+      if (!root) throw new Error('onepool-base needs ONEPOOL_BENCH_BASELINE=<a checkout of onepool with its addon built>')
+      return onepool(url, options, path.resolve(root))
     },
   },
 

@@ -115,7 +115,8 @@ async function main() {
   const selected = opts.only ? workloads.filter((w) => opts.only.includes(w.id)) : workloads
   if (opts.only) for (const id of opts.only) if (!workloads.some((w) => w.id === id)) throw usage(`unknown workload ${id}`)
   const allClients = [...Object.keys(clients), 'pgbench']
-  const wanted = opts.clients || allClients
+  // The baseline build runs only when asked for and given (ONEPOOL_BENCH_BASELINE).
+  const wanted = opts.clients || allClients.filter((c) => c !== 'onepool-base' || process.env.ONEPOOL_BENCH_BASELINE)
   for (const c of wanted) if (!allClients.includes(c)) throw usage(`unknown client ${c} (have: ${allClients.join(', ')})`)
   // The references run when their binary is there; a missing one is said, not an error.
   const needsBun = (c) => clients[c] && clients[c].runtime === 'bun'

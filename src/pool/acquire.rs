@@ -228,14 +228,23 @@ impl Pool {
       self.discard(conn);
       return None;
     }
-    if conn.idle_since.elapsed() >= settings.pool.ping_after_idle {
-      let ping = tokio::time::timeout(settings.conn.connect_timeout, conn.simple("")).await;
-      if !matches!(ping, Ok(Ok(_))) {
-        self.discard(conn);
-        return None;
-      }
+    if conn.idle_since.elapsed() >= settings.pool.ping_after_idle && !self.ping(&conn, settings).await {
+      self.discard(conn);
+      return None;
     }
     Some(conn)
+  }
+
+  /// An empty query: whether the connection answers, and the round trip it took (the pool's
+  /// measure of the network, which tells a statement's own time from the wire's).
+  async fn ping(&self, conn: &Conn, settings: &Settings) -> bool {
+    let started = Instant::now();
+    let ping = tokio::time::timeout(settings.conn.connect_timeout, conn.simple("")).await;
+    let answered = matches!(ping, Ok(Ok(_)));
+    if answered {
+      self.lock().timings.record_round_trip(started.elapsed());
+    }
+    answered
   }
 
   pub(super) async fn open(
@@ -277,9 +286,15 @@ impl Pool {
     let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
     let lease = Lease::new(permit, machine);
     let connecting = self.connector.connect(&self.target, &settings.conn, lease, id, retire_at);
-    let conn = tokio::time::timeout(settings.conn.connect_timeout, connecting).await.map_err(|_| {
-      CoreError::ConnectFailed { target: self.target.to_string(), cause: crate::error::ConnectCause::Timeout }
-    })??;
+    let timed_out = || CoreError::ConnectFailed {
+      target: self.target.to_string(),
+      cause: crate::error::ConnectCause::Timeout,
+    };
+    let conn =
+      tokio::time::timeout(settings.conn.connect_timeout, connecting).await.map_err(|_| timed_out())??;
+    if !self.ping(&conn, &settings).await {
+      return Err(timed_out());
+    }
     std::mem::forget(guard);
     self.created.fetch_add(1, Ordering::Relaxed);
     Ok(conn)

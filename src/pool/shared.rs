@@ -90,8 +90,8 @@ impl Timing {
 #[derive(Default)]
 pub(super) struct Timings {
   statements: HashMap<u64, Timing>,
-  /// The round trip: the quickest recent reply to a request sent to an idle connection. It drops
-  /// at once and rises slowly, so a loaded moment does not make every statement look fast.
+  /// The round trip, from the empty queries that open and check connections. It drops at once
+  /// and rises slowly, so one slow moment does not make every statement look fast.
   rtt: Option<Duration>,
 }
 
@@ -104,18 +104,17 @@ impl Timings {
     self.rtt.unwrap_or(Duration::ZERO)
   }
 
+  pub(super) fn record_round_trip(&mut self, sample: Duration) {
+    self.rtt = Some(match self.rtt {
+      Some(rtt) if sample >= rtt => rtt + (sample - rtt) / 8,
+      _ => sample,
+    });
+  }
+
   fn record(&mut self, r: &InFlight, served: Duration) {
-    let beyond_rtt = if r.first {
-      let rtt = match self.rtt {
-        Some(rtt) if served < rtt => served,
-        Some(rtt) => rtt + (served - rtt) / 64,
-        None => served,
-      };
-      self.rtt = Some(rtt);
-      served.saturating_sub(rtt)
-    } else {
-      served
-    };
+    // Sent to an idle connection, its time includes a round trip; pipelined, the round trip
+    // overlapped with the requests ahead of it.
+    let beyond_rtt = if r.first { served.saturating_sub(self.rtt()) } else { served };
     if self.statements.len() >= TIMINGS_KEPT && !self.statements.contains_key(&r.statement) {
       self.statements.clear();
     }
@@ -298,11 +297,30 @@ impl Pool {
   /// A connection that came back (or was opened) goes to the queued shared request at the head,
   /// and to those behind it while it stays joinable. Called with the lock held; the outcomes to
   /// finish outside it are returned.
-  pub(super) fn share_with_queue(&self, st: &mut State, conn: Conn, first: QueuedRequest) -> Vec<Next> {
+  pub(super) fn share_with_queue(&self, st: &mut State, conn: Conn, head: QueuedRequest) -> Vec<Next> {
     st.shared.push(SharedConn::new(conn));
     let at = st.shared.len() - 1;
-    let mut out = vec![self.send(st, at, first.query, first.done, Write::Batched)];
+    let mut out = self.take_turn(st, at, head);
     out.extend(self.serve_queue_on(st, at));
+    out
+  }
+
+  /// Sends `head`, the request whose turn it is, on shared connection `at`. A request not known
+  /// to be fast lets the queued fast ones go first: they then wait behind nothing slow, and it
+  /// waits only behind fast work (rule 2) — a few statements' time instead of a slow one's.
+  fn take_turn(&self, st: &mut State, at: usize, head: QueuedRequest) -> Vec<Next> {
+    let mut out = Vec::new();
+    if !st.timings.is_fast(head.query.statement) {
+      let mut i = 0;
+      while i < st.waiters.len() && st.shared[at].in_flight.len() + 1 < PIPELINE_DEPTH {
+        let fast = matches!(&st.waiters[i], Queued::Request(r) if st.timings.is_fast(r.query.statement));
+        match fast.then(|| st.waiters.remove(i)).flatten() {
+          Some(Queued::Request(r)) => out.push(self.send(st, at, r.query, r.done, Write::Batched)),
+          _ => i += 1,
+        }
+      }
+    }
+    out.push(self.send(st, at, head.query, head.done, Write::Batched));
     out
   }
 
@@ -312,12 +330,9 @@ impl Pool {
     let mut out = Vec::new();
     let now = Instant::now();
     while st.shared[at].joinable(now, st.timings.rtt()) {
-      match st.waiters.front() {
-        Some(Queued::Request(_)) => {}
-        _ => break,
-      }
-      let Some(Queued::Request(r)) = st.waiters.pop_front() else { break };
-      out.push(self.send(st, at, r.query, r.done, Write::Batched));
+      let Some(Queued::Request(_)) = st.waiters.front() else { break };
+      let Some(Queued::Request(head)) = st.waiters.pop_front() else { break };
+      out.extend(self.take_turn(st, at, head));
     }
     out
   }
