@@ -73,7 +73,9 @@ function createTransport(binding) {
   }
 
   // libpq's sslmode: require (and prefer) encrypt without verifying, verify-ca checks the chain,
-  // verify-full also the host name; `ca` replaces Node's default CAs.
+  // verify-full also the host name (as libpq matches it); `ca` replaces Node's default CAs. A
+  // self-signed server certificate given as `ca` (the PostgreSQL docs' recipe) is accepted by
+  // OpenSSL as is, as by libpq.
   function startTls(id, mode, host, ca) {
     const entry = sockets.get(id)
     if (!entry) return
@@ -89,10 +91,12 @@ function createTransport(binding) {
       rejectUnauthorized: mode === 'verify-ca' || mode === 'verify-full',
     }
     if (ca != null) options.ca = ca
+    const tls = require('node:tls')
     if (mode === 'verify-ca') options.checkServerIdentity = () => undefined
+    if (mode === 'verify-full') options.checkServerIdentity = (name, cert) => libpqServerIdentity(tls, name, cert)
     let sock
     try {
-      sock = require('node:tls').connect(options)
+      sock = tls.connect(options)
     } catch (e) {
       binding.transportEvent(id, EV_ERROR, null, e.code || 'ERR_TLS', e.message)
       raw.destroy()
@@ -164,6 +168,31 @@ function createTransport(binding) {
 
   binding.initTransport(run, process.pid, os.hostname())
   return { sockets }
+}
+
+/**
+ * Node's host name check, plus the one case where libpq accepts more: for an IP address, libpq
+ * falls back to the subject's common name when the certificate has no IP address among its
+ * subjectAltNames (Node does that for DNS names only).
+ */
+function libpqServerIdentity(tls, host, cert) {
+  const byCommonName = net.isIP(host) && !(cert.subjectaltname || '').split(', ').some((n) => n.startsWith('IP Address:'))
+  // libpq reads the first common name.
+  const cn = [].concat(cert.subject?.CN ?? [])[0]
+  if (byCommonName && typeof cn === 'string' && sameAddress(cn, host)) return undefined
+  const mismatch = tls.checkServerIdentity(host, cert)
+  // Node's message lists only the certificate's IP addresses: say what it was for.
+  if (mismatch && byCommonName && typeof cn === 'string') mismatch.message = `${mismatch.message.trimEnd()} (its common name is "${cn}")`
+  return mismatch
+}
+
+/** Whether two IP address strings are the same address (`::1` and `0:0::1` are). */
+function sameAddress(a, b) {
+  const family = net.isIP(a)
+  if (family === 0 || family !== net.isIP(b)) return false
+  const list = new net.BlockList()
+  list.addAddress(a, family === 6 ? 'ipv6' : 'ipv4')
+  return list.check(b, family === 6 ? 'ipv6' : 'ipv4')
 }
 
 module.exports = { transportFor }

@@ -42,6 +42,8 @@ mod native;
 #[cfg(not(target_family = "wasm"))]
 mod rustls;
 #[cfg(not(target_family = "wasm"))]
+mod verifier;
+#[cfg(not(target_family = "wasm"))]
 pub use native::{connect, into_stream, Socket};
 #[cfg(not(target_family = "wasm"))]
 pub use rustls::start_tls;

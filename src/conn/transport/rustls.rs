@@ -1,5 +1,6 @@
 //! Native TLS with rustls, for `sslmode` prefer/require/verify-ca/verify-full (libpq's semantics:
-//! require encrypts without verifying; verify-ca checks the chain; verify-full also the host name).
+//! require encrypts without verifying; verify-ca checks the chain; verify-full also the host name;
+//! the certificate checks are libpq's, see `verifier`).
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use rustls::{
   CertificateError, ClientConfig, DigitallySignedStruct, Error as TlsError, RootCertStore, SignatureScheme,
 };
 
+use super::verifier::LibpqVerifier;
 use super::{tls_failure as failure, Socket, Stream, TlsFailure};
 use crate::config::SslMode;
 
@@ -17,16 +19,20 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
   Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn roots(root_pem: Option<&str>) -> Result<RootCertStore, TlsFailure> {
+/// The trust anchors, and the sslrootcert certificates themselves (a server certificate may be
+/// one of them: see `verifier`).
+fn roots(root_pem: Option<&str>) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), TlsFailure> {
   let mut store = RootCertStore::empty();
+  let mut certs = Vec::new();
   match root_pem {
     Some(pem) => {
       for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(pem.as_bytes()) {
         let cert: CertificateDer<'static> = cert
           .map_err(|e| failure("ERR_TLS_ROOT_CERT", format!("cannot read the root certificate: {e:?}")))?;
         store
-          .add(cert)
+          .add(cert.clone())
           .map_err(|e| failure("ERR_TLS_ROOT_CERT", format!("invalid root certificate: {e}")))?;
+        certs.push(cert);
       }
       if store.is_empty() {
         return Err(failure("ERR_TLS_ROOT_CERT", "the root certificate file holds no certificate"));
@@ -34,7 +40,7 @@ fn roots(root_pem: Option<&str>) -> Result<RootCertStore, TlsFailure> {
     }
     None => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
   }
-  Ok(store)
+  Ok((store, certs))
 }
 
 /// Accepts any certificate (sslmode prefer/require) but still checks the handshake signatures.
@@ -76,51 +82,6 @@ impl ServerCertVerifier for NoVerification {
   }
 }
 
-/// Checks the chain but not the host name (sslmode verify-ca).
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
-  fn verify_server_cert(
-    &self,
-    end_entity: &CertificateDer<'_>,
-    intermediates: &[CertificateDer<'_>],
-    server_name: &ServerName<'_>,
-    ocsp: &[u8],
-    now: UnixTime,
-  ) -> Result<ServerCertVerified, TlsError> {
-    match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
-      Err(TlsError::InvalidCertificate(CertificateError::NotValidForName))
-      | Err(TlsError::InvalidCertificate(CertificateError::NotValidForNameContext { .. })) => {
-        Ok(ServerCertVerified::assertion())
-      }
-      other => other,
-    }
-  }
-
-  fn verify_tls12_signature(
-    &self,
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-  ) -> Result<HandshakeSignatureValid, TlsError> {
-    self.0.verify_tls12_signature(message, cert, dss)
-  }
-
-  fn verify_tls13_signature(
-    &self,
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-  ) -> Result<HandshakeSignatureValid, TlsError> {
-    self.0.verify_tls13_signature(message, cert, dss)
-  }
-
-  fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-    self.0.supported_verify_schemes()
-  }
-}
-
 fn client_config(mode: SslMode, root_pem: Option<&str>) -> Result<ClientConfig, TlsFailure> {
   let provider = provider();
   let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -132,33 +93,43 @@ fn client_config(mode: SslMode, root_pem: Option<&str>) -> Result<ClientConfig, 
       .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
       .with_no_client_auth(),
     SslMode::VerifyCa | SslMode::VerifyFull => {
-      let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots(root_pem)?), provider)
+      let (store, root_certs) = roots(root_pem)?;
+      let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
         .build()
         .map_err(|e| failure("ERR_TLS", e.to_string()))?;
-      if mode == SslMode::VerifyCa {
-        builder
-          .dangerous()
-          .with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))
-          .with_no_client_auth()
-      } else {
-        builder.with_webpki_verifier(verifier).with_no_client_auth()
-      }
+      let verifier = LibpqVerifier::new(webpki, root_certs, mode == SslMode::VerifyFull);
+      builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_no_client_auth()
     }
   };
   Ok(config)
 }
 
-fn tls_code(err: &std::io::Error) -> &'static str {
-  let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<TlsError>()) else { return "ERR_TLS" };
+/// Node's code for a failed handshake, and a note where rustls's own words leave the cause unclear.
+fn tls_code(err: &std::io::Error) -> (&'static str, &'static str) {
+  let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<TlsError>()) else { return ("ERR_TLS", "") };
   match tls {
     TlsError::InvalidCertificate(CertificateError::NotValidForName)
     | TlsError::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => {
-      "ERR_TLS_CERT_ALTNAME_INVALID"
+      ("ERR_TLS_CERT_ALTNAME_INVALID", "")
     }
-    TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => "SELF_SIGNED_CERT_IN_CHAIN",
+    TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => (
+      "SELF_SIGNED_CERT_IN_CHAIN",
+      " (the server's certificate is neither one of the trusted root certificates nor issued by one)",
+    ),
     TlsError::InvalidCertificate(CertificateError::Expired)
-    | TlsError::InvalidCertificate(CertificateError::ExpiredContext { .. }) => "CERT_HAS_EXPIRED",
-    _ => "ERR_TLS",
+    | TlsError::InvalidCertificate(CertificateError::ExpiredContext { .. }) => ("CERT_HAS_EXPIRED", ""),
+    TlsError::InvalidCertificate(CertificateError::Other(other))
+      if matches!(other.0.downcast_ref::<webpki::Error>(), Some(webpki::Error::UnsupportedCertVersion)) =>
+    {
+      // `openssl x509 -req` without -extfile makes one (the PostgreSQL docs' chain recipe); webpki
+      // verifies version 3 only.
+      (
+        "ERR_TLS",
+        " (the server's certificate is X.509 version 1, which the native build cannot verify: \
+         reissue it with extensions, e.g. `openssl x509 -req ... -extfile` with subjectAltName=DNS:<host>)",
+      )
+    }
+    _ => ("ERR_TLS", ""),
   }
 }
 
@@ -174,8 +145,8 @@ pub async fn start_tls(
     .map_err(|_| failure("ERR_TLS", format!("{host} is not a valid TLS server name")))?;
   let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
   let tls = connector.connect(name, socket).await.map_err(|e| {
-    let code = tls_code(&e);
-    failure(code, format!("TLS handshake failed: {e}"))
+    let (code, note) = tls_code(&e);
+    failure(code, format!("TLS handshake failed: {e}{note}"))
   })?;
   Ok(Box::new(tls))
 }
