@@ -70,6 +70,11 @@ class Statement {
     this.fields = fields
     this.parsers = parsers
     this.names = names
+    // Each row starts as a copy of this (as in pg): every column is an own property from the
+    // start, held in the object itself, and a column named __proto__ is a plain property.
+    const shape = Object.create(null)
+    for (const name of names) shape[name] = null
+    this.emptyRow = { ...shape }
     this.rows = new Array(nrows)
     this.row = 0
     this.pos = pos
@@ -81,13 +86,13 @@ class Statement {
 
   /** Decodes rows until `maxRows` more are done or the cells reach byte `stopAt`. */
   decodeRows(maxRows, stopAt) {
-    const { buf, rows, parsers, names, rowAsArray } = this
+    const { buf, rows, parsers, names, rowAsArray, emptyRow } = this
     const nfields = parsers.length
     const last = Math.min(rows.length, this.row + maxRows)
     let pos = this.pos
     let r = this.row
     for (; r < last && pos < stopAt; r++) {
-      const row = rowAsArray ? new Array(nfields) : {}
+      const row = rowAsArray ? new Array(nfields) : { ...emptyRow }
       for (let i = 0; i < nfields; i++) {
         const len = (buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]
         pos += 4

@@ -151,3 +151,24 @@ test('an abort while a large result decodes rejects with ABORTED at the next sli
   }
   assert.deepEqual((await pool.query('select 2 as two')).rows, [{ two: 2 }])
 })
+
+test('rows have pg\'s shape on both paths: a column named __proto__ is an own property, not the prototype', LIMIT, async () => {
+  const client = new pg.Client({ connectionString: TEST_URL })
+  await client.connect()
+  try {
+    for (const n of [1, 100000]) {
+      const sql = `select '{"polluted": true}'::json as "__proto__", i as "constructor", i as "toString" from generate_series(1, ${n}) i`
+      const [mine, theirs] = [(await pool.query(sql)).rows, (await client.query(sql)).rows]
+      assert.equal(mine.length, n)
+      for (const row of [mine[0], mine[n - 1]]) {
+        assert.equal(Object.getPrototypeOf(row), Object.prototype)
+        assert.deepEqual(Object.getOwnPropertyNames(row), Object.getOwnPropertyNames(theirs[0]))
+        assert.deepEqual(Object.getOwnPropertyDescriptor(row, '__proto__').value, { polluted: true })
+        assert.equal(row.polluted, undefined)
+      }
+      assert.deepStrictEqual(mine, theirs)
+    }
+  } finally {
+    await client.end()
+  }
+})
