@@ -115,10 +115,18 @@ export interface Queryable {
   query<R = any>(text: string | QueryConfig, callback: QueryCallback<R>): void
 }
 
-/** A piece of SQL spliced into a tagged template (identifiers, `in` lists, nested fragments). */
+declare const sqlFragment: unique symbol
+
+/**
+ * A piece of SQL spliced into a tagged template (identifiers, `in` lists, nested fragments). Only
+ * `sql.ident`, `sql.inList` and `sql.fragment` make one: any other object, even with the same
+ * properties, is sent as a parameter.
+ */
 export interface SqlFragment {
   readonly strings: readonly string[]
   readonly values: readonly unknown[]
+  /** Type-level only: keeps look-alike objects from type-checking as fragments. */
+  readonly [sqlFragment]: true
 }
 
 export type SqlRows<R> = R[] & { readonly rowCount: number | null; readonly command: string | null; readonly fields: FieldDef[] }
@@ -126,17 +134,27 @@ export type SqlRows<R> = R[] & { readonly rowCount: number | null; readonly comm
 /**
  * Tagged template bound to a pool or client. Every `${value}` is sent as a parameter ($1, $2, ...),
  * never spliced into the text, except fragments from `sql.ident`, `sql.inList` and `sql.fragment`.
+ * Called with anything but a tagged template (or one fragment), it rejects with `PARAM_INVALID`.
  */
 export interface Sql {
   <R = any>(strings: TemplateStringsArray, ...values: unknown[]): Promise<SqlRows<R>>
-  /** `"quoted"."identifier"` */
+  /** Runs a fragment as the whole statement. */
+  <R = any>(fragment: SqlFragment): Promise<SqlRows<R>>
+  /** `"quoted"."identifier"`; each name a non-empty string of at most 63 bytes. */
   ident(...names: string[]): SqlFragment
-  /** `($1, $2, …)` for `in` lists; an empty list gives `(NULL)` */
-  inList(values: readonly unknown[]): SqlFragment
-  /** A reusable piece of SQL with its own parameters. */
+  /**
+   * `($1, $2, …)` for `in` lists, each element a parameter. With `type` (a type name such as
+   * `'int8'`, `'text'`, `'uuid'`, `'myschema.mytype'`) every element is cast to it, and an empty
+   * list becomes `(SELECT NULL::type WHERE FALSE)`: `x in` it is false and `x not in` it is true.
+   * An empty list without `type` throws `PARAM_INVALID`.
+   */
+  inList(values: readonly unknown[], type?: string): SqlFragment
+  /** A reusable piece of SQL with its own parameters; only as a tag (a string throws `PARAM_INVALID`). */
   fragment(strings: TemplateStringsArray, ...values: unknown[]): SqlFragment
-  /** What would be sent: `{ text, values }`. */
+  fragment(fragment: SqlFragment): SqlFragment
+  /** What would be sent: `{ text, values }`; only as a tag, or for one fragment. */
   compile(strings: TemplateStringsArray, ...values: unknown[]): { text: string; values: unknown[] }
+  compile(fragment: SqlFragment): { text: string; values: unknown[] }
 }
 
 export interface TransactionOptions {

@@ -3,7 +3,7 @@
 const { EventEmitter } = require('node:events')
 const { fromNative, clientError } = require('./errors')
 const { prepareValues } = require('./params')
-const { decode, defaultTypes } = require('./result')
+const { decode, decodeInSlices, isLarge, defaultTypes } = require('./result')
 const { watchCheckout } = require('./leaks')
 const { makeSql } = require('./sql')
 
@@ -46,6 +46,12 @@ function aborted() {
   return clientError('ABORTED', 'the query was aborted')
 }
 
+// Per pinned connection, the outcome of its latest query while one before it is still decoding
+// a large result in slices: a client's queries settle in the order they were sent, as with pg,
+// even when a small result arrives while a large one is being decoded.
+const settling = new WeakMap()
+const ignore = () => {}
+
 async function run(target, q, poolTypes, native) {
   let out
   if (q.signal) {
@@ -61,10 +67,46 @@ async function run(target, q, poolTypes, native) {
   } else {
     out = await native.dispatcher.submit(target, q.text, q.values)
   }
-  if (!Buffer.isBuffer(out)) throw fromNative(out)
+  const types = q.types || poolTypes || defaultTypes
+  const ahead = settling.get(target)
+  if (ahead === undefined && !(Buffer.isBuffer(out) && isLarge(out))) {
+    if (!Buffer.isBuffer(out)) throw fromNative(out)
+    try {
+      return decode(out, q.rowAsArray, types)
+    } finally {
+      native.dispatcher.release(out)
+    }
+  }
+  const outcome = decodeAfter(ahead, out, q, types, native)
+  // A pinned connection (a NativeSession; duck-typed, as its class changes when the addon is
+  // registered again). A pool's queries run on different connections and keep no order.
+  if (typeof target.releaseNow === 'function') {
+    const settled = outcome.then(ignore, ignore)
+    settling.set(target, settled)
+    settled.then(() => {
+      if (settling.get(target) === settled) settling.delete(target)
+    })
+  }
+  return outcome
+}
+
+/**
+ * Once the query `ahead` on the same connection has settled, the result, a large one decoded in
+ * slices (the event loop runs between them). An abort of the query's signal while it decodes
+ * rejects with ABORTED at the next slice: the caller gave up waiting, although the statement
+ * itself had completed.
+ */
+async function decodeAfter(ahead, out, q, types, native) {
   try {
-    return decode(out, q.rowAsArray, q.types || poolTypes || defaultTypes)
+    if (ahead !== undefined) await ahead
+    if (!Buffer.isBuffer(out)) throw fromNative(out)
+    const stopped = () =>
+      q.signal && q.signal.aborted
+        ? clientError('ABORTED', 'the query was aborted while its result was being decoded (the statement had completed on the server)')
+        : null
+    return await decodeInSlices(out, q.rowAsArray, types, stopped)
   } finally {
+    // Only now: every slice reads the buffer, and releasing it detaches it.
     native.dispatcher.release(out)
   }
 }

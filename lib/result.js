@@ -2,14 +2,25 @@
 // Decodes the native result buffer (layout in src/wire.rs) into node-postgres-shaped results.
 // Values arrive in Postgres's text format and go through node-postgres's own type parsers
 // (pg-types), so every built-in type comes back exactly as with pg.
+//
+// A large result is decoded a slice at a time, yielding to the event loop between slices, so a
+// million-row query does not stall every other request of the process while it is turned into
+// objects. A small one is decoded in one synchronous call, as before.
 
 const pgTypes = require('pg-types')
 const { readerFor } = require('./readers')
+const { clientError } = require('./errors')
 
 const defaultTypes = { getTypeParser: (oid, format) => pgTypes.getTypeParser(oid, format) }
 
 // pg's Result.addCommandComplete
 const COMMAND = /^([A-Za-z]+)(?: (\d+))?(?: (\d+))?/
+
+// One slice: rows until this many bytes of cells or this many rows, whichever comes first (a
+// row is never split). Either bound is a few milliseconds of decoding; the row bound matters for
+// narrow rows, where building the row objects costs more than reading the bytes.
+const SLICE_BYTES = 512 * 1024
+const SLICE_ROWS = 8192
 
 class Result {
   constructor(command, rowCount, oid, fields, rows, rowAsArray) {
@@ -22,70 +33,106 @@ class Result {
   }
 }
 
-/** The statement whose cells start at `pos` and whose description starts at `desc`. */
-function decodeResult(buf, pos, desc, rowAsArray, types) {
-  const nrows = buf.readUInt32BE(desc)
-  let extraAt = pos + buf.readUInt32BE(desc + 4)
-  const end = extraAt
-  let at = desc + 12
-  const nfields = buf.readUInt32BE(at)
-  at += 4
-  const fields = new Array(nfields)
-  const parsers = new Array(nfields)
-  const names = new Array(nfields)
-  for (let i = 0; i < nfields; i++) {
-    const oid = buf.readUInt32BE(at)
-    const flags = buf.readUInt32BE(at + 4)
-    const extraLen = buf.readUInt32BE(at + 8)
-    const nameLen = buf.readUInt32BE(at + 12)
-    at += 16
-    const name = buf.utf8Slice(at, at + nameLen)
-    at += nameLen
-    names[i] = name
-    fields[i] = { name, dataTypeID: oid, format: 'text' }
-    parsers[i] = readerFor(oid, types.getTypeParser(oid, 'text'), flags, extraAt)
-    extraAt += extraLen
-  }
-  const commandLen = buf.readUInt32BE(at)
-  const tag = buf.utf8Slice(at + 4, at + 4 + commandLen)
-  const rows = new Array(nrows)
-  for (let r = 0; r < nrows; r++) {
-    const row = rowAsArray ? new Array(nfields) : {}
+const corrupt = () => clientError('INTERNAL', 'onepool: corrupt result buffer')
+
+/**
+ * One statement of the buffer: its description (starting at `desc`) read, its rows (cells from
+ * `pos`) still to decode. `row` and `pos` advance as decodeRows() goes.
+ */
+class Statement {
+  constructor(buf, pos, desc, rowAsArray, types) {
+    this.buf = buf
+    this.rowAsArray = rowAsArray
+    const nrows = buf.readUInt32BE(desc)
+    let extraAt = pos + buf.readUInt32BE(desc + 4)
+    this.end = extraAt
+    let at = desc + 12
+    const nfields = buf.readUInt32BE(at)
+    at += 4
+    const fields = new Array(nfields)
+    const parsers = new Array(nfields)
+    const names = new Array(nfields)
     for (let i = 0; i < nfields; i++) {
-      const len = (buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]
-      pos += 4
-      let value = null
-      if (len >= 0) {
-        value = parsers[i](buf, pos, pos + len, r)
-        pos += len
+      const oid = buf.readUInt32BE(at)
+      const flags = buf.readUInt32BE(at + 4)
+      const extraLen = buf.readUInt32BE(at + 8)
+      const nameLen = buf.readUInt32BE(at + 12)
+      at += 16
+      const name = buf.utf8Slice(at, at + nameLen)
+      at += nameLen
+      names[i] = name
+      fields[i] = { name, dataTypeID: oid, format: 'text' }
+      parsers[i] = readerFor(oid, types.getTypeParser(oid, 'text'), flags, extraAt)
+      extraAt += extraLen
+    }
+    const commandLen = buf.readUInt32BE(at)
+    this.tag = buf.utf8Slice(at + 4, at + 4 + commandLen)
+    this.fields = fields
+    this.parsers = parsers
+    this.names = names
+    // Each row starts as a copy of this (as in pg): every column is an own property from the
+    // start, held in the object itself, and a column named __proto__ is a plain property.
+    const shape = Object.create(null)
+    for (const name of names) shape[name] = null
+    this.emptyRow = { ...shape }
+    this.rows = new Array(nrows)
+    this.row = 0
+    this.pos = pos
+  }
+
+  get done() {
+    return this.row === this.rows.length
+  }
+
+  /** Decodes rows until `maxRows` more are done or the cells reach byte `stopAt`. */
+  decodeRows(maxRows, stopAt) {
+    const { buf, rows, parsers, names, rowAsArray, emptyRow } = this
+    const nfields = parsers.length
+    const last = Math.min(rows.length, this.row + maxRows)
+    let pos = this.pos
+    let r = this.row
+    for (; r < last && pos < stopAt; r++) {
+      const row = rowAsArray ? new Array(nfields) : { ...emptyRow }
+      for (let i = 0; i < nfields; i++) {
+        const len = (buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]
+        pos += 4
+        let value = null
+        if (len >= 0) {
+          value = parsers[i](buf, pos, pos + len, r)
+          pos += len
+        }
+        if (rowAsArray) row[i] = value
+        else row[names[i]] = value
       }
-      if (rowAsArray) row[i] = value
-      else row[names[i]] = value
+      rows[r] = row
     }
-    rows[r] = row
+    this.pos = pos
+    this.row = r
   }
-  if (pos !== end) throw new Error('onepool: corrupt result buffer')
-  const m = COMMAND.exec(tag)
-  let command = null
-  let rowCount = null
-  let oid = null
-  if (m) {
-    command = m[1]
-    if (m[3]) {
-      oid = parseInt(m[2], 10)
-      rowCount = parseInt(m[3], 10)
-    } else if (m[2]) {
-      rowCount = parseInt(m[2], 10)
+
+  result() {
+    if (this.pos !== this.end) throw corrupt()
+    const m = COMMAND.exec(this.tag)
+    let command = null
+    let rowCount = null
+    let oid = null
+    if (m) {
+      command = m[1]
+      if (m[3]) {
+        oid = parseInt(m[2], 10)
+        rowCount = parseInt(m[3], 10)
+      } else if (m[2]) {
+        rowCount = parseInt(m[2], 10)
+      }
     }
+    return new Result(command, rowCount, oid, this.fields, this.rows, this.rowAsArray)
   }
-  return new Result(command, rowCount, oid, fields, rows, rowAsArray)
 }
 
-/** One Result, or an array of Results when the text held several statements (as pg). */
-function decode(buf, rowAsArray = false, types = defaultTypes) {
+/** Where each statement's cells and description start: `[starts, descs]`, in order. */
+function locate(buf) {
   let end = buf.length - 4
   const n = buf.readUInt32BE(end)
-  if (n === 0) return new Result(null, null, null, [], [], rowAsArray)
   // Each description ends with its own length: walk back from the end to every result's start.
   const starts = new Array(n)
   const descs = new Array(n)
@@ -95,11 +142,59 @@ function decode(buf, rowAsArray = false, types = defaultTypes) {
     starts[i] = desc - buf.readUInt32BE(desc + 8) - buf.readUInt32BE(desc + 4)
     end = starts[i]
   }
-  if (end !== 0) throw new Error('onepool: corrupt result buffer')
-  if (n === 1) return decodeResult(buf, starts[0], descs[0], rowAsArray, types)
-  const results = new Array(n)
-  for (let i = 0; i < n; i++) results[i] = decodeResult(buf, starts[i], descs[i], rowAsArray, types)
-  return results
+  if (end !== 0) throw corrupt()
+  return [starts, descs]
 }
 
-module.exports = { decode, Result, defaultTypes }
+/** One Result, or an array of Results when the text held several statements (as pg). */
+function decode(buf, rowAsArray = false, types = defaultTypes) {
+  const [starts, descs] = locate(buf)
+  const n = starts.length
+  if (n === 0) return new Result(null, null, null, [], [], rowAsArray)
+  const results = new Array(n)
+  for (let i = 0; i < n; i++) {
+    const st = new Statement(buf, starts[i], descs[i], rowAsArray, types)
+    st.decodeRows(Infinity, Infinity)
+    results[i] = st.result()
+  }
+  return n === 1 ? results[0] : results
+}
+
+/** Whether decode() of `buf` could hold up the event loop long enough to be sliced. */
+const isLarge = (buf) => buf.length > SLICE_BYTES
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
+
+/**
+ * decode(), a slice at a time, with a turn of the event loop (setImmediate: timers and I/O run)
+ * between slices. `stopped()` is asked after each pause: when it returns an error, decoding
+ * ends there and that error is thrown. Rows and the values in them never point into `buf`, so
+ * the caller may release it as soon as this settles.
+ */
+async function decodeInSlices(buf, rowAsArray = false, types = defaultTypes, stopped = () => null) {
+  const [starts, descs] = locate(buf)
+  const n = starts.length
+  if (n === 0) return new Result(null, null, null, [], [], rowAsArray)
+  const results = new Array(n)
+  let sliceEnd = SLICE_BYTES
+  let sliceRows = SLICE_ROWS
+  for (let i = 0; i < n; i++) {
+    const st = new Statement(buf, starts[i], descs[i], rowAsArray, types)
+    for (;;) {
+      const row = st.row
+      st.decodeRows(sliceRows, sliceEnd)
+      sliceRows -= st.row - row
+      if (st.done) break
+      // The slice is used up: pause, then start the next one where this one stopped.
+      await nextTurn()
+      const error = stopped()
+      if (error) throw error
+      sliceEnd = st.pos + SLICE_BYTES
+      sliceRows = SLICE_ROWS
+    }
+    results[i] = st.result()
+  }
+  return n === 1 ? results[0] : results
+}
+
+module.exports = { decode, decodeInSlices, isLarge, Result, defaultTypes }

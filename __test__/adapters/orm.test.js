@@ -37,7 +37,7 @@ test('sql tag: values are always parameters, never spliced into the text', async
   const some = await pool.sql`select name from ${pool.sql.ident('public', table)} where name in ${pool.sql.inList(['ann', 'cy', 'zed'])} order by name`
   assert.deepEqual(some.map((r) => r.name), ['ann', 'cy'])
   assert.equal(some.rowCount, 2)
-  assert.deepEqual(await pool.sql`select 1 from ${pool.sql.ident(table)} where id in ${pool.sql.inList([])}`, [])
+  assert.deepEqual(await pool.sql`select 1 from ${pool.sql.ident(table)} where id in ${pool.sql.inList([], 'int4')}`, [])
   const older = pool.sql.fragment`age > ${40}`
   assert.deepEqual((await pool.sql`select name from ${pool.sql.ident(table)} where ${older}`).map((r) => r.name), ['bob'])
   assert.equal(pool.sql.compile`${pool.sql.ident('we"ird')}`.text, '"we""ird"')

@@ -38,6 +38,15 @@ export async function handler(): Promise<User | undefined> {
   void firstEmail
   void affected
   await db.sql`select * from ${db.sql.ident('public', 'users')} where ${db.sql.fragment`id = ${2}`}`
+  const none = db.sql.inList([], 'int8')
+  const byId = db.sql.fragment`select * from users where id not in ${none}`
+  const compiled: { text: string; values: unknown[] } = db.sql.compile(byId)
+  void compiled
+  await db.sql<User>(byId)
+  // @ts-expect-error a look-alike object is not a fragment
+  db.sql.compile({ strings: ['select 1'], values: [] })
+  // @ts-expect-error text is never SQL: sql.fragment is a tag
+  db.sql.fragment('id = 1')
   const s = db.stats()
   const inUse: number = s.inUse + processStats().budget.used
   void inUse
