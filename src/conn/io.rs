@@ -97,6 +97,7 @@ async fn run(reading: Reading, writer: Writer, state: Arc<ConnState>, pending: A
     "timed out waiting behind a query on a connection that stopped answering; the connection was closed"
       .into(),
   );
+  let reason = state.kill_reason.lock().unwrap_or_else(|e| e.into_inner()).take();
   let drained: Vec<Reply> = {
     let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
     p.closed = Some(err.clone());
@@ -105,7 +106,11 @@ async fn run(reading: Reading, writer: Writer, state: Arc<ConnState>, pending: A
   };
   for (i, reply) in drained.into_iter().enumerate() {
     state.answered_one();
-    reply.send(Err(if killed && i > 0 { queued_err.clone() } else { err.clone() }));
+    reply.send(Err(match &reason {
+      Some(reason) => reason.clone(),
+      None if killed && i > 0 => queued_err.clone(),
+      None => err.clone(),
+    }));
   }
 }
 

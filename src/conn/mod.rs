@@ -77,6 +77,8 @@ struct ConnState {
   progress: Mutex<Instant>,
   /// Asks the socket task to give up on a stalled or abandoned connection.
   kill: Notify,
+  /// Why it was killed, when the requests on it should hear that rather than "lost".
+  kill_reason: Mutex<Option<CoreError>>,
   /// Bytes were queued for the writer task (or the handle was dropped).
   wake_writer: Notify,
   /// A thread outside the I/O task found the socket failed (`Inbox::read_now`).
@@ -230,6 +232,7 @@ impl Conn {
       answered: AtomicU64::new(0),
       progress: Mutex::new(Instant::now()),
       kill: Notify::new(),
+      kill_reason: Mutex::new(None),
       wake_writer: Notify::new(),
       read_failed: Notify::new(),
     });
@@ -382,6 +385,17 @@ impl Killer {
   pub fn kill(&self) {
     self.0.closed.store(true, Ordering::Release);
     self.0.kill.notify_one();
+  }
+
+  /// Closes the socket now; every request on it fails with `reason`.
+  pub fn kill_because(&self, reason: CoreError) {
+    *self.0.kill_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    self.kill();
+  }
+
+  /// Whether the connection is closed (it can be forgotten).
+  pub fn is_closed(&self) -> bool {
+    self.0.closed.load(Ordering::Acquire)
   }
 }
 

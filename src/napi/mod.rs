@@ -73,6 +73,7 @@ pub fn close_all<'env>(env: &'env Env, timeout_ms: f64) -> napi::Result<Object<'
   let pools = registry::all();
   for p in &pools {
     registry::remove(p);
+    p.close();
   }
   let timeout = Duration::from_millis(timeout_ms.clamp(0.0, 86_400_000.0) as u64);
   promise(env, async move {

@@ -108,6 +108,9 @@ impl NativePool {
   pub fn end<'env>(&self, env: &'env Env, timeout_ms: f64) -> napi::Result<Object<'env>> {
     let pool = self.inner.clone();
     registry::remove(&pool);
+    // Closed now, not when the promise's task first runs: a query sent right after end()
+    // must see it.
+    pool.close();
     let timeout = Duration::from_millis(timeout_ms.clamp(0.0, 86_400_000.0) as u64);
     promise(env, async move { Ok(pool.end(timeout).await) })
   }

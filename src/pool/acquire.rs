@@ -295,6 +295,11 @@ impl Pool {
     if !self.ping(&conn, &settings).await {
       return Err(timed_out());
     }
+    {
+      let mut st = self.lock();
+      st.live.retain(|(k, _)| !k.is_closed());
+      st.live.push((conn.killer(), conn.cancel_key.clone()));
+    }
     std::mem::forget(guard);
     self.created.fetch_add(1, Ordering::Relaxed);
     Ok(conn)

@@ -37,9 +37,9 @@ impl Pool {
     true
   }
 
-  /// Stops new checkouts, fails waiters with `POOL_CLOSED`, closes idle connections, and waits
-  /// up to `timeout` for checked-out ones to come back (they close on return).
-  pub async fn end(&self, timeout: Duration) -> bool {
+  /// Stops new checkouts and requests at once: waiters fail with `POOL_CLOSED`, idle
+  /// connections close; busy ones close as they come back.
+  pub fn close(&self) {
     let (idle, waiters) = {
       let mut st = self.lock();
       st.closed = true;
@@ -49,7 +49,38 @@ impl Pool {
     };
     drop(idle);
     self.fail_checkouts(waiters);
+    self.queue_changed.notify_one();
+  }
+
+  /// `close`, then waits up to `timeout` for busy connections to come back. Past it, those
+  /// still busy are closed (and their statements cancelled on the server), and their requests
+  /// fail with `POOL_CLOSED`: nothing keeps the process alive after `end()`.
+  /// True when every connection closed within `timeout`.
+  pub async fn end(&self, timeout: Duration) -> bool {
+    self.close();
     let deadline = tokio::time::Instant::now() + timeout;
+    if self.until_empty(deadline).await {
+      return true;
+    }
+    let busy: Vec<(Killer, CancelKey)> = std::mem::take(&mut self.lock().live);
+    let reason = CoreError::PoolClosed(format!(
+      "pool \"{}\" ({}) was ended while this query ran; after {} ms its connection was closed",
+      self.name,
+      self.target,
+      timeout.as_millis()
+    ));
+    for (killer, key) in busy.into_iter().filter(|(k, _)| !k.is_closed()) {
+      killer.kill_because(reason.clone());
+      // The server notices a closed socket only when it next writes: stop the statement too.
+      let _ = tokio::time::timeout(Duration::from_millis(500), crate::conn::cancel(&key)).await;
+    }
+    // The killed connections leave the books as their holders notice.
+    self.until_empty(tokio::time::Instant::now() + Duration::from_secs(1)).await;
+    false
+  }
+
+  /// Waits until no connection is open or being opened; false at `deadline`.
+  async fn until_empty(&self, deadline: tokio::time::Instant) -> bool {
     loop {
       let notified = self.shrunk.notified();
       if self.lock().size == 0 {
@@ -77,15 +108,7 @@ impl Pool {
   /// At process exit: no new checkouts, idle connections close now. Returns how many
   /// connections are still busy (they close with the process).
   pub fn close_for_exit(&self) -> usize {
-    let (idle, waiters) = {
-      let mut st = self.lock();
-      st.closed = true;
-      let idle: Vec<Conn> = st.idle.drain(..).collect();
-      st.size -= idle.len();
-      (idle, std::mem::take(&mut st.waiters))
-    };
-    drop(idle);
-    self.fail_checkouts(waiters);
+    self.close();
     self.lock().size
   }
 

@@ -30,7 +30,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::budget::{Budget, BudgetPermit, BudgetStats, IdleHolder, Lease, BUDGET};
 use crate::config::{ConnSettings, PoolConfig, PoolSettings, Target};
-use crate::conn::{Conn, Done, Inbox, Query, Response, Write};
+use crate::conn::{CancelKey, Conn, Done, Inbox, Killer, Query, Response, Write};
 use crate::error::{CoreError, CoreResult, TimeoutKind};
 use crate::machine;
 
@@ -56,6 +56,9 @@ struct State {
   timings: Timings,
   /// Numbers shared requests, so a reply is matched with its bookkeeping.
   next_request: u64,
+  /// Every connection this pool opened that may still be open, so that `end()` can close
+  /// busy ones past its timeout.
+  live: Vec<(Killer, CancelKey)>,
   closed: bool,
 }
 
@@ -123,6 +126,7 @@ impl Pool {
         waiters: VecDeque::new(),
         timings: Timings::default(),
         next_request: 0,
+        live: Vec::new(),
         closed: false,
       }),
       shrunk: Notify::new(),

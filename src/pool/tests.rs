@@ -143,3 +143,19 @@ fn a_cancelled_waiter_loses_no_connection() {
     assert!(matches!(again, Ok(Ok(_))), "the next acquire gets it at once");
   });
 }
+
+#[test]
+fn end_closes_connections_still_busy_at_its_deadline() {
+  run(async {
+    let (pool, _) = fake_pool(2, 5_000.0, None);
+    let conn = pool.acquire().await.unwrap();
+    let query = crate::conn::Query::new("select hang".into(), Vec::new()).unwrap();
+    let running = conn.run(query);
+    let all_closed = pool.end(Duration::from_millis(100)).await;
+    assert!(!all_closed, "a connection was still busy at the deadline");
+    let err = running.await.expect_err("the stuck query fails");
+    assert_eq!(err.code(), "POOL_CLOSED", "{err}");
+    pool.give_back(conn, None);
+    assert_eq!(pool.stats().size, 0);
+  });
+}
