@@ -53,8 +53,10 @@ function wasmTargetInstalled() {
 
 const say = (line) => console.log(`onepool: ${line}`)
 
-function run(command, args, env) {
-  return spawnSync(command, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...env } }).status === 0
+/** Runs `command`; its output is shown unless `quiet` (then only its errors are). */
+function run(command, args, { env = {}, quiet = false } = {}) {
+  const stdio = ['ignore', quiet ? 'ignore' : 'inherit', 'inherit']
+  return spawnSync(command, args, { cwd: root, stdio, env: { ...process.env, ...env } }).status === 0
 }
 
 /** Rust, and its wasm32-wasip1-threads target when `wasm`; returns the lines of what is missing. */
@@ -83,10 +85,9 @@ function ensureTools({ install }) {
   if (packages.length && install && asRoot && which('apt-get')) {
     const started = Date.now()
     say(`installing ${packages.join(' and ')} with apt-get (for ${packages.map((p) => TOOLS[p]).join(' and ')})…`)
-    const env = { DEBIAN_FRONTEND: 'noninteractive' }
-    if (run('apt-get', ['update', '-qq'], env)) {
-      run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], env)
-    }
+    // dpkg's progress (unpacking, triggers) is noise here; its errors still show.
+    const apt = { env: { DEBIAN_FRONTEND: 'noninteractive' }, quiet: true }
+    if (run('apt-get', ['update', '-qq'], apt)) run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], apt)
     packages = missing()
     if (!packages.length) say(`installed in ${((Date.now() - started) / 1000).toFixed(0)} s.`)
   }
