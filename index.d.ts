@@ -227,6 +227,7 @@ export type ClientErrorCode =
   | 'ABORTED'
   | 'PROTOCOL_ERROR'
   | 'RUNTIME_UNSUPPORTED'
+  | 'BINDING_MISSING'
   | 'INTERNAL'
 
 export declare class OnepoolError extends Error {

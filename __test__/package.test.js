@@ -46,6 +46,14 @@ test('the README documents every client error code, and only those', () => {
   }
 })
 
+test('index.d.ts types exactly the client error codes (ClientErrorCode)', () => {
+  const { errorCodes } = require('..')
+  const dts = fs.readFileSync(path.join(root, 'index.d.ts'), 'utf8')
+  const union = dts.slice(dts.indexOf('export type ClientErrorCode ='), dts.indexOf('\n\n', dts.indexOf('export type ClientErrorCode =')))
+  const typed = [...union.matchAll(/\| '([A-Z_]+)'/g)].map((m) => m[1]).sort()
+  assert.deepEqual(typed, [...errorCodes].sort())
+})
+
 test('every #[napi] function and method catches panics (none may cross into Node)', () => {
   const dir = path.join(root, 'src', 'napi')
   let checked = 0

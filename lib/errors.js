@@ -31,6 +31,7 @@ const CODES = Object.freeze([
   'ABORTED',
   'PROTOCOL_ERROR',
   'RUNTIME_UNSUPPORTED',
+  'BINDING_MISSING',
   'INTERNAL',
 ])
 

@@ -50,14 +50,20 @@ function installExitHooks(binding) {
 /**
  * The generated loader picks the native addon for this platform and falls back to the
  * WebAssembly build (`onepool.wasi.cjs` or the `onepool-wasm32-wasi` package) where none loads.
- * ONEPOOL_FORCE_WASM=1 chooses the WebAssembly build deliberately.
+ * ONEPOOL_FORCE_WASM=1 chooses the WebAssembly build deliberately. A source checkout without its
+ * native addon does not fall back (lib/binding-missing.js says why), and every load failure is
+ * a BINDING_MISSING that names the platform, what was looked for and the command that fixes it.
  */
 function requireBinding() {
-  if (process.env.ONEPOOL_FORCE_WASM !== '1') return require('../binding.js')
+  const forceWasm = process.env.ONEPOOL_FORCE_WASM === '1'
+  const { bindingMissing, checkoutLacksNative } = require('./binding-missing')
+  if (!forceWasm && checkoutLacksNative()) throw bindingMissing(undefined)
   const saved = process.env.NAPI_RS_FORCE_WASI
-  process.env.NAPI_RS_FORCE_WASI = 'error'
+  if (forceWasm) process.env.NAPI_RS_FORCE_WASI = 'error'
   try {
     return require('../binding.js')
+  } catch (e) {
+    throw bindingMissing(e, { forceWasm })
   } finally {
     if (saved === undefined) delete process.env.NAPI_RS_FORCE_WASI
     else process.env.NAPI_RS_FORCE_WASI = saved

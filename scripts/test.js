@@ -1,17 +1,22 @@
 'use strict'
-// `npm test` after the builds: starts one embedded PostgreSQL, runs every `__test__/**/*.test.js`
-// with node's test runner (one file at a time: tests count server connections), then the core
-// and TLS files again against the WebAssembly build (ONEPOOL_FORCE_WASM=1), then the Rust unit
-// tests, and stops the server.
+// `npm test`: checks what the tests need (Rust's wasm32-wasip1-threads target, PgBouncer,
+// openssl; installing what it can, scripts/prerequisites.js), builds the native addon and the
+// WebAssembly build where the sources changed (scripts/build.js), starts one embedded PostgreSQL,
+// runs every `__test__/**/*.test.js` with node's test runner (one file at a time: tests count
+// server connections), then the core and TLS files again against the WebAssembly build
+// (ONEPOOL_FORCE_WASM=1), then the Rust unit tests, and stops the server.
 //
-//   node scripts/test.js                 everything (needs `npm run build` and `npm run build:wasm`)
+//   node scripts/test.js                 everything
 //   node scripts/test.js <files>         only these files, with the build the environment selects
+//                                        (no prerequisite check, no build: `npm run build` first)
 //   node scripts/test.js --wasm [files]  the WebAssembly run only (default: core and TLS files)
 
 const { spawnSync, spawn } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { startServer } = require('./embedded-server')
+const { ensurePrerequisites } = require('./prerequisites')
+const { ensureBuilt } = require('./build')
 
 const root = path.join(__dirname, '..')
 
@@ -81,6 +86,14 @@ async function main() {
   const only = args.filter((a) => a !== '--wasm')
   const files = only.length ? only.map((f) => path.resolve(f)) : testFiles(path.join(root, '__test__'))
   const runWasm = wasmOnly || !only.length
+  if (!only.length && !wasmOnly) {
+    // Everything the run needs is checked before the builds, which take minutes.
+    if (!ensurePrerequisites('npm test')) process.exit(1)
+    for (const kind of ['native', 'wasm']) {
+      const status = ensureBuilt(kind)
+      if (status !== 0) process.exit(status)
+    }
+  }
   if (runWasm && !wasmBuilt()) {
     console.error('The WebAssembly build is missing: run `npm run build:wasm` first.')
     process.exit(1)

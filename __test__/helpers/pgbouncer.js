@@ -1,6 +1,7 @@
 'use strict'
-// Starts a real PgBouncer (Debian's package; `.ci/run` installs it) in transaction mode in front of
-// a Postgres server, on a free loopback port.
+// Starts a real PgBouncer in transaction mode in front of a Postgres server, on a free loopback
+// port. `npm test` installs PgBouncer where it can, or stops and says how (scripts/prerequisites.js,
+// which also finds it: ONEPOOL_PGBOUNCER names the binary).
 
 const { spawn, execFileSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -8,11 +9,7 @@ const os = require('node:os')
 const path = require('node:path')
 const net = require('node:net')
 const { freePort } = require('../../scripts/embedded-server')
-
-function findPgbouncer() {
-  for (const p of ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer']) if (fs.existsSync(p)) return p
-  throw new Error('pgbouncer is not installed (apt-get install pgbouncer); .ci/run installs it')
-}
+const { findPgbouncer } = require('../../scripts/prerequisites')
 
 function waitForPort(port, timeoutMs = 10000) {
   const deadline = Date.now() + timeoutMs
@@ -35,6 +32,7 @@ function waitForPort(port, timeoutMs = 10000) {
 
 async function startPgbouncer({ serverPort, user, password, poolSize = 3 }) {
   const bin = findPgbouncer()
+  if (!bin) throw new Error('pgbouncer was not found: `npm test` installs it (or says how), or set ONEPOOL_PGBOUNCER')
   const port = await freePort()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onepool-pgbouncer-'))
   fs.chmodSync(dir, 0o777)
