@@ -83,6 +83,12 @@ impl Pool {
       } else {
         loop {
           let Some(w) = st.waiters.pop_front() else {
+            // Nobody here waits for it. Another pool waiting for the process budget gets its
+            // slot now rather than when this one's idle timeout runs out.
+            if self.budget.someone_waits() {
+              st.size -= 1;
+              break Some(conn);
+            }
             st.idle.push(conn);
             break None;
           };
