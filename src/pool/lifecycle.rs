@@ -94,14 +94,12 @@ impl Pool {
 
   /// With `machineMax`, closes an idle connection when another process waits for a slot.
   pub(super) fn yield_to_other_processes(&self) {
-    let Some(_) = self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.machine_max else { return };
+    let Some(dir) = self.machine_dir() else { return };
     if self.lock().idle.is_empty() {
       return;
     }
-    if let Ok(dir) = machine::dir_for(&self.target) {
-      if machine::someone_waits(&dir) {
-        self.evict_one_idle();
-      }
+    if machine::someone_waits(&dir) {
+      self.evict_one_idle();
     }
   }
 

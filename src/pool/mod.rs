@@ -85,6 +85,8 @@ pub struct Pool {
   connector: Arc<dyn Connector>,
   /// The process budget (a private one in unit tests).
   budget: &'static Budget,
+  /// The machine budget's directory for this target, once `machineMax` was used.
+  machine_dir: std::sync::OnceLock<Option<std::path::PathBuf>>,
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +138,7 @@ impl Pool {
       handles: AtomicU64::new(1),
       connector,
       budget,
+      machine_dir: std::sync::OnceLock::new(),
     });
     crate::runtime::spawn(reap_idle(Arc::downgrade(&pool)));
     crate::runtime::spawn(expire_queued(Arc::downgrade(&pool), pool.queue_changed.clone()));
@@ -157,6 +160,12 @@ impl Pool {
 
   pub fn pgbouncer(&self) -> bool {
     self.settings.read().unwrap_or_else(|e| e.into_inner()).pgbouncer
+  }
+
+  /// The machine budget's directory, when `machineMax` is set.
+  fn machine_dir(&self) -> Option<std::path::PathBuf> {
+    self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.machine_max?;
+    self.machine_dir.get_or_init(|| machine::dir_for(&self.target).ok()).clone()
   }
 
   pub fn attach_handle(&self) {
