@@ -18,7 +18,8 @@ use postgres_protocol::message::frontend;
 use tokio::io::AsyncRead;
 use tokio::sync::Notify;
 
-use super::startup::{parse_db_error, read_message};
+use super::framing::{make_room, next_message, read_message, ReadError};
+use super::startup::parse_db_error;
 use super::transport::{DirectRead, Reader, Writer};
 use super::{ConnState, Field, QueryResult, Reply, Response};
 use crate::error::{CoreError, CoreResult, TimeoutKind};
@@ -53,31 +54,39 @@ enum Reading {
 }
 
 /// Starts the connection's I/O task. Returns the socket's read side when other threads may
-/// read it too (a plain socket).
+/// read it too (a plain socket). A message whose body claims more than `max_message` bytes
+/// ends the connection with a protocol error.
 pub(crate) fn start(
   reader: Reader,
   writer: Writer,
   state: Arc<ConnState>,
   pending: Arc<Mutex<Pending>>,
+  max_message: usize,
 ) -> Option<Arc<Inbox>> {
   let (reading, inbox) = match reader {
     Reader::Direct(socket) => {
-      let inbox = Arc::new(Inbox::new(socket, pending.clone(), state.clone()));
+      let inbox = Arc::new(Inbox::new(socket, pending.clone(), state.clone(), max_message));
       (Reading::Shared(inbox.clone()), Some(inbox))
     }
     Reader::Task(rd) => (Reading::Alone(rd), None),
   };
-  crate::runtime::spawn(run(reading, writer, state, pending));
+  crate::runtime::spawn(run(reading, writer, state, pending, max_message));
   inbox
 }
 
-async fn run(reading: Reading, writer: Writer, state: Arc<ConnState>, pending: Arc<Mutex<Pending>>) {
+async fn run(
+  reading: Reading,
+  writer: Writer,
+  state: Arc<ConnState>,
+  pending: Arc<Mutex<Pending>>,
+  max_message: usize,
+) {
   let _alive = super::sockets::SocketGuard::hold();
   let mut killed = false;
   let read = async {
     match reading {
       Reading::Shared(inbox) => inbox.read_loop().await,
-      Reading::Alone(rd) => read_loop(rd, &pending, &state).await,
+      Reading::Alone(rd) => read_loop(rd, &pending, &state, max_message).await,
     }
   };
   let failure = tokio::select! {
@@ -182,13 +191,14 @@ async fn read_loop(
   mut rd: Box<dyn AsyncRead + Send + Unpin>,
   pending: &Mutex<Pending>,
   state: &ConnState,
+  max_message: usize,
 ) -> CoreError {
   let mut buf = BytesMut::with_capacity(READ_CHUNK);
   let mut c = Collector::default();
   loop {
-    let msg = match read_message(&mut rd, &mut buf).await {
+    let msg = match read_message(&mut rd, &mut buf, max_message).await {
       Ok(m) => m,
-      Err(e) => return CoreError::lost(&e),
+      Err(e) => return e.into_core(),
     };
     if let Err(e) = absorb(msg, &mut c, pending, state) {
       return e;
@@ -214,6 +224,7 @@ pub struct Inbox {
   /// threads do not race for them (the loser of that race would wait for the winner).
   watched: AtomicBool,
   unwatched: Notify,
+  max_message: usize,
 }
 
 #[derive(Default)]
@@ -225,7 +236,12 @@ struct Parsed {
 }
 
 impl Inbox {
-  fn new(socket: Arc<dyn DirectRead>, pending: Arc<Mutex<Pending>>, state: Arc<ConnState>) -> Inbox {
+  fn new(
+    socket: Arc<dyn DirectRead>,
+    pending: Arc<Mutex<Pending>>,
+    state: Arc<ConnState>,
+    max_message: usize,
+  ) -> Inbox {
     let parsed = Parsed { buf: BytesMut::with_capacity(READ_CHUNK), ..Default::default() };
     Inbox {
       socket,
@@ -234,6 +250,7 @@ impl Inbox {
       state,
       watched: AtomicBool::new(false),
       unwatched: Notify::new(),
+      max_message,
     }
   }
 
@@ -340,11 +357,13 @@ impl Inbox {
     mut read: impl FnMut(&mut BytesMut) -> std::io::Result<usize>,
   ) -> CoreResult<()> {
     loop {
-      while let Some(msg) = Message::parse(&mut p.buf).map_err(|e| CoreError::lost(&e))? {
+      while let Some(msg) = next_message(&mut p.buf, self.max_message).map_err(ReadError::into_core)? {
         absorb(msg, &mut p.c, &self.pending, &self.state)?;
       }
+      // Grows with what arrived (a message that is not all in yet fills it READ_CHUNK at a
+      // time), never to the length a header claims.
       if p.buf.capacity() - p.buf.len() < READ_CHUNK / 4 {
-        p.buf.reserve(READ_CHUNK);
+        make_room(&mut p.buf, READ_CHUNK).map_err(ReadError::into_core)?;
       }
       match read(&mut p.buf) {
         Ok(0) => return Err(CoreError::lost(&std::io::ErrorKind::UnexpectedEof.into())),

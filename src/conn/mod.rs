@@ -6,6 +6,7 @@
 //! multi-statement simple queries), the server's transaction status after every request (to
 //! never hand out a connection that is inside a transaction), and Buffers sent in binary.
 
+mod framing;
 mod io;
 mod query;
 pub mod sockets;
@@ -242,7 +243,7 @@ impl Conn {
       secret_key: opened.secret_key,
     };
     let pending = Arc::new(Mutex::new(io::Pending::new()));
-    let inbox = io::start(reader, writer, state.clone(), pending.clone());
+    let inbox = io::start(reader, writer, state.clone(), pending.clone(), settings.max_message_size);
     let statements = Mutex::new(Statements::new(settings.statement_cache_size));
     Conn {
       shared: Arc::new(Shared { direct, inbox, state, pending, statements }),
