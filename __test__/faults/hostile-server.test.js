@@ -11,6 +11,7 @@ const assert = require('node:assert/strict')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
 const { createPool, isOnepoolError } = require('../..')
+const { decode } = require('../../lib/result')
 const { uniqueName } = require('../helpers/db')
 const { recordProcessErrors, settle, poll } = require('../helpers/faults')
 const fake = require('../helpers/fake-server')
@@ -171,6 +172,67 @@ for (const [what, bytes] of Object.entries(BAD_HEADERS)) {
   })
 }
 
+// ---- after startup: rows that lie ----
+
+const ONE_INT = fake.rowDescription([{ name: 'n', oid: INT4 }])
+const TWO_INTS = fake.rowDescription([
+  { name: 'a', oid: INT4 },
+  { name: 'b', oid: INT4 },
+])
+/** A DataRow with a declared cell count and raw cell bytes (lengths included), framed correctly. */
+const rawRow = (count, ...cells) => fake.message('D', fake.int16(count), ...cells)
+const done = [fake.commandComplete('SELECT 1'), fake.readyForQuery()]
+
+const BAD_ROWS = {
+  // Issue 20, point 3: the JS reader looped ~8 s to the claimed end, event loop blocked.
+  'an int4 cell claiming 0x7fffffff bytes': [ONE_INT, rawRow(1, fake.int32(0x7fffffff), '1'), ...done],
+  'a cell claiming one byte more than the row holds': [ONE_INT, rawRow(1, fake.int32(2), '1'), ...done],
+  'a cell length of -2': [ONE_INT, rawRow(1, fake.int32(-2)), ...done],
+  'a row whose cells are cut short': [ONE_INT, rawRow(1, fake.int16(0)), ...done],
+  'bytes after the last cell': [ONE_INT, rawRow(1, fake.int32(1), '1', 'junk'), ...done],
+  'a row declaring 2 cells and holding 1': [ONE_INT, rawRow(2, fake.int32(1), '1'), ...done],
+  // Issue 20, point 5: a DataRow that disagrees with its RowDescription.
+  'a row of 1 cell under a 2-column RowDescription': [TWO_INTS, fake.dataRow(['1']), ...done],
+  'a row of 2 cells under a 1-column RowDescription': [ONE_INT, fake.dataRow(['1', '2']), ...done],
+  'a second row narrower than the first': [TWO_INTS, fake.dataRow(['1', '2']), fake.dataRow(['3']), ...done],
+  'a row with no RowDescription': [fake.dataRow(['1']), ...done],
+  'a row after NoData': [fake.noData(), fake.dataRow(['1']), ...done],
+}
+
+for (const [what, reply] of Object.entries(BAD_ROWS)) {
+  test(`${what}: PROTOCOL_ERROR, the connection is closed, the pool recovers`, LIMIT, async (t) => {
+    const { server, pool } = await setup(t, { onRequest: script({ 'select hostile': reply }) })
+    const e = await rejectsWith(pool.query('select hostile'), 'PROTOCOL_ERROR', what)
+    assert.match(e.message, /protocol error/)
+    await nothingLeaked(pool, server, what)
+    await servesAgain(pool, what)
+  })
+}
+
+test('a cached statement whose rows no longer match its cached columns: PROTOCOL_ERROR, not a decode error', LIMIT, async (t) => {
+  const sql = 'select $1::int as n'
+  const { server, pool } = await setup(t, {
+    onRequest: (req) => {
+      // The first run prepares the statement (Parse, Describe statement, Bind, Execute) ...
+      if (req.sql === sql) {
+        return [fake.parseComplete(), fake.parameterDescription([INT4]), ONE_INT, fake.bindComplete(), fake.dataRow(['7']), ...done]
+      }
+      // ... later runs only Bind and Execute it: no RowDescription, the columns come from the
+      // cache. This one answers with two cells for the one cached column.
+      if (req.kind === 'extended' && req.tags[0] === 'B') return [fake.bindComplete(), fake.dataRow(['7', '8']), ...done]
+      return script({})(req)
+    },
+  })
+  const first = await pool.query(sql, [7])
+  assert.deepEqual(first.rows, [{ n: 7 }])
+  assert.ok(server.requests.at(-1).statement, 'the first run prepared a named statement')
+  const e = await rejectsWith(pool.query(sql, [7]), 'PROTOCOL_ERROR', 'cached statement')
+  assert.deepEqual(server.requests.at(-1).tags, ['B', 'E', 'S'], 'the second run used the cached statement')
+  assert.match(e.message, /protocol error/)
+  await nothingLeaked(pool, server, 'cached statement')
+  await servesAgain(pool, 'cached statement')
+})
+
 // ---- the process survives a claimed size it cannot allocate ----
 
 /** Runs the fixture child with `extra` env, under `ulimit -v limitKb` when given. */
@@ -219,4 +281,46 @@ test('a reply claiming ~1 GiB under an address-space limit: CONNECTION_LOST when
   const out = JSON.parse(run.stdout.trim().split('\n').at(-1))
   assert.equal(out.n, 1)
   assert.equal(out.code, 'CONNECTION_LOST', out.message)
+})
+
+// ---- the JavaScript decoder's own check ----
+
+test('decode() of a result buffer whose cell overruns it: INTERNAL at once, the column parser is never called', () => {
+  // The native side never hands over such a buffer (the row tests above): this is the decoder's
+  // own guard against a bug of onepool's, hence INTERNAL. One statement, one int4 column, one
+  // row whose cell claims 0x7fffffff bytes (the layout of src/wire.rs).
+  const cells = Buffer.concat([fake.int32(0x7fffffff), Buffer.from('1')])
+  const name = Buffer.from('n')
+  const command = Buffer.from('SELECT 1')
+  const u32 = (n) => {
+    const b = Buffer.alloc(4)
+    b.writeUInt32BE(n)
+    return b
+  }
+  const description = Buffer.concat([
+    u32(1), // nrows
+    u32(cells.length),
+    u32(0), // extras
+    u32(1), // nfields
+    u32(INT4),
+    u32(0), // flags
+    u32(0), // extraLen
+    u32(name.length),
+    name,
+    u32(command.length),
+    command,
+  ])
+  const buf = Buffer.concat([cells, description, u32(description.length), u32(1)])
+  // A parser of our own sees exactly what the decoder would hand it.
+  const parsed = []
+  const types = { getTypeParser: () => (text) => parsed.push(text.length) }
+  let error
+  try {
+    decode(buf, false, types)
+  } catch (e) {
+    error = e
+  }
+  assert.ok(isOnepoolError(error), `not an OnepoolError: ${error && error.name}: ${error && error.message}`)
+  assert.equal(error.code, 'INTERNAL')
+  assert.deepEqual(parsed, [], 'the parser was handed a cell that runs past the buffer')
 })

@@ -147,12 +147,31 @@ async fn write_loop(mut writer: Writer, pending: &Mutex<Pending>, state: &ConnSt
   Ok(())
 }
 
+/// What the rows of the statement being read must look like. JavaScript decodes the cells
+/// without checking them again, so a row is checked here, against its own bytes and against
+/// the statement's columns, before it is kept.
+#[derive(Default, Clone, Copy)]
+enum Expect {
+  /// Nothing said yet: a DataRow now breaks the protocol.
+  #[default]
+  Nothing,
+  /// NoData: the statement returns no rows.
+  NoRows,
+  /// A cached statement was bound (BindComplete before any description): its rows come without
+  /// a RowDescription, the cache has the columns (checked against `QueryResult::width` when the
+  /// reply is answered, see `cached_columns`).
+  Bound,
+  /// Rows of exactly this many cells.
+  Cells(u16),
+}
+
 /// Builds the response of the request at the head of the queue.
 #[derive(Default)]
 struct Collector {
   results: Vec<QueryResult>,
   current: Option<QueryResult>,
   error: Option<CoreError>,
+  expect: Expect,
   /// How many bytes of cells the last statement on this connection had: the same query run
   /// again then fills one allocation instead of a chain of doublings.
   cells_hint: usize,
@@ -161,10 +180,27 @@ struct Collector {
 impl Collector {
   fn start_statement(&mut self, fields: Vec<Field>) -> &mut QueryResult {
     let rows = Vec::with_capacity(self.cells_hint);
-    self.current.insert(QueryResult { fields: Arc::new(fields), rows, ..Default::default() })
+    let width = fields.len() as u16;
+    self.current.insert(QueryResult { fields: Arc::new(fields), rows, width, ..Default::default() })
+  }
+
+  /// The width a DataRow of `cells` cells must have, or why it cannot be kept.
+  fn row_width(&mut self, cells: u16) -> CoreResult<u16> {
+    match self.expect {
+      Expect::Cells(n) if n == cells => Ok(n),
+      Expect::Cells(n) => {
+        Err(malformed(format!("a DataRow of {cells} cells for a RowDescription of {n} columns")))
+      }
+      Expect::Bound => {
+        self.expect = Expect::Cells(cells);
+        Ok(cells)
+      }
+      Expect::Nothing | Expect::NoRows => Err(malformed("a DataRow without a RowDescription".into())),
+    }
   }
 
   fn finish_statement(&mut self, command: String) {
+    self.expect = Expect::Nothing;
     let mut r = self.current.take().unwrap_or_default();
     r.command = command;
     self.cells_hint = r.rows.len().min(MAX_CELLS_HINT);
@@ -380,20 +416,41 @@ impl Inbox {
 fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &ConnState) -> CoreResult<()> {
   match msg {
     Message::DataRow(body) => {
+      let cells = body.buffer();
+      // The row's declared cell count (postgres-protocol shows it only as this size hint).
+      let count = body.ranges().size_hint().0 as u16;
+      check_cells(cells, count)?;
+      let width = c.row_width(count)?;
       let r = match c.current.as_mut() {
         Some(r) => r,
-        None => c.start_statement(Vec::new()),
+        None => {
+          let r = c.start_statement(Vec::new());
+          r.width = width;
+          r
+        }
       };
-      r.rows.extend_from_slice(body.buffer());
+      r.rows.try_reserve(cells.len()).map_err(|_| ReadError::NoMemory(cells.len()).into_core())?;
+      r.rows.extend_from_slice(cells);
       r.row_count += 1;
     }
     Message::RowDescription(body) => {
       let mut fields = Vec::new();
       let mut it = body.fields();
-      while let Ok(Some(f)) = it.next() {
-        fields.push(Field { name: f.name().to_string(), type_oid: f.type_oid() });
+      loop {
+        match it.next() {
+          Ok(Some(f)) => fields.push(Field { name: f.name().to_string(), type_oid: f.type_oid() }),
+          Ok(None) => break,
+          Err(e) => return Err(malformed(format!("a malformed RowDescription: {e}"))),
+        }
       }
+      c.expect = Expect::Cells(fields.len() as u16);
       c.start_statement(fields);
+    }
+    Message::NoData => c.expect = Expect::NoRows,
+    Message::BindComplete => {
+      if matches!(c.expect, Expect::Nothing) {
+        c.expect = Expect::Bound;
+      }
     }
     Message::CommandComplete(body) => {
       let tag = body.tag().unwrap_or("").to_string();
@@ -402,6 +459,7 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
     Message::EmptyQueryResponse => c.finish_statement(String::new()),
     Message::ErrorResponse(body) => {
       let db = parse_db_error(&mut body.fields());
+      c.expect = Expect::Nothing;
       // FATAL errors (admin shutdown, terminated backend) end the session.
       let fatal = db.severity == "FATAL" || db.severity == "PANIC";
       if c.error.is_none() {
@@ -421,6 +479,7 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
       c.current = None;
     }
     Message::ReadyForQuery(body) => {
+      c.expect = Expect::Nothing;
       state.tx_status.store(body.status(), Ordering::Release);
       state.made_progress();
       let done = c.take();
@@ -434,9 +493,7 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
       });
     }
     Message::ParseComplete
-    | Message::BindComplete
     | Message::CloseComplete
-    | Message::NoData
     | Message::PortalSuspended
     | Message::ParameterDescription(_)
     | Message::ParameterStatus(_)
@@ -449,6 +506,51 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
     }
     _ => return Err(CoreError::Protocol("protocol error: unexpected message from the server".into())),
   }
+  Ok(())
+}
+
+fn malformed(what: String) -> CoreError {
+  CoreError::Protocol(format!("protocol error: {what}"))
+}
+
+/// Checks a DataRow's cells against its own bytes: `count` cells, each NULL (-1) or a length
+/// that stays inside the row, and nothing after the last one. JavaScript then reads cells
+/// without bounds checks of its own that could loop to a claimed end.
+#[inline]
+fn check_cells(cells: &[u8], count: u16) -> CoreResult<()> {
+  let mut at = 0usize;
+  for _ in 0..count {
+    let Some(&[a, b, c, d]) = cells.get(at..at + 4) else {
+      return Err(malformed("a DataRow that ends inside a cell length".into()));
+    };
+    at += 4;
+    let len = i32::from_be_bytes([a, b, c, d]);
+    if len >= 0 {
+      at = at.saturating_add(len as usize);
+      if at > cells.len() {
+        return Err(malformed(format!("a DataRow cell of {len} bytes that runs past the end of its row")));
+      }
+    } else if len != -1 {
+      return Err(malformed(format!("a DataRow cell length of {len}")));
+    }
+  }
+  if at != cells.len() {
+    return Err(malformed(format!("{} bytes after the last cell of a DataRow", cells.len() - at)));
+  }
+  Ok(())
+}
+
+/// The columns of a cached statement for its rows (Bind/Execute sends no RowDescription): the
+/// rows must be as wide as the cache says, or the server broke the protocol.
+pub(crate) fn cached_columns(result: &mut QueryResult, fields: Arc<Vec<Field>>) -> CoreResult<()> {
+  if result.row_count > 0 && usize::from(result.width) != fields.len() {
+    return Err(malformed(format!(
+      "rows of {} cells for a prepared statement of {} columns",
+      result.width,
+      fields.len()
+    )));
+  }
+  result.fields = fields;
   Ok(())
 }
 
