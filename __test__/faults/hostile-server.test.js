@@ -143,6 +143,14 @@ test('an HTTP server answering the SSLRequest (sslmode=prefer): CONNECT_FAILED, 
   await nothingLeaked(pool, server, 'ssl answer')
 })
 
+test('an ErrorResponse without a SQLSTATE during startup: CONNECT_FAILED whose cause has a code and says so', LIMIT, async (t) => {
+  const { server, pool } = await setup(t, { startup: () => fake.errorResponse({}) })
+  const e = await rejectsWith(pool.query('select 1 as n'), 'CONNECT_FAILED', 'startup error')
+  assert.equal(e.cause && e.cause.code, 'EPROTO', `cause ${e.cause && e.cause.code}: ${e.cause && e.cause.message}`)
+  assert.match(e.cause.message, /error without a SQLSTATE code/)
+  await nothingLeaked(pool, server, 'startup error')
+})
+
 // ---- after startup: message headers that lie ----
 
 /** A reply of `bytes` to `select hostile`, then the server closes that connection a little later. */
@@ -231,6 +239,26 @@ test('a cached statement whose rows no longer match its cached columns: PROTOCOL
   assert.match(e.message, /protocol error/)
   await nothingLeaked(pool, server, 'cached statement')
   await servesAgain(pool, 'cached statement')
+})
+
+// ---- error responses without a code ----
+
+test('an ErrorResponse without fields: PROTOCOL_ERROR saying the server sent an error without a code', LIMIT, async (t) => {
+  const { server, pool } = await setup(t, {
+    onRequest: script({
+      'select hostile': [fake.errorResponse({}), fake.readyForQuery()],
+      'select worded': [fake.errorResponse({ S: 'ERROR', M: 'something odd' }), fake.readyForQuery()],
+    }),
+  })
+  const e = await rejectsWith(pool.query('select hostile'), 'PROTOCOL_ERROR', 'field-less error')
+  assert.match(e.message, /error without a SQLSTATE code/)
+  const worded = await rejectsWith(pool.query('select worded'), 'PROTOCOL_ERROR', 'error without code')
+  assert.match(worded.message, /error without a SQLSTATE code: something odd/)
+  // The framing was sound and ReadyForQuery followed: the connection is kept and still works.
+  const r = await pool.query('select 1 as n')
+  assert.deepEqual(r.rows, [{ n: 1 }])
+  assert.equal(server.sockets, 1)
+  assert.equal(pool.stats().size, 1)
 })
 
 // ---- the process survives a claimed size it cannot allocate ----

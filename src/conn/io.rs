@@ -19,7 +19,7 @@ use tokio::io::AsyncRead;
 use tokio::sync::Notify;
 
 use super::framing::{make_room, next_message, read_message, ReadError};
-use super::startup::parse_db_error;
+use super::startup::{parse_db_error, without_sqlstate};
 use super::transport::{DirectRead, Reader, Writer};
 use super::{ConnState, Field, QueryResult, Reply, Response};
 use crate::error::{CoreError, CoreResult, TimeoutKind};
@@ -463,10 +463,16 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
       // FATAL errors (admin shutdown, terminated backend) end the session.
       let fatal = db.severity == "FATAL" || db.severity == "PANIC";
       if c.error.is_none() {
-        c.error = Some(CoreError::Db(Box::new(db.clone())));
+        c.error = Some(if db.code.is_empty() {
+          malformed(without_sqlstate(&db))
+        } else {
+          CoreError::Db(Box::new(db.clone()))
+        });
       }
       if fatal {
-        let lost = CoreError::ConnectionLost(format!("connection lost: {} ({})", db.message, db.code));
+        let why =
+          if db.code.is_empty() { without_sqlstate(&db) } else { format!("{} ({})", db.message, db.code) };
+        let lost = CoreError::ConnectionLost(format!("connection lost: {why}"));
         // Closed before the reply goes out: its callback may hand the connection back to the
         // pool, which must then discard it, not lend it again.
         state.closed.store(true, Ordering::Release);

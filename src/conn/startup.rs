@@ -58,6 +58,18 @@ pub fn parse_db_error(fields: &mut postgres_protocol::message::backend::ErrorFie
   e
 }
 
+/// What a client is told about an ErrorResponse without a SQLSTATE (`C`) field, which every
+/// PostgreSQL error has: a made-up SQLSTATE would be a lie, so the caller reports a protocol
+/// error with this text (and the server's message, if it sent one).
+pub fn without_sqlstate(db: &DbError) -> String {
+  let mut out = String::from("the server sent an error without a SQLSTATE code");
+  if !db.message.is_empty() {
+    out.push_str(": ");
+    out.push_str(&db.message);
+  }
+  out
+}
+
 /// A reply that cannot come from PostgreSQL. `EPROTO` is the POSIX name for a protocol error,
 /// next to the OS codes (`ECONNREFUSED`) a failed connect carries.
 fn not_postgres(target: &Target, what: String) -> CoreError {
@@ -193,6 +205,9 @@ pub async fn handshake(
       Message::ReadyForQuery(_) => break,
       Message::ErrorResponse(body) => {
         let db = parse_db_error(&mut body.fields());
+        if db.code.is_empty() {
+          return Err(not_postgres(target, without_sqlstate(&db)));
+        }
         return Err(connect_failed(target, ConnectCause::Server(Box::new(db))));
       }
       _ => return Err(protocol(target, "unsupported authentication method")),
