@@ -54,11 +54,11 @@ function script(replies) {
   }
 }
 
-async function setup(t, serverOptions, poolOptions = {}) {
+/** A fake server and a one-connection pool on it, both closed after the test. */
+async function setup(t, serverOptions, sslmode = 'disable') {
   const server = await fake.startFakeServer(serverOptions)
-  const name = uniqueName('hostile')
-  const url = poolOptions.url || server.url
-  const pool = createPool({ connectionString: url, name, max: 1, connectTimeoutMs: 10000, acquireTimeoutMs: 20000, ...poolOptions.options })
+  const url = server.url.replace('sslmode=disable', `sslmode=${sslmode}`)
+  const pool = createPool({ connectionString: url, name: uniqueName('hostile'), max: 1, connectTimeoutMs: 10000, acquireTimeoutMs: 20000 })
   t.after(async () => {
     await pool.end({ timeoutMs: 2000 })
     await server.close()
@@ -131,16 +131,21 @@ for (const [what, reply] of Object.entries(NOT_POSTGRES)) {
 }
 
 test('an HTTP server answering the SSLRequest (sslmode=prefer): CONNECT_FAILED, cause EPROTO "not a PostgreSQL server"', LIMIT, async (t) => {
-  const server = await fake.startFakeServer({ sslAnswer: Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n') })
-  const pool = createPool({ connectionString: server.url.replace('sslmode=disable', 'sslmode=prefer'), name: uniqueName('hostile'), max: 1 })
-  t.after(async () => {
-    await pool.end({ timeoutMs: 2000 })
-    await server.close()
-  })
+  const { server, pool } = await setup(t, { sslAnswer: Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n') }, 'prefer')
   const e = await rejectsWith(pool.query('select 1 as n'), 'CONNECT_FAILED', 'ssl answer')
   assert.equal(e.cause && e.cause.code, 'EPROTO', `cause ${e.cause && e.cause.code}: ${e.cause && e.cause.message}`)
   assert.match(e.cause.message, /not a PostgreSQL server/)
   await nothingLeaked(pool, server, 'ssl answer')
+})
+
+test('a PostgreSQL that cannot start a backend answers the SSLRequest with an old-style error: CONNECT_FAILED with its text', LIMIT, async (t) => {
+  // What the postmaster writes when fork() fails, whatever the client sent first.
+  const fork = Buffer.from('Ecould not fork new process for connection: Resource temporarily unavailable\n\0')
+  const { server, pool } = await setup(t, { sslAnswer: fork }, 'prefer')
+  const e = await rejectsWith(pool.query('select 1 as n'), 'CONNECT_FAILED', 'fork failure')
+  assert.equal(e.cause && e.cause.code, 'EPROTO', `cause ${e.cause && e.cause.code}: ${e.cause && e.cause.message}`)
+  assert.match(e.cause.message, /answered the TLS request with an error: could not fork new process for connection/)
+  await nothingLeaked(pool, server, 'fork failure')
 })
 
 test('an ErrorResponse without a SQLSTATE during startup: CONNECT_FAILED whose cause has a code and says so', LIMIT, async (t) => {
