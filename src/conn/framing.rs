@@ -32,7 +32,7 @@ pub enum ReadError {
   BadHeader(String),
   /// A whole message that is not well-formed: an unknown tag, a body that does not parse.
   Malformed(String),
-  /// Memory for this many more bytes could not be had.
+  /// No memory to grow a buffer that held this many bytes.
   NoMemory(usize),
 }
 
@@ -51,7 +51,7 @@ impl ReadError {
         CoreError::Protocol(format!("protocol error: {what}"))
       }
       ReadError::NoMemory(n) => CoreError::ConnectionLost(format!(
-        "connection closed: out of memory reading from the server (could not allocate {n} more bytes)"
+        "connection closed: out of memory reading from the server ({n} bytes held)"
       )),
     }
   }
@@ -124,7 +124,7 @@ pub fn make_room(buf: &mut BytesMut, additional: usize) -> Result<(), ReadError>
   let mut v = Vec::from(std::mem::take(buf));
   let grown = v.try_reserve(additional);
   *buf = BytesMut::from(Bytes::from(v));
-  grown.map_err(|_| ReadError::NoMemory(additional))
+  grown.map_err(|_| ReadError::NoMemory(buf.len()))
 }
 
 /// Reads the next message from `s`, buffering in `buf` (bytes after it stay there).

@@ -396,8 +396,8 @@ impl Inbox {
       while let Some(msg) = next_message(&mut p.buf, self.max_message).map_err(ReadError::into_core)? {
         absorb(msg, &mut p.c, &self.pending, &self.state)?;
       }
-      // Grows with what arrived (a message that is not all in yet fills it READ_CHUNK at a
-      // time), never to the length a header claims.
+      // Grows with what arrived (doubling while a long message comes in), never to the length
+      // a header claims.
       if p.buf.capacity() - p.buf.len() < READ_CHUNK / 4 {
         make_room(&mut p.buf, READ_CHUNK).map_err(ReadError::into_core)?;
       }
@@ -429,7 +429,7 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
           r
         }
       };
-      r.rows.try_reserve(cells.len()).map_err(|_| ReadError::NoMemory(cells.len()).into_core())?;
+      r.rows.try_reserve(cells.len()).map_err(|_| ReadError::NoMemory(r.rows.len()).into_core())?;
       r.rows.extend_from_slice(cells);
       r.row_count += 1;
     }

@@ -89,7 +89,7 @@ fn read_failure(target: &Target, buf: &[u8], err: ReadError) -> CoreError {
       target,
       ConnectCause::Os {
         code: "ENOMEM".into(),
-        message: format!("out of memory reading from the server ({n} bytes)"),
+        message: format!("out of memory reading from the server ({n} bytes held)"),
       },
     ),
   }
