@@ -89,6 +89,8 @@ pub struct ConnSettings {
   pub keepalive: bool,
   /// Prepared statements kept per connection; 0 (always behind PgBouncer) = unnamed only.
   pub statement_cache_size: usize,
+  /// The largest message body accepted from the server; a longer claim is a protocol error.
+  pub max_message_size: usize,
 }
 
 /// How the pool behaves. May change live under the same identity.
@@ -150,6 +152,9 @@ pub const DEFAULT_MAX_LIFETIME_SEC: u64 = 1_800;
 pub const DEFAULT_PING_AFTER_IDLE_MS: u64 = 1_000;
 pub const DEFAULT_APPLICATION_NAME: &str = "onepool";
 pub const DEFAULT_STATEMENT_CACHE_SIZE: usize = 100;
+/// 1 GiB: PostgreSQL's own limit for a message body (MaxAllocSize, 1 GiB - 1), so no real
+/// server's message is refused, while a length read from another protocol's bytes mostly is.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 30;
 
 impl PoolConfig {
   pub fn from_input(input: &ConfigInput) -> CoreResult<PoolConfig> {

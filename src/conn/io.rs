@@ -18,7 +18,8 @@ use postgres_protocol::message::frontend;
 use tokio::io::AsyncRead;
 use tokio::sync::Notify;
 
-use super::startup::{parse_db_error, read_message};
+use super::framing::{make_room, next_message, read_message, ReadError};
+use super::startup::{parse_db_error, without_sqlstate};
 use super::transport::{DirectRead, Reader, Writer};
 use super::{ConnState, Field, QueryResult, Reply, Response};
 use crate::error::{CoreError, CoreResult, TimeoutKind};
@@ -53,31 +54,39 @@ enum Reading {
 }
 
 /// Starts the connection's I/O task. Returns the socket's read side when other threads may
-/// read it too (a plain socket).
+/// read it too (a plain socket). A message whose body claims more than `max_message` bytes
+/// ends the connection with a protocol error.
 pub(crate) fn start(
   reader: Reader,
   writer: Writer,
   state: Arc<ConnState>,
   pending: Arc<Mutex<Pending>>,
+  max_message: usize,
 ) -> Option<Arc<Inbox>> {
   let (reading, inbox) = match reader {
     Reader::Direct(socket) => {
-      let inbox = Arc::new(Inbox::new(socket, pending.clone(), state.clone()));
+      let inbox = Arc::new(Inbox::new(socket, pending.clone(), state.clone(), max_message));
       (Reading::Shared(inbox.clone()), Some(inbox))
     }
     Reader::Task(rd) => (Reading::Alone(rd), None),
   };
-  crate::runtime::spawn(run(reading, writer, state, pending));
+  crate::runtime::spawn(run(reading, writer, state, pending, max_message));
   inbox
 }
 
-async fn run(reading: Reading, writer: Writer, state: Arc<ConnState>, pending: Arc<Mutex<Pending>>) {
+async fn run(
+  reading: Reading,
+  writer: Writer,
+  state: Arc<ConnState>,
+  pending: Arc<Mutex<Pending>>,
+  max_message: usize,
+) {
   let _alive = super::sockets::SocketGuard::hold();
   let mut killed = false;
   let read = async {
     match reading {
       Reading::Shared(inbox) => inbox.read_loop().await,
-      Reading::Alone(rd) => read_loop(rd, &pending, &state).await,
+      Reading::Alone(rd) => read_loop(rd, &pending, &state, max_message).await,
     }
   };
   let failure = tokio::select! {
@@ -143,12 +152,31 @@ async fn write_loop(mut writer: Writer, pending: &Mutex<Pending>, state: &ConnSt
   Ok(())
 }
 
+/// What the rows of the statement being read must look like. JavaScript decodes the cells
+/// without checking them again, so a row is checked here, against its own bytes and against
+/// the statement's columns, before it is kept.
+#[derive(Default, Clone, Copy)]
+enum Expect {
+  /// Nothing said yet: a DataRow now breaks the protocol.
+  #[default]
+  Nothing,
+  /// NoData: the statement returns no rows.
+  NoRows,
+  /// A cached statement was bound (BindComplete before any description): its rows come without
+  /// a RowDescription, the cache has the columns (checked against `QueryResult::width` when the
+  /// reply is answered, see `cached_columns`).
+  Bound,
+  /// Rows of exactly this many cells.
+  Cells(u16),
+}
+
 /// Builds the response of the request at the head of the queue.
 #[derive(Default)]
 struct Collector {
   results: Vec<QueryResult>,
   current: Option<QueryResult>,
   error: Option<CoreError>,
+  expect: Expect,
   /// How many bytes of cells the last statement on this connection had: the same query run
   /// again then fills one allocation instead of a chain of doublings.
   cells_hint: usize,
@@ -157,10 +185,27 @@ struct Collector {
 impl Collector {
   fn start_statement(&mut self, fields: Vec<Field>) -> &mut QueryResult {
     let rows = Vec::with_capacity(self.cells_hint);
-    self.current.insert(QueryResult { fields: Arc::new(fields), rows, ..Default::default() })
+    let width = fields.len() as u16;
+    self.current.insert(QueryResult { fields: Arc::new(fields), rows, width, ..Default::default() })
+  }
+
+  /// The width a DataRow of `cells` cells must have, or why it cannot be kept.
+  fn row_width(&mut self, cells: u16) -> CoreResult<u16> {
+    match self.expect {
+      Expect::Cells(n) if n == cells => Ok(n),
+      Expect::Cells(n) => {
+        Err(malformed(format!("a DataRow of {cells} cells for a RowDescription of {n} columns")))
+      }
+      Expect::Bound => {
+        self.expect = Expect::Cells(cells);
+        Ok(cells)
+      }
+      Expect::Nothing | Expect::NoRows => Err(malformed("a DataRow without a RowDescription".into())),
+    }
   }
 
   fn finish_statement(&mut self, command: String) {
+    self.expect = Expect::Nothing;
     let mut r = self.current.take().unwrap_or_default();
     r.command = command;
     self.cells_hint = r.rows.len().min(MAX_CELLS_HINT);
@@ -187,13 +232,14 @@ async fn read_loop(
   mut rd: Box<dyn AsyncRead + Send + Unpin>,
   pending: &Mutex<Pending>,
   state: &ConnState,
+  max_message: usize,
 ) -> CoreError {
   let mut buf = BytesMut::with_capacity(READ_CHUNK);
   let mut c = Collector::default();
   loop {
-    let msg = match read_message(&mut rd, &mut buf).await {
+    let msg = match read_message(&mut rd, &mut buf, max_message).await {
       Ok(m) => m,
-      Err(e) => return CoreError::lost(&e),
+      Err(e) => return e.into_core(),
     };
     if let Err(e) = absorb(msg, &mut c, pending, state) {
       return e;
@@ -219,6 +265,7 @@ pub struct Inbox {
   /// threads do not race for them (the loser of that race would wait for the winner).
   watched: AtomicBool,
   unwatched: Notify,
+  max_message: usize,
 }
 
 #[derive(Default)]
@@ -230,7 +277,12 @@ struct Parsed {
 }
 
 impl Inbox {
-  fn new(socket: Arc<dyn DirectRead>, pending: Arc<Mutex<Pending>>, state: Arc<ConnState>) -> Inbox {
+  fn new(
+    socket: Arc<dyn DirectRead>,
+    pending: Arc<Mutex<Pending>>,
+    state: Arc<ConnState>,
+    max_message: usize,
+  ) -> Inbox {
     let parsed = Parsed { buf: BytesMut::with_capacity(READ_CHUNK), ..Default::default() };
     Inbox {
       socket,
@@ -239,6 +291,7 @@ impl Inbox {
       state,
       watched: AtomicBool::new(false),
       unwatched: Notify::new(),
+      max_message,
     }
   }
 
@@ -345,11 +398,13 @@ impl Inbox {
     mut read: impl FnMut(&mut BytesMut) -> std::io::Result<usize>,
   ) -> CoreResult<()> {
     loop {
-      while let Some(msg) = Message::parse(&mut p.buf).map_err(|e| CoreError::lost(&e))? {
+      while let Some(msg) = next_message(&mut p.buf, self.max_message).map_err(ReadError::into_core)? {
         absorb(msg, &mut p.c, &self.pending, &self.state)?;
       }
+      // Grows with what arrived (doubling while a long message comes in), never to the length
+      // a header claims.
       if p.buf.capacity() - p.buf.len() < READ_CHUNK / 4 {
-        p.buf.reserve(READ_CHUNK);
+        make_room(&mut p.buf, READ_CHUNK).map_err(ReadError::into_core)?;
       }
       match read(&mut p.buf) {
         Ok(0) => return Err(CoreError::lost(&std::io::ErrorKind::UnexpectedEof.into())),
@@ -366,20 +421,41 @@ impl Inbox {
 fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &ConnState) -> CoreResult<()> {
   match msg {
     Message::DataRow(body) => {
+      let cells = body.buffer();
+      // The row's declared cell count (postgres-protocol shows it only as this size hint).
+      let count = body.ranges().size_hint().0 as u16;
+      check_cells(cells, count)?;
+      let width = c.row_width(count)?;
       let r = match c.current.as_mut() {
         Some(r) => r,
-        None => c.start_statement(Vec::new()),
+        None => {
+          let r = c.start_statement(Vec::new());
+          r.width = width;
+          r
+        }
       };
-      r.rows.extend_from_slice(body.buffer());
+      r.rows.try_reserve(cells.len()).map_err(|_| ReadError::NoMemory(r.rows.len()).into_core())?;
+      r.rows.extend_from_slice(cells);
       r.row_count += 1;
     }
     Message::RowDescription(body) => {
       let mut fields = Vec::new();
       let mut it = body.fields();
-      while let Ok(Some(f)) = it.next() {
-        fields.push(Field { name: f.name().to_string(), type_oid: f.type_oid() });
+      loop {
+        match it.next() {
+          Ok(Some(f)) => fields.push(Field { name: f.name().to_string(), type_oid: f.type_oid() }),
+          Ok(None) => break,
+          Err(e) => return Err(malformed(format!("a malformed RowDescription: {e}"))),
+        }
       }
+      c.expect = Expect::Cells(fields.len() as u16);
       c.start_statement(fields);
+    }
+    Message::NoData => c.expect = Expect::NoRows,
+    Message::BindComplete => {
+      if matches!(c.expect, Expect::Nothing) {
+        c.expect = Expect::Bound;
+      }
     }
     Message::CommandComplete(body) => {
       let tag = body.tag().unwrap_or("").to_string();
@@ -388,13 +464,20 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
     Message::EmptyQueryResponse => c.finish_statement(String::new()),
     Message::ErrorResponse(body) => {
       let db = parse_db_error(&mut body.fields());
+      c.expect = Expect::Nothing;
       // FATAL errors (admin shutdown, terminated backend) end the session.
       let fatal = db.severity == "FATAL" || db.severity == "PANIC";
       if c.error.is_none() {
-        c.error = Some(CoreError::Db(Box::new(db.clone())));
+        c.error = Some(if db.code.is_empty() {
+          malformed(without_sqlstate(&db))
+        } else {
+          CoreError::Db(Box::new(db.clone()))
+        });
       }
       if fatal {
-        let lost = CoreError::ConnectionLost(format!("connection lost: {} ({})", db.message, db.code));
+        let why =
+          if db.code.is_empty() { without_sqlstate(&db) } else { format!("{} ({})", db.message, db.code) };
+        let lost = CoreError::ConnectionLost(format!("connection lost: {why}"));
         // Closed before the reply goes out: its callback may hand the connection back to the
         // pool, which must then discard it, not lend it again.
         state.closed.store(true, Ordering::Release);
@@ -407,6 +490,7 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
       c.current = None;
     }
     Message::ReadyForQuery(body) => {
+      c.expect = Expect::Nothing;
       state.tx_status.store(body.status(), Ordering::Release);
       state.made_progress();
       let done = c.take();
@@ -420,9 +504,7 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
       });
     }
     Message::ParseComplete
-    | Message::BindComplete
     | Message::CloseComplete
-    | Message::NoData
     | Message::PortalSuspended
     | Message::ParameterDescription(_)
     | Message::ParameterStatus(_)
@@ -435,6 +517,51 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
     }
     _ => return Err(CoreError::Protocol("protocol error: unexpected message from the server".into())),
   }
+  Ok(())
+}
+
+fn malformed(what: String) -> CoreError {
+  CoreError::Protocol(format!("protocol error: {what}"))
+}
+
+/// Checks a DataRow's cells against its own bytes: `count` cells, each NULL (-1) or a length
+/// that stays inside the row, and nothing after the last one. JavaScript then reads cells
+/// without bounds checks of its own that could loop to a claimed end.
+#[inline]
+fn check_cells(cells: &[u8], count: u16) -> CoreResult<()> {
+  let mut at = 0usize;
+  for _ in 0..count {
+    let Some(&[a, b, c, d]) = cells.get(at..at + 4) else {
+      return Err(malformed("a DataRow that ends inside a cell length".into()));
+    };
+    at += 4;
+    let len = i32::from_be_bytes([a, b, c, d]);
+    if len >= 0 {
+      at = at.saturating_add(len as usize);
+      if at > cells.len() {
+        return Err(malformed(format!("a DataRow cell of {len} bytes that runs past the end of its row")));
+      }
+    } else if len != -1 {
+      return Err(malformed(format!("a DataRow cell length of {len}")));
+    }
+  }
+  if at != cells.len() {
+    return Err(malformed(format!("{} bytes after the last cell of a DataRow", cells.len() - at)));
+  }
+  Ok(())
+}
+
+/// The columns of a cached statement for its rows (Bind/Execute sends no RowDescription): the
+/// rows must be as wide as the cache says, or the server broke the protocol.
+pub(crate) fn cached_columns(result: &mut QueryResult, fields: Arc<Vec<Field>>) -> CoreResult<()> {
+  if result.row_count > 0 && usize::from(result.width) != fields.len() {
+    return Err(malformed(format!(
+      "rows of {} cells for a prepared statement of {} columns",
+      result.width,
+      fields.len()
+    )));
+  }
+  result.fields = fields;
   Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! multi-statement simple queries), the server's transaction status after every request (to
 //! never hand out a connection that is inside a transaction), and Buffers sent in binary.
 
+mod framing;
 mod io;
 mod query;
 pub mod sockets;
@@ -53,6 +54,8 @@ pub struct QueryResult {
   pub fields: Arc<Vec<Field>>,
   pub rows: Vec<u8>,
   pub row_count: u32,
+  /// Cells in each row (every row was checked to have this many as it arrived).
+  pub width: u16,
   pub command: String,
 }
 
@@ -245,7 +248,7 @@ impl Conn {
       secret_key: opened.secret_key,
     };
     let pending = Arc::new(Mutex::new(io::Pending::new()));
-    let inbox = io::start(reader, writer, state.clone(), pending.clone());
+    let inbox = io::start(reader, writer, state.clone(), pending.clone(), settings.max_message_size);
     let statements = Mutex::new(Statements::new(settings.statement_cache_size));
     Conn {
       shared: Arc::new(Shared { direct, inbox, state, pending, statements }),
@@ -484,9 +487,12 @@ impl Shared {
           Box::new(move |outcome: CoreResult<Response>| match outcome {
             Ok(mut resp) => {
               // Bind/Execute sends no RowDescription: the columns come from the cache.
-              if let Some(first) = resp.results.first_mut() {
-                if first.fields.is_empty() {
-                  first.fields = fields;
+              if let Some(first) = resp.results.first_mut().filter(|r| r.fields.is_empty()) {
+                if let Err(e) = io::cached_columns(first, fields) {
+                  // A server that sends rows of the wrong shape is not trusted with more.
+                  shared.state.closed.store(true, Ordering::Release);
+                  shared.state.kill.notify_one();
+                  return done(Err(e));
                 }
               }
               done(Ok(resp))

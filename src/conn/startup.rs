@@ -8,8 +8,9 @@ use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::framing::{preview, read_message, ReadError, STARTUP_MAX_MESSAGE};
 use super::transport::{self, Stream};
 use crate::config::{ConnSettings, Host, Target};
 use crate::error::{describe_io, io_code, ConnectCause, CoreError, CoreResult, DbError};
@@ -57,18 +58,40 @@ pub fn parse_db_error(fields: &mut postgres_protocol::message::backend::ErrorFie
   e
 }
 
-/// Reads one backend message, buffering as needed.
-pub async fn read_message<S: AsyncRead + Unpin + ?Sized>(
-  s: &mut S,
-  buf: &mut BytesMut,
-) -> std::io::Result<Message> {
-  loop {
-    if let Some(m) = Message::parse(buf)? {
-      return Ok(m);
+/// What a client is told about an ErrorResponse without a SQLSTATE (`C`) field, which every
+/// PostgreSQL error has: a made-up SQLSTATE would be a lie, so the caller reports a protocol
+/// error with this text (and the server's message, if it sent one).
+pub fn without_sqlstate(db: &DbError) -> String {
+  let mut out = String::from("the server sent an error without a SQLSTATE code");
+  if !db.message.is_empty() {
+    out.push_str(": ");
+    out.push_str(&db.message);
+  }
+  out
+}
+
+/// A reply that cannot come from PostgreSQL. `EPROTO` is the POSIX name for a protocol error,
+/// next to the OS codes (`ECONNREFUSED`) a failed connect carries.
+fn not_postgres(target: &Target, what: String) -> CoreError {
+  connect_failed(target, ConnectCause::Os { code: "EPROTO".into(), message: what })
+}
+
+fn read_failure(target: &Target, buf: &[u8], err: ReadError) -> CoreError {
+  match err {
+    ReadError::Io(e) => os_failure(target, &e),
+    // A bad header is still at the front of `buf`: show what the peer sent (an HTTP status
+    // line, an SSH banner) so the user sees at once what DATABASE_URL points at.
+    ReadError::BadHeader(what) => {
+      not_postgres(target, format!("not a PostgreSQL server (it sent {}): {what}", preview(buf)))
     }
-    if s.read_buf(buf).await? == 0 {
-      return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
+    ReadError::Malformed(what) => not_postgres(target, format!("not a PostgreSQL server: {what}")),
+    ReadError::NoMemory(n) => connect_failed(
+      target,
+      ConnectCause::Os {
+        code: "ENOMEM".into(),
+        message: format!("out of memory reading from the server ({n} bytes held)"),
+      },
+    ),
   }
 }
 
@@ -135,7 +158,10 @@ pub async fn handshake(
   let mut process_id = 0;
   let mut secret_key = 0;
   loop {
-    let msg = read_message(&mut stream, &mut buf).await.map_err(io_err)?;
+    let msg = match read_message(&mut stream, &mut buf, STARTUP_MAX_MESSAGE).await {
+      Ok(m) => m,
+      Err(e) => return Err(read_failure(target, &buf, e)),
+    };
     out.clear();
     match msg {
       Message::AuthenticationOk => {}
@@ -179,6 +205,9 @@ pub async fn handshake(
       Message::ReadyForQuery(_) => break,
       Message::ErrorResponse(body) => {
         let db = parse_db_error(&mut body.fields());
+        if db.code.is_empty() {
+          return Err(not_postgres(target, without_sqlstate(&db)));
+        }
         return Err(connect_failed(target, ConnectCause::Server(Box::new(db))));
       }
       _ => return Err(protocol(target, "unsupported authentication method")),

@@ -29,6 +29,30 @@ pub async fn negotiate(
     b'S' => transport::start_tls(socket, mode, host, root_pem).await,
     b'N' if mode == SslMode::Prefer => Ok(transport::into_stream(socket)),
     b'N' => Err(failure("SSL_NOT_SUPPORTED", "the server does not support TLS connections")),
-    _ => Err(failure("ERR_TLS", "unexpected answer to the TLS request")),
+    // A server that cannot start a backend (fork failure) writes an old-style error, 'E' and a
+    // line of text, whatever the client asked.
+    b'E' => Err(failure(
+      "EPROTO",
+      format!("the server answered the TLS request with an error: {}", old_style_error(&mut socket).await),
+    )),
+    // PostgreSQL answers one byte, 'S' or 'N' (or an error, above). Anything else is a
+    // peer speaking another protocol: an HTTP server's "HTTP/1.1 400 ...", an SSH banner.
+    other => Err(failure(
+      "EPROTO",
+      format!(
+        "not a PostgreSQL server: it answered the TLS request with {}",
+        super::framing::preview(&[other])
+      ),
+    )),
   }
+}
+
+/// The text of an old-style ErrorResponse ('E' already read, then a NUL-terminated string),
+/// as much of it as comes in one read, bounded.
+async fn old_style_error(socket: &mut Socket) -> String {
+  let mut text = [0u8; 512];
+  let n = socket.read(&mut text).await.unwrap_or(0);
+  let text = &text[..n];
+  let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+  String::from_utf8_lossy(&text[..end]).trim().to_string()
 }
