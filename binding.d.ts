@@ -141,6 +141,8 @@ export interface PoolOptionsInput {
   keepalive?: boolean
   /** Prepared statements kept per connection (default 100; 0 = unnamed only). */
   statementCacheSize?: number
+  /** Largest message accepted from the server, in bytes (default and most: 1 GiB). */
+  maxMessageBytes?: number
   /** Connections of all processes on this machine to the same target together. */
   machineMax?: number
   /** The caller's `PG*` environment variables (worker threads have their own `process.env`). */

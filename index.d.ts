@@ -49,6 +49,11 @@ export interface PoolOptions {
   machineMax?: number
   /** Prepared statements kept per connection for queries with parameters. Default 100; 0 = unnamed only (always 0 behind PgBouncer). */
   statementCacheSize?: number
+  /**
+   * Largest message accepted from the server, in bytes: a larger one (a result row, a corrupt or
+   * hostile length) is `PROTOCOL_ERROR` and closes that connection. Default and most: 1 GiB.
+   */
+  maxMessageBytes?: number
   /** TCP keepalive on every connection. Default true. */
   keepAlive?: boolean
   /** Report clients checked out longer than this (with the stack that checked them out). Default off. */

@@ -39,6 +39,7 @@ const OPTIONS = {
   keepAlive: ['keepAlive', bool, 'a boolean'],
   machineMax: ['machineMax', (v) => Number.isInteger(v) && v >= 0 && v <= 100000, 'a non-negative integer'],
   statementCacheSize: ['statementCacheSize', (v) => Number.isInteger(v) && v >= 0 && v <= 100000, 'a non-negative integer'],
+  maxMessageBytes: ['maxMessageBytes', (v) => Number.isInteger(v) && v >= 1024 && v <= 0x40000000, 'an integer from 1024 to 1073741824'],
   types: ['types', (v) => v !== null && typeof v === 'object' && typeof v.getTypeParser === 'function', 'an object with getTypeParser()'],
   leakDetectionMs: ['leakDetectionMs', nonNegative, 'a non-negative number of milliseconds'],
   onLeak: ['onLeak', (v) => typeof v === 'function', 'a function'],
@@ -152,6 +153,7 @@ function normalizeOptions(input, env = process.env) {
     pgbouncer: out.pgbouncer,
     keepalive: out.keepAlive,
     statementCacheSize: out.statementCacheSize,
+    maxMessageBytes: out.maxMessageBytes,
     machineMax: out.machineMax,
     env: envVars,
   }

@@ -357,3 +357,17 @@ test('decode() of a result buffer whose cell overruns it: INTERNAL at once, the 
   assert.equal(error.code, 'INTERNAL')
   assert.deepEqual(parsed, [], 'the parser was handed a cell that runs past the buffer')
 })
+
+test('maxMessageBytes: a row over the limit from a real server is PROTOCOL_ERROR, and the pool goes on', LIMIT, async () => {
+  const { TEST_URL } = require('../helpers/db')
+  const pool = createPool({ connectionString: TEST_URL, name: uniqueName('maxmsg'), max: 1, maxMessageBytes: 64 * 1024 })
+  try {
+    const big = await settle(pool.query("select repeat('x', 100000) as s"), HANG_MS)
+    assert.equal(big.ok, false)
+    assert.equal(big.error.code, 'PROTOCOL_ERROR', big.error.message)
+    assert.equal((await pool.query("select repeat('x', 1000) as s")).rows[0].s.length, 1000)
+    assert.equal(pool.stats().size, 1)
+  } finally {
+    await pool.end()
+  }
+})

@@ -139,6 +139,7 @@ pub struct ConfigInput {
   pub pgbouncer: Option<bool>,
   pub keepalive: Option<bool>,
   pub statement_cache_size: Option<u32>,
+  pub max_message_bytes: Option<u32>,
   pub machine_max: Option<u32>,
   /// `PG*` variables (`PGHOST`, `PGUSER`, ...) and `USER`, as seen by the caller.
   pub env: HashMap<String, String>,

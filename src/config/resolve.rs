@@ -155,7 +155,9 @@ fn conn_settings(src: &Sources, pgbouncer: bool) -> CoreResult<ConnSettings> {
     } else {
       input.statement_cache_size.map_or(DEFAULT_STATEMENT_CACHE_SIZE, |n| n as usize)
     },
-    max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+    max_message_size: input
+      .max_message_bytes
+      .map_or(DEFAULT_MAX_MESSAGE_SIZE, |n| (n as usize).min(DEFAULT_MAX_MESSAGE_SIZE)),
   })
 }
 

@@ -38,6 +38,8 @@ pub struct PoolOptionsInput {
   pub keepalive: Option<bool>,
   /// Prepared statements kept per connection (default 100; 0 = unnamed only).
   pub statement_cache_size: Option<u32>,
+  /// Largest message accepted from the server, in bytes (default and most: 1 GiB).
+  pub max_message_bytes: Option<u32>,
   /// Connections of all processes on this machine to the same target together.
   pub machine_max: Option<u32>,
   /// The caller's `PG*` environment variables (worker threads have their own `process.env`).
@@ -67,6 +69,7 @@ impl From<PoolOptionsInput> for ConfigInput {
       pgbouncer: o.pgbouncer,
       keepalive: o.keepalive,
       statement_cache_size: o.statement_cache_size,
+      max_message_bytes: o.max_message_bytes,
       machine_max: o.machine_max,
       env: o.env.unwrap_or_default(),
     }
