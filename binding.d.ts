@@ -115,6 +115,8 @@ export interface NativeError {
   causeMessage?: string
   /** For `POOL_TIMEOUT`: what it waited for (`acquire`, `machineBudget`, `queued`). */
   timeoutKind?: string
+  /** The request never reached the server: it certainly did not run. */
+  notRun?: boolean
 }
 
 /** Options as normalised by the JS layer (`lib/options.js`), which validates their types. */

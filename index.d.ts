@@ -229,6 +229,7 @@ export type ClientErrorCode =
   | 'PARAM_INVALID'
   | 'CLIENT_RELEASED'
   | 'TRANSACTION_ABORTED'
+  | 'COMMIT_UNKNOWN'
   | 'ABORTED'
   | 'PROTOCOL_ERROR'
   | 'RUNTIME_UNSUPPORTED'
@@ -262,6 +263,8 @@ export declare class OnepoolError extends Error {
    * progress on a shared connection (`queued`).
    */
   timeoutKind?: 'acquire' | 'machineBudget' | 'queued'
+  /** For `CONNECTION_LOST`: true when the request never reached the server (it did not run). */
+  notRun?: boolean
 }
 
 export declare function createPool(options?: PoolOptions | string): Pool

@@ -28,6 +28,7 @@ const CODES = Object.freeze([
   'PARAM_INVALID',
   'CLIENT_RELEASED',
   'TRANSACTION_ABORTED',
+  'COMMIT_UNKNOWN',
   'ABORTED',
   'PROTOCOL_ERROR',
   'RUNTIME_UNSUPPORTED',
@@ -36,7 +37,7 @@ const CODES = Object.freeze([
 ])
 
 /** Client error fields that say more about the failure. */
-const CLIENT_FIELDS = ['timeoutKind']
+const CLIENT_FIELDS = ['timeoutKind', 'notRun']
 
 class OnepoolError extends Error {
   constructor(code, message, fields) {

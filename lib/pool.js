@@ -251,7 +251,17 @@ async function runTransaction(client, fn, options, afterCommitSent) {
   client._enter(-1)
   const committing = client.query('COMMIT')
   if (afterCommitSent) afterCommitSent()
-  const commit = await committing
+  let commit
+  try {
+    commit = await committing
+  } catch (e) {
+    // Lost after COMMIT went out: the server may have committed. Say so, rather than let a
+    // caller retry work that may already be in.
+    if (e && e.code === 'CONNECTION_LOST' && !e.notRun) {
+      throw clientError('COMMIT_UNKNOWN', 'the connection was lost after COMMIT was sent: the transaction may or may not have committed', e)
+    }
+    throw e
+  }
   if (commit.command === 'ROLLBACK') {
     throw clientError(
       'TRANSACTION_ABORTED',

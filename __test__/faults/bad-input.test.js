@@ -213,6 +213,7 @@ const ACCEPTS = {
   leakDetectionMs: msOpt,
   onLeak: (v) => typeof v === 'function',
   statementCacheSize: (v) => Number.isInteger(v) && v >= 0,
+  maxMessageBytes: (v) => Number.isInteger(v) && v >= 1024,
   machineMax: (v) => Number.isInteger(v) && v >= 0,
   min: (v) => Number.isInteger(v) && v >= 0,
   allowExitOnIdle: boolOpt,

@@ -33,6 +33,9 @@ pub(crate) struct Pending {
   pub(crate) writing: bool,
   /// The connection's handle is gone: say goodbye once everything queued is written.
   pub(crate) hung_up: bool,
+  /// How many of the last requests in `replies` have no byte written yet: if the connection
+  /// fails, they certainly never ran.
+  pub(crate) unsent_requests: usize,
 }
 
 impl Pending {
@@ -43,6 +46,7 @@ impl Pending {
       unsent: BytesMut::new(),
       writing: false,
       hung_up: false,
+      unsent_requests: 0,
     }
   }
 }
@@ -107,18 +111,26 @@ async fn run(
       .into(),
   );
   let reason = state.kill_reason.lock().unwrap_or_else(|e| e.into_inner()).take();
-  let drained: Vec<Reply> = {
+  let (drained, unsent): (Vec<Reply>, usize) = {
     let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
     p.closed = Some(err.clone());
     p.unsent.clear();
-    p.replies.drain(..).collect()
+    (p.replies.drain(..).collect(), p.unsent_requests)
   };
+  // Requests that never ran: those with no byte written, and after a FATAL error (the backend
+  // ends without reading further) every one behind the request it answered.
+  let ran = if state.fatal.load(Ordering::Acquire) { 0 } else { drained.len().saturating_sub(unsent) };
   for (i, reply) in drained.into_iter().enumerate() {
     state.answered_one();
-    reply.send(Err(match &reason {
+    let outcome = match &reason {
       Some(reason) => reason.clone(),
       None if killed && i > 0 => queued_err.clone(),
       None => err.clone(),
+    };
+    reply.send(Err(if i >= ran && reason.is_none() {
+      CoreError::NotRun(Box::new(outcome))
+    } else {
+      outcome
     }));
   }
 }
@@ -135,6 +147,7 @@ async fn write_loop(mut writer: Writer, pending: &Mutex<Pending>, state: &ConnSt
         None
       } else {
         p.writing = true;
+        p.unsent_requests = 0;
         Some(p.unsent.split())
       }
     };
@@ -480,6 +493,7 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
         let lost = CoreError::ConnectionLost(format!("connection lost: {why}"));
         // Closed before the reply goes out: its callback may hand the connection back to the
         // pool, which must then discard it, not lend it again.
+        state.fatal.store(true, Ordering::Release);
         state.closed.store(true, Ordering::Release);
         if let Some(reply) = pop(pending) {
           state.answered_one();

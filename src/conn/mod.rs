@@ -82,6 +82,8 @@ struct ConnState {
   kill: Notify,
   /// Why it was killed, when the requests on it should hear that rather than "lost".
   kill_reason: Mutex<Option<CoreError>>,
+  /// The server ended the session with a FATAL error: it ran nothing after that.
+  fatal: AtomicBool,
   /// Bytes were queued for the writer task (or the handle was dropped).
   wake_writer: Notify,
   /// A thread outside the I/O task found the socket failed (`Inbox::read_now`).
@@ -236,6 +238,7 @@ impl Conn {
       progress: Mutex::new(Instant::now()),
       kill: Notify::new(),
       kill_reason: Mutex::new(None),
+      fatal: AtomicBool::new(false),
       wake_writer: Notify::new(),
       read_failed: Notify::new(),
     });
@@ -430,6 +433,9 @@ impl Shared {
       }
       _ => 0,
     };
+    if written == 0 {
+      p.unsent_requests += 1;
+    }
     if written < bytes.len() {
       p.unsent.extend_from_slice(&bytes[written..]);
       drop(p);

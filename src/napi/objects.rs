@@ -111,10 +111,19 @@ pub struct NativeError {
   pub cause_message: Option<String>,
   /// For `POOL_TIMEOUT`: what it waited for (`acquire`, `machineBudget`, `queued`).
   pub timeout_kind: Option<String>,
+  /// The request never reached the server: it certainly did not run.
+  pub not_run: Option<bool>,
 }
 
 impl From<&CoreError> for NativeError {
   fn from(e: &CoreError) -> NativeError {
+    if let CoreError::NotRun(inner) = e {
+      return NativeError {
+        message: e.to_string(),
+        not_run: Some(true),
+        ..NativeError::from(inner.as_ref())
+      };
+    }
     let mut out = NativeError { code: e.code().to_string(), message: e.to_string(), ..Default::default() };
     match e {
       CoreError::Db(db) => {

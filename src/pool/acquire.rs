@@ -305,8 +305,16 @@ impl Pool {
     Ok(conn)
   }
 
-  /// Closes a connection and gives its slot to a waiter.
+  /// Closes a connection and gives its slot to a waiter. A statement still running on it is
+  /// cancelled: the server would otherwise run it to the end, noticing the closed socket only
+  /// when it next writes.
   pub fn discard(&self, conn: Conn) {
+    if !conn.is_closed() && conn.in_flight() > 0 {
+      let key = conn.cancel_key.clone();
+      crate::runtime::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(5), crate::conn::cancel(&key)).await;
+      });
+    }
     drop(conn);
     self.slot_freed();
   }

@@ -23,6 +23,13 @@ pub(super) const PIPELINE_DEPTH: usize = 16;
 /// How long a statement may run, beyond the round trip, and still count as fast.
 pub(super) const FAST: Duration = Duration::from_millis(2);
 
+/// How often a shared request that never reached the server is tried on another connection.
+const RETRIES: u8 = 3;
+
+fn lost() -> CoreResult<Response> {
+  Err(CoreError::ConnectionLost("connection lost: the connection is closed".into()))
+}
+
 /// Statement texts whose timings the pool keeps; past this, it starts over.
 const TIMINGS_KEPT: usize = 4096;
 
@@ -217,13 +224,21 @@ impl Pool {
     let first = sc.in_flight.is_empty();
     let id = sc.conn.id;
     let pool = self.me.clone();
+    let again = query.clone();
     let sent = sc.conn.run_then(
       query,
       Box::new(move |outcome| {
-        if let Some(pool) = pool.upgrade() {
-          pool.shared_done(id, seq);
+        let Some(pool) = pool.upgrade() else { return done(outcome) };
+        pool.shared_done(id, seq);
+        match outcome {
+          // It never reached the server: another connection takes it (a few times at most).
+          Err(CoreError::NotRun(_)) if again.retries.fetch_add(1, Ordering::Relaxed) < RETRIES => {
+            if let Err((query, done)) = pool.try_submit_shared(again, done) {
+              crate::runtime::spawn_settled(async move { pool.query_shared(query).await }, done, lost());
+            }
+          }
+          outcome => done(outcome),
         }
-        done(outcome)
       }),
       write,
     );
