@@ -2,6 +2,7 @@
 //! else a place in the queue until one comes back or a slot frees.
 
 use super::*;
+use crate::error::ConnectCause;
 
 pub(super) enum Grant {
   Conn(Conn),
@@ -64,6 +65,9 @@ pub(super) fn enqueue(st: &mut State, pool: &Arc<Pool>) -> Waiter {
 /// itself (a queued checkout or shared request in a task of its own).
 pub(super) fn wake_slots(st: &mut State, mut n: usize, pool: &Weak<Pool>) {
   let Some(pool) = pool.upgrade() else { return };
+  if st.server_full() {
+    return;
+  }
   while n > 0 {
     let Some(w) = st.waiters.pop_front() else { break };
     let took = match w {
@@ -81,7 +85,7 @@ pub(super) fn wake_slots(st: &mut State, mut n: usize, pool: &Weak<Pool>) {
       Queued::Request(r) => match pool.budget.try_acquire() {
         Some(permit) => {
           st.size += 1;
-          crate::runtime::spawn(pool.clone().open_for(permit, r.query, r.done));
+          crate::runtime::spawn(pool.clone().open_for(permit, r.query, r.done, r.deadline));
           true
         }
         None => {
@@ -152,7 +156,7 @@ impl Pool {
         }
         match found {
           Some(c) => Step::Use(c),
-          None if st.size < st.max => match self.budget.try_acquire() {
+          None if st.room() => match self.budget.try_acquire() {
             Some(permit) => {
               st.size += 1;
               Step::Open(permit)
@@ -167,7 +171,11 @@ impl Pool {
           Some(conn) => return Ok(conn),
           None => continue,
         },
-        Step::Open(permit) => return self.open(permit, deadline).await,
+        Step::Open(permit) => match self.open(permit, deadline).await {
+          // The server is full, but this pool has connections: wait for one of them.
+          Err(e) if is_server_full(&e) && self.lock().size > 0 => continue,
+          opened => return opened,
+        },
         Step::Wait(mut waiter, want_budget) => {
           if want_budget {
             self.budget.free_idle_for(&(self.clone() as Arc<dyn IdleHolder>));
@@ -291,7 +299,15 @@ impl Pool {
       cause: crate::error::ConnectCause::Timeout,
     };
     let conn =
-      tokio::time::timeout(settings.conn.connect_timeout, connecting).await.map_err(|_| timed_out())??;
+      match tokio::time::timeout(settings.conn.connect_timeout, connecting).await.map_err(|_| timed_out())? {
+        Ok(conn) => conn,
+        Err(e) => {
+          if is_server_full(&e) {
+            self.server_was_full();
+          }
+          return Err(e);
+        }
+      };
     if !self.ping(&conn, &settings).await {
       return Err(timed_out());
     }
@@ -299,6 +315,8 @@ impl Pool {
       let mut st = self.lock();
       st.live.retain(|(k, _)| !k.is_closed());
       st.live.push((conn.killer(), conn.cancel_key.clone()));
+      st.full_until = None;
+      st.full_backoff = FULL_BACKOFF_FIRST;
     }
     std::mem::forget(guard);
     self.created.fetch_add(1, Ordering::Relaxed);
@@ -328,5 +346,25 @@ impl Pool {
       }
     }
     self.shrunk.notify_waiters();
+  }
+}
+
+/// The server refused a connection because it (or the role, or the database) has as many as it
+/// allows: `53300` too many connections, `53400` a configured limit.
+pub(super) fn is_server_full(e: &CoreError) -> bool {
+  matches!(e, CoreError::ConnectFailed { cause: ConnectCause::Server(db), .. } if db.code == "53300" || db.code == "53400")
+}
+
+impl Pool {
+  /// While this pool holds connections, it stops opening more for a while and its callers wait
+  /// for those: failing them would be worse than a short wait (a connect storm against a full
+  /// server fails most of its callers).
+  fn server_was_full(&self) {
+    let mut st = self.lock();
+    // This opener's own slot still counts: others are what it would wait for.
+    if st.size > 1 {
+      st.full_until = Some(Instant::now() + st.full_backoff);
+      st.full_backoff = (st.full_backoff * 2).min(FULL_BACKOFF_MOST);
+    }
   }
 }

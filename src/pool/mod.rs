@@ -34,7 +34,7 @@ use crate::conn::{CancelKey, Conn, Done, Inbox, Killer, Query, Response, Write};
 use crate::error::{CoreError, CoreResult, TimeoutKind};
 use crate::machine;
 
-use acquire::{enqueue_waiter, wake_slots, Grant};
+use acquire::{enqueue_waiter, is_server_full, wake_slots, Grant};
 pub use connector::{Connector, Postgres};
 use handover::Queued;
 pub use handover::{Checkout, Returned};
@@ -42,6 +42,23 @@ use lifecycle::reap_idle;
 use shared::{expire_queued, QueuedRequest, SharedConn, Timings};
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// How long a pool waits on its own connections after the server said it is full; it doubles
+/// while the server keeps refusing, up to `FULL_BACKOFF_MOST`.
+const FULL_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const FULL_BACKOFF_MOST: Duration = Duration::from_secs(5);
+
+impl State {
+  /// Whether a connection may be opened now: within `max`, and not while the server is full
+  /// and this pool has connections to wait for.
+  fn room(&self) -> bool {
+    self.size < self.max && !self.server_full()
+  }
+
+  fn server_full(&self) -> bool {
+    self.size > 0 && self.full_until.is_some_and(|t| Instant::now() < t)
+  }
+}
 
 struct State {
   /// Most recently used last.
@@ -59,6 +76,10 @@ struct State {
   /// Every connection this pool opened that may still be open, so that `end()` can close
   /// busy ones past its timeout.
   live: Vec<(Killer, CancelKey)>,
+  /// The server refused a connection for being full while this pool had others: until then,
+  /// requests wait for those instead of opening more (`room`), and the wait doubles each time.
+  full_until: Option<Instant>,
+  full_backoff: Duration,
   closed: bool,
 }
 
@@ -129,6 +150,8 @@ impl Pool {
         timings: Timings::default(),
         next_request: 0,
         live: Vec::new(),
+        full_until: None,
+        full_backoff: FULL_BACKOFF_FIRST,
         closed: false,
       }),
       shrunk: Notify::new(),

@@ -170,11 +170,12 @@ impl Pool {
         self.send(&mut st, at, query, done, write)
       } else if !st.idle.is_empty() {
         return Err((query, done));
-      } else if st.size < st.max {
+      } else if st.room() {
         match self.budget.try_acquire() {
           Some(permit) => {
             st.size += 1;
-            crate::runtime::spawn(self.clone().open_for(permit, query, done));
+            let deadline = tokio::time::Instant::now() + self.acquire_timeout();
+            crate::runtime::spawn(self.clone().open_for(permit, query, done, deadline));
             Next::Nothing
           }
           None => match self.joinable(&st) {
@@ -289,21 +290,26 @@ impl Pool {
   /// Opens a connection for one shared request (as pg-pool does for a pending request), shares
   /// it, and lets queued requests join it while it is joinable. If it cannot be opened, the
   /// request fails with the reason: a connect failure is not a timeout.
-  pub(super) async fn open_for(self: Arc<Self>, permit: BudgetPermit, query: Arc<Query>, done: Done) {
-    let deadline = tokio::time::Instant::now() + self.acquire_timeout();
+  pub(super) async fn open_for(
+    self: Arc<Self>,
+    permit: BudgetPermit,
+    query: Arc<Query>,
+    done: Done,
+    deadline: tokio::time::Instant,
+  ) {
     match self.open(permit, deadline).await {
       Ok(conn) => {
-        let finish = {
-          let mut st = self.lock();
-          st.shared.push(SharedConn::new(conn));
-          let at = st.shared.len() - 1;
-          let mut finish = vec![self.send(&mut st, at, query, done, Write::Batched)];
-          finish.extend(self.serve_queue_on(&mut st, at));
-          finish
-        };
+        let head = QueuedRequest { query, done, deadline };
+        let finish = self.share_with_queue(&mut self.lock(), conn, head);
         for next in finish {
           self.finish(next);
         }
+      }
+      // The server is full, but this pool has connections: wait for one of them in the queue.
+      Err(err) if is_server_full(&err) && self.lock().size > 0 => {
+        let mut st = self.lock();
+        enqueue_waiter(&mut st, Queued::Request(QueuedRequest { query, done, deadline }));
+        self.queue_changed.notify_one();
       }
       Err(err) => done(Err(err)),
     }
