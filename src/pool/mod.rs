@@ -12,6 +12,7 @@
 
 mod acquire;
 mod connector;
+mod events;
 mod handover;
 mod lifecycle;
 mod shared;
@@ -36,12 +37,16 @@ use crate::machine;
 
 use acquire::{enqueue_waiter, wake_slots, Grant};
 pub use connector::{Connector, Postgres};
+pub use events::PoolEvent;
+use events::{CloseNotice, Observers};
 use handover::Queued;
 pub use handover::{Checkout, Returned};
 use lifecycle::reap_idle;
 use shared::{expire_queued, QueuedRequest, SharedConn, Timings};
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_OBSERVER_ID: AtomicU64 = AtomicU64::new(1);
 
 struct State {
   /// Most recently used last.
@@ -71,6 +76,8 @@ struct Settings {
 
 pub struct Pool {
   me: Weak<Pool>,
+  /// Unique in the process: a pool ended and created again under the same identity is another.
+  pub id: u64,
   pub name: String,
   pub target: Target,
   settings: RwLock<Settings>,
@@ -85,6 +92,8 @@ pub struct Pool {
   connector: Arc<dyn Connector>,
   /// The process budget (a private one in unit tests).
   budget: &'static Budget,
+  /// Who watches connections open and close (`watch`).
+  observers: Observers,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +120,7 @@ impl Pool {
   pub fn with(cfg: &PoolConfig, connector: Arc<dyn Connector>, budget: &'static Budget) -> Arc<Pool> {
     let pool = Arc::new_cyclic(|me| Pool {
       me: me.clone(),
+      id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
       name: cfg.name.clone(),
       target: cfg.target.clone(),
       settings: RwLock::new(Settings {
@@ -136,6 +146,7 @@ impl Pool {
       handles: AtomicU64::new(1),
       connector,
       budget,
+      observers: Observers::default(),
     });
     crate::runtime::spawn(reap_idle(Arc::downgrade(&pool)));
     crate::runtime::spawn(expire_queued(Arc::downgrade(&pool), pool.queue_changed.clone()));
@@ -157,6 +168,18 @@ impl Pool {
 
   pub fn pgbouncer(&self) -> bool {
     self.settings.read().unwrap_or_else(|e| e.into_inner()).pgbouncer
+  }
+
+  /// Calls `observer` with every `PoolEvent` of this pool (from any thread) until `unwatch`
+  /// with the returned id.
+  pub fn watch(&self, observer: Arc<dyn Fn(&PoolEvent) + Send + Sync>) -> u64 {
+    let id = NEXT_OBSERVER_ID.fetch_add(1, Ordering::Relaxed);
+    self.observers.add(id, observer);
+    id
+  }
+
+  pub fn unwatch(&self, id: u64) {
+    self.observers.remove(id);
   }
 
   pub fn attach_handle(&self) {
