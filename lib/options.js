@@ -82,7 +82,7 @@ const warned = new Set()
 function warnIgnored(name) {
   if (warned.has(name)) return
   warned.add(name)
-  process.emitWarning(`onepool: option "${name}" is ignored: ${IGNORED[name]}`, { code: 'ONEPOOL_OPTION_IGNORED' })
+  console.warn(`onepool: option "${name}" is ignored: ${IGNORED[name]}`)
 }
 
 /** node-postgres options that cannot be ignored safely: why each is refused. */
