@@ -396,7 +396,11 @@ class Pool extends EventEmitter {
       if (event === 'connect') this.#viaClient = true
       if (event === 'remove' || event === 'error' || event === 'connect') this.#watch()
     })
-    if (this.#telemetry) this.#telemetry.attach()
+    if (this.#telemetry) {
+      this.#telemetry.attach()
+      // Connection create times come with the native events.
+      this.#watch()
+    }
   }
 
   /** Native events (opened, closed, idle error) reach this object from now on (lib/events.js). */
