@@ -452,6 +452,7 @@ class Pool extends EventEmitter {
       return withCallback(Promise.reject(e), callbackOf(textOrConfig, values, options))
     }
     if (q.timeout === undefined && this.#js.queryTimeoutMs) q.timeout = this.#js.queryTimeoutMs
+    if (this.#js.log) this.#js.log('dispatching query')
     let p
     if (this.#viaClient) {
       p = this.#queryOnClient(q)
