@@ -41,6 +41,16 @@ export declare class NativePool {
    */
   end(timeoutMs: number): Promise<boolean | NativeError>
   get isClosed(): boolean
+  /** Unique in the process: a pool ended and created again under the same identity differs. */
+  get poolId(): number
+  /**
+   * Calls `onEvent(kind, connectionId, milliseconds, message)` on this thread for each of the
+   * pool's connection events, without keeping the process alive: kind 0 = opened (in
+   * `milliseconds`), 1 = closed, 2 = an idle connection broke (`message`). Returns the id for
+   * `unwatch`.
+   */
+  watch(onEvent: (arg: EventArgs) => unknown): number
+  unwatch(id: number): void
 }
 
 export declare class NativeSession {
@@ -59,6 +69,8 @@ export declare class NativeSession {
   passOn(envId?: number | undefined | null): boolean | [number, NativeSession]
   /** Returns the connection (rolled back if a transaction is open); `destroy` closes it. */
   release(destroy: boolean): Promise<boolean | NativeError>
+  /** The pool's id for the pinned connection, as in the pool's events (`NativePool.watch`). */
+  get connectionId(): number
   /** The server process id of the pinned connection (`pg_backend_pid()`). */
   get processId(): number
 }
@@ -75,9 +87,11 @@ export declare function closeAll(timeoutMs: number): Promise<boolean | NativeErr
 
 /**
  * Attaches to the process-global pool for these options, creating it if needed.
- * Invalid options give a `CONFIG_INVALID` error object instead of a pool.
+ * Invalid options give a `CONFIG_INVALID` error object instead of a pool. `password`, when
+ * given, is called with a request id for each new connection; its answer comes back through
+ * `providePassword`.
  */
-export declare function createPool(options: PoolOptionsInput): NativePool | NativeError
+export declare function createPool(options: PoolOptionsInput, password?: ((arg: number) => unknown) | undefined | null): NativePool | NativeError
 
 /**
  * Registers this JS environment's completion callback; returns its id. The callback does not
@@ -132,7 +146,11 @@ export interface PoolOptionsInput {
   sslMode?: string
   /** PEM of trusted CA certificates (`ssl.ca`). */
   sslRootCert?: string
+  /** node-postgres's `options`: startup command-line options (`-c lock_timeout=1000`). */
+  options?: string
   max?: number
+  /** Idle connections are not closed for idleness below this many. */
+  min?: number
   acquireTimeoutMs?: number
   connectTimeoutMs?: number
   idleTimeoutMs?: number
@@ -174,6 +192,9 @@ export interface ProcessStatsObject {
   build: string
   pid: number
 }
+
+/** The answer to password request `id`: the password, or why there is none (never the value). */
+export declare function providePassword(id: number, password?: string | undefined | null, error?: string | undefined | null): void
 
 /**
  * Frees a lent result's memory once JavaScript has decoded it. Decoding a large result

@@ -14,7 +14,8 @@ export interface PoolOptions {
   host?: string
   port?: number | string
   user?: string
-  password?: string
+  /** A string, or a function (sync or async) asked for each new connection: rotating credentials, cloud IAM tokens. */
+  password?: string | (() => string | Promise<string>)
   database?: string
   /** Sent as `application_name`; default `"onepool"`. Alias: `application_name`. */
   applicationName?: string
@@ -62,10 +63,48 @@ export interface PoolOptions {
   onLeak?: (event: LeakEvent) => void
   /** node-postgres-compatible type parsers for this pool. */
   types?: CustomTypesConfig
-  /** Accepted for node-postgres compatibility; onepool opens connections lazily. */
+  /** Idle connections are not closed for idleness below this many (never above `max`); connections still open lazily. */
   min?: number
   /** Accepted for node-postgres compatibility; an idle onepool pool never keeps the process alive. */
   allowExitOnIdle?: boolean
+  /** node-postgres's alias of `max`. */
+  poolSize?: number
+  /** Client-side bound for each query, from the call to its result: `QUERY_TIMEOUT`, the statement cancelled. 0/absent = off. */
+  queryTimeoutMs?: number
+  /** node-postgres's name of `queryTimeoutMs`. */
+  query_timeout?: number
+  /** Server-side `lock_timeout` on every connection (ms). */
+  lock_timeout?: number
+  /** Server-side `idle_in_transaction_session_timeout` on every connection (ms). */
+  idle_in_transaction_session_timeout?: number
+  /** Startup command-line options, as in node-postgres and libpq (`'-c geqo=off'`). */
+  options?: string
+  /** `applicationName` when none is given. */
+  fallback_application_name?: string
+  /** Only UTF8 is accepted. */
+  client_encoding?: string
+  /** Close a connection after it was checked out this many times. */
+  maxUses?: number
+  /** Runs on each connection new to this pool object before its first use (may query it). */
+  onConnect?: (client: PoolClient) => void | Promise<void>
+  /** node-postgres's `verify(client, callback)` for new connections; an error fails the checkout. */
+  verify?: (client: PoolClient, callback: (err?: Error) => void) => void
+  /** Receives the pool's log messages (node-postgres's `log`). */
+  log?: (message: string) => void
+  /** node-postgres's `pipeline`: `client.pipeline` shows it; onepool pipelines a client's queries anyway. */
+  pipeline?: boolean
+  /** Only `false` (text results, node-postgres's default). */
+  binary?: false
+  /** Only `false` (node-postgres's default). */
+  parseInputDatesAsUTC?: false
+  /** Ignored with a warning: onepool speaks the protocol itself. */
+  Client?: unknown
+  /** Ignored with a warning: native promises. */
+  Promise?: unknown
+  /** Ignored with a warning: the operating system's keepalive delay is used. */
+  keepAliveInitialDelayMillis?: number
+  /** Ignored with a warning: SCRAM without channel binding. */
+  enableChannelBinding?: boolean
 }
 
 export interface LeakEvent {
@@ -101,6 +140,10 @@ export interface QueryConfig<I extends any[] = any[]> {
   rowMode?: 'array'
   types?: CustomTypesConfig
   signal?: AbortSignal
+  /** Milliseconds from the call to the result (`QUERY_TIMEOUT`). */
+  timeout?: number
+  /** node-postgres's spelling of `timeout`. */
+  query_timeout?: number
   /** Accepted for node-postgres compatibility; statements are unnamed. */
   name?: string
 }
@@ -108,6 +151,8 @@ export interface QueryConfig<I extends any[] = any[]> {
 export interface QueryOptions {
   /** Aborting cancels the query on the server (or leaves the queue) and rejects with `ABORTED`. */
   signal?: AbortSignal
+  /** Milliseconds from the call to the result; past it `QUERY_TIMEOUT` and the statement is cancelled. */
+  timeout?: number
 }
 
 export type QueryCallback<R = any> = (err: OnepoolError | null, result: QueryResult<R>) => void
@@ -174,6 +219,8 @@ export declare class PoolClient extends EventEmitter implements Queryable {
   /** `pg_backend_pid()` of the pinned connection. */
   readonly processID: number
   readonly released: boolean
+  /** node-postgres's `pipeline` option as given (onepool pipelines a client's queries anyway). */
+  readonly pipeline: boolean
   /** Returns the client to the pool (rolled back if a transaction is open); a truthy argument closes it. */
   release(destroy?: boolean | Error): Promise<void>
   /** Inside a transaction: a savepoint. Outside: a transaction on this client. */
@@ -207,9 +254,24 @@ export declare class Pool extends EventEmitter implements Queryable {
   readonly totalCount: number
   readonly idleCount: number
   readonly waitingCount: number
+  /** Always 0: connections past their lifetime close as they come back and are not counted apart. */
+  readonly expiredCount: number
+  /** True once `end()` was called on this object (or the pool was ended through another). */
+  readonly ending: boolean
   readonly ended: boolean
-  /** Closes this native pool for every handle in the process. */
+  /** What was passed to `createPool`, with node-postgres's defaults filled in (the password not enumerable). */
+  readonly options: Readonly<Record<string, unknown>>
+  /**
+   * Lets requests already made through this object finish (queued ones too), then closes this
+   * native pool for every handle in the process; a second call rejects with `POOL_CLOSED`.
+   */
   end(options?: { timeoutMs?: number }): Promise<void>
+  end(callback: (err?: OnepoolError) => void): void
+  on(event: 'connect' | 'acquire', listener: (client: PoolClient) => void): this
+  on(event: 'release', listener: (err: unknown, client: PoolClient | undefined) => void): this
+  on(event: 'remove', listener: (client: PoolClient | { connectionId: number }) => void): this
+  on(event: 'error', listener: (err: OnepoolError, client: PoolClient | undefined) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
 }
 
 export interface ProcessStats {
@@ -231,6 +293,7 @@ export type ClientErrorCode =
   | 'TRANSACTION_ABORTED'
   | 'COMMIT_UNKNOWN'
   | 'ABORTED'
+  | 'QUERY_TIMEOUT'
   | 'PROTOCOL_ERROR'
   | 'RUNTIME_UNSUPPORTED'
   | 'BINDING_MISSING'

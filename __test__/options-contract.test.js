@@ -75,6 +75,8 @@ test('the native options object has exactly the fields the binding reads', () =>
     machineMax: 2,
     statementCacheSize: 5,
     maxMessageBytes: 65536,
+    min: 1,
+    options: '-c geqo=off',
   }
   const { native } = normalizeOptions(all, {})
   assert.deepEqual(Object.keys(native).sort(), interfaceKeys(read('binding.d.ts'), 'PoolOptionsInput'))

@@ -82,7 +82,7 @@ function loadBinding() {
     // be well-formed before they cross (see lib/dispatch.js), options included.
     const transport = wasm ? require('./transport').transportFor(raw) : null
     const binding = wasm
-      ? Object.create(raw, { createPool: { value: (options) => raw.createPool(wellFormedDeep(options)) } })
+      ? Object.create(raw, { createPool: { value: (options, password) => raw.createPool(wellFormedDeep(options), password) } })
       : raw
     loaded = { binding, dispatcher: createDispatcher(raw, { wellFormed: wasm }), transport }
     // The WebAssembly build's sockets belong to JavaScript, which closes them at exit itself.

@@ -11,6 +11,9 @@ const positiveInt = (v) => Number.isInteger(v) && v >= 1 && v <= 100000
 const port = (v) =>
   (Number.isInteger(v) && v >= 1 && v <= 65535) || (typeof v === 'string' && /^\d{1,5}$/.test(v) && +v >= 1 && +v <= 65535)
 
+const fn = (v) => typeof v === 'function'
+const any = () => true
+
 // name → [canonical name, validator, expected type in words]
 const OPTIONS = {
   name: ['name', string, 'a string'],
@@ -18,13 +21,14 @@ const OPTIONS = {
   host: ['host', string, 'a string'],
   port: ['port', port, 'a port number'],
   user: ['user', string, 'a string'],
-  password: ['password', string, 'a string'],
+  password: ['password', (v) => string(v) || fn(v), 'a string or a function returning one (or a promise of one)'],
   database: ['database', string, 'a string'],
   applicationName: ['applicationName', string, 'a string'],
   application_name: ['applicationName', string, 'a string'],
   ssl: ['ssl', (v) => bool(v) || string(v) || (typeof v === 'object' && v !== null), 'a boolean, an sslmode string or an object'],
   sslmode: ['ssl', string, 'an sslmode string'],
   max: ['max', positiveInt, 'an integer of at least 1'],
+  poolSize: ['max', positiveInt, 'an integer of at least 1'],
   acquireTimeoutMs: ['acquireTimeoutMs', nonNegative, 'a non-negative number of milliseconds'],
   connectTimeoutMs: ['connectTimeoutMs', nonNegative, 'a non-negative number of milliseconds'],
   connectionTimeoutMillis: ['connectTimeoutMs', nonNegative, 'a non-negative number of milliseconds'],
@@ -34,6 +38,13 @@ const OPTIONS = {
   maxLifetimeSeconds: ['maxLifetimeSec', nonNegative, 'a non-negative number of seconds'],
   statementTimeoutMs: ['statementTimeoutMs', nonNegative, 'a non-negative number of milliseconds'],
   statement_timeout: ['statementTimeoutMs', nonNegative, 'a non-negative number of milliseconds'],
+  queryTimeoutMs: ['queryTimeoutMs', nonNegative, 'a non-negative number of milliseconds'],
+  query_timeout: ['queryTimeoutMs', nonNegative, 'a non-negative number of milliseconds'],
+  lock_timeout: ['lockTimeoutMs', nonNegative, 'a non-negative number of milliseconds'],
+  idle_in_transaction_session_timeout: ['idleInTransactionTimeoutMs', nonNegative, 'a non-negative number of milliseconds'],
+  options: ['options', string, 'a string of startup options such as "-c lock_timeout=1000"'],
+  fallback_application_name: ['fallbackApplicationName', string, 'a string'],
+  client_encoding: ['clientEncoding', (v) => string(v) && /^utf-?8$/i.test(v), 'UTF8 (the only encoding onepool speaks)'],
   searchPath: ['searchPath', string, 'a string'],
   pgbouncer: ['pgbouncer', bool, 'a boolean'],
   keepAlive: ['keepAlive', bool, 'a boolean'],
@@ -43,9 +54,42 @@ const OPTIONS = {
   types: ['types', (v) => v !== null && typeof v === 'object' && typeof v.getTypeParser === 'function', 'an object with getTypeParser()'],
   leakDetectionMs: ['leakDetectionMs', nonNegative, 'a non-negative number of milliseconds'],
   onLeak: ['onLeak', (v) => typeof v === 'function', 'a function'],
-  // Accepted for node-postgres compatibility; onepool's behaviour already covers them.
   min: ['min', (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer'],
+  maxUses: ['maxUses', (v) => v === Infinity || (Number.isInteger(v) && v >= 1), 'a positive integer or Infinity'],
+  onConnect: ['onConnect', fn, 'a function'],
+  verify: ['verify', fn, 'a function (client, callback)'],
+  log: ['log', fn, 'a function'],
+  pipeline: ['pipeline', bool, 'a boolean'],
+  // Accepted for node-postgres compatibility; onepool's behaviour already covers them.
   allowExitOnIdle: ['allowExitOnIdle', bool, 'a boolean'],
+  binary: ['binary', (v) => v === false, 'false (onepool receives text results, as node-postgres does by default)'],
+  parseInputDatesAsUTC: ['parseInputDatesAsUTC', (v) => v === false, 'false (onepool sends dates as node-postgres does by default)'],
+  // Accepted and ignored, with a warning once per process: onepool cannot honour them.
+  Client: ['Client', any, 'a client class'],
+  Promise: ['Promise', any, 'a Promise implementation'],
+  keepAliveInitialDelayMillis: ['keepAliveInitialDelayMillis', nonNegative, 'a non-negative number of milliseconds'],
+  enableChannelBinding: ['enableChannelBinding', bool, 'a boolean'],
+}
+
+/** Options onepool cannot honour, and why: accepted, with one warning per process each. */
+const IGNORED = {
+  Client: 'onepool speaks the protocol itself; a custom Client class is not used',
+  Promise: 'onepool returns native promises',
+  keepAliveInitialDelayMillis: "TCP keepalive uses the operating system's delay",
+  enableChannelBinding: 'SCRAM runs without channel binding',
+}
+const warned = new Set()
+
+function warnIgnored(name) {
+  if (warned.has(name)) return
+  warned.add(name)
+  console.warn(`onepool: option "${name}" is ignored: ${IGNORED[name]}`)
+}
+
+/** node-postgres options that cannot be ignored safely: why each is refused. */
+const REFUSED = {
+  stream: 'onepool opens its own sockets; a custom stream (socket factory) would be silently bypassed',
+  replication: 'replication connections are not pooled',
 }
 
 const ENV_KEYS = ['PGHOST', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE', 'PGAPPNAME', 'PGSSLMODE', 'USER', 'USERNAME', 'ONEPOOL_MACHINE_MAX']
@@ -114,6 +158,9 @@ function normalizeOptions(input, env = process.env) {
   for (const [key, value] of Object.entries(input)) {
     if (value === undefined) continue
     const spec = Object.prototype.hasOwnProperty.call(OPTIONS, key) ? OPTIONS[key] : undefined
+    if (!spec && Object.prototype.hasOwnProperty.call(REFUSED, key)) {
+      throw clientError('CONFIG_INVALID', `option "${key}" is not supported: ${REFUSED[key]}`)
+    }
     if (!spec) {
       const hint = closest(key)
       throw clientError('CONFIG_INVALID', `unknown option "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`)
@@ -126,9 +173,17 @@ function normalizeOptions(input, env = process.env) {
       throw clientError('CONFIG_INVALID', `options "${key}" and its alias both set "${canonical}" to different values`)
     }
     out[canonical] = value
+    if (Object.prototype.hasOwnProperty.call(IGNORED, key)) warnIgnored(key)
   }
   if (out.connectionString === undefined && out.host === undefined && env.DATABASE_URL) {
     out.connectionString = env.DATABASE_URL
+  }
+  // node-postgres's connectionTimeoutMillis bounds the wait for a pooled client too.
+  if (out.acquireTimeoutMs === undefined && input.connectionTimeoutMillis !== undefined) {
+    out.acquireTimeoutMs = input.connectionTimeoutMillis
+  }
+  if (out.applicationName === undefined && out.fallbackApplicationName !== undefined) {
+    out.applicationName = out.fallbackApplicationName
   }
   const envVars = {}
   for (const key of ENV_KEYS) if (typeof env[key] === 'string') envVars[key] = env[key]
@@ -138,7 +193,7 @@ function normalizeOptions(input, env = process.env) {
     host: out.host,
     port: out.port === undefined ? undefined : Number(out.port),
     user: out.user,
-    password: out.password,
+    password: typeof out.password === 'string' ? out.password : undefined,
     database: out.database,
     applicationName: out.applicationName,
     sslMode: sslMode(out.ssl),
@@ -148,6 +203,8 @@ function normalizeOptions(input, env = process.env) {
     connectTimeoutMs: out.connectTimeoutMs,
     idleTimeoutMs: out.idleTimeoutMs,
     maxLifetimeSec: out.maxLifetimeSec,
+    min: out.min,
+    options: startupOptions(out),
     statementTimeoutMs: out.statementTimeoutMs,
     searchPath: out.searchPath,
     pgbouncer: out.pgbouncer,
@@ -158,7 +215,51 @@ function normalizeOptions(input, env = process.env) {
     env: envVars,
   }
   for (const key of Object.keys(native)) if (native[key] === undefined) delete native[key]
-  return { native, js: { types: out.types, leakDetectionMs: out.leakDetectionMs || 0, onLeak: out.onLeak } }
+  return {
+    native,
+    passwordFunction: typeof out.password === 'function' ? out.password : undefined,
+    js: {
+      types: out.types,
+      leakDetectionMs: out.leakDetectionMs || 0,
+      onLeak: out.onLeak,
+      queryTimeoutMs: out.queryTimeoutMs || 0,
+      maxUses: out.maxUses || Infinity,
+      onConnect: out.onConnect,
+      verify: out.verify,
+      log: out.log,
+      pipeline: out.pipeline === true,
+    },
+  }
 }
 
-module.exports = { normalizeOptions, OPTIONS }
+/** node-postgres's `options` plus the session timeouts it sends as startup options. */
+function startupOptions(out) {
+  const parts = []
+  if (out.lockTimeoutMs) parts.push(`-c lock_timeout=${Math.round(out.lockTimeoutMs)}`)
+  if (out.idleInTransactionTimeoutMs) {
+    parts.push(`-c idle_in_transaction_session_timeout=${Math.round(out.idleInTransactionTimeoutMs)}`)
+  }
+  if (out.options !== undefined && out.options.trim() !== '') parts.push(out.options.trim())
+  return parts.length ? parts.join(' ') : undefined
+}
+
+/**
+ * The options as node-postgres's `pool.options` shows them: what was passed, with its defaults
+ * filled in, the password hidden from enumeration (so it is not logged with the object).
+ */
+function publicOptions(input) {
+  const given = input === undefined || input === null ? {} : typeof input === 'string' ? { connectionString: input } : input
+  const options = { ...given }
+  if ('password' in options) {
+    Object.defineProperty(options, 'password', { value: given.password, enumerable: false, writable: true, configurable: true })
+  }
+  options.max = given.max || given.poolSize || 10
+  options.min = given.min || 0
+  options.maxUses = given.maxUses || Infinity
+  options.allowExitOnIdle = given.allowExitOnIdle || false
+  options.maxLifetimeSeconds = given.maxLifetimeSeconds ?? given.maxLifetimeSec ?? 1800
+  options.idleTimeoutMillis = given.idleTimeoutMillis ?? given.idleTimeoutMs ?? 10000
+  return options
+}
+
+module.exports = { normalizeOptions, publicOptions, OPTIONS }

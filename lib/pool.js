@@ -6,6 +6,7 @@ const { prepareValues } = require('./params')
 const { decode, decodeInSlices, isLarge, defaultTypes } = require('./result')
 const { watchCheckout } = require('./leaks')
 const { makeSql } = require('./sql')
+const events = require('./events')
 
 /**
  * Splits pg's overloads: (text, values?, cb?) and ({ text, values, rowMode, types, signal }, values?, cb?),
@@ -19,7 +20,12 @@ function normalizeQuery(textOrConfig, values, options) {
   } else if (typeof options === 'function') {
     callback = options
   }
-  let signal = options && typeof options === 'object' ? options.signal : undefined
+  let signal
+  let timeout
+  if (options && typeof options === 'object') {
+    signal = options.signal
+    timeout = options.timeout
+  }
   let text = textOrConfig
   let rowMode
   let types
@@ -28,7 +34,13 @@ function normalizeQuery(textOrConfig, values, options) {
     rowMode = textOrConfig.rowMode
     types = textOrConfig.types
     if (textOrConfig.signal !== undefined) signal = textOrConfig.signal
+    // node-postgres's per-query `query_timeout`, or onepool's `timeout`.
+    if (textOrConfig.query_timeout !== undefined) timeout = textOrConfig.query_timeout
+    if (textOrConfig.timeout !== undefined) timeout = textOrConfig.timeout
     if (values === undefined) values = textOrConfig.values
+  }
+  if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && Number.isFinite(timeout))) {
+    throw clientError('PARAM_INVALID', 'timeout must be a non-negative number of milliseconds')
   }
   if (signal !== undefined && !(signal && typeof signal.aborted === 'boolean' && typeof signal.addEventListener === 'function')) {
     throw clientError('PARAM_INVALID', 'signal must be an AbortSignal')
@@ -39,7 +51,7 @@ function normalizeQuery(textOrConfig, values, options) {
   if (rowMode !== undefined && rowMode !== 'array') {
     throw clientError('PARAM_INVALID', `rowMode must be 'array' when given, got ${JSON.stringify(rowMode)}`)
   }
-  return { text, values: prepareValues(values), rowAsArray: rowMode === 'array', types, signal, callback }
+  return { text, values: prepareValues(values), rowAsArray: rowMode === 'array', types, signal, timeout, callback }
 }
 
 function aborted() {
@@ -54,16 +66,8 @@ const ignore = () => {}
 
 async function run(target, q, poolTypes, native) {
   let out
-  if (q.signal) {
-    if (q.signal.aborted) throw aborted()
-    const handle = new native.binding.AbortHandle()
-    const onAbort = () => handle.abort()
-    q.signal.addEventListener('abort', onAbort, { once: true })
-    try {
-      out = await native.dispatcher.submit(target, q.text, q.values, handle)
-    } finally {
-      q.signal.removeEventListener('abort', onAbort)
-    }
+  if (q.signal || q.timeout) {
+    out = await submitAbortable(target, q, native)
   } else {
     out = await native.dispatcher.submit(target, q.text, q.values)
   }
@@ -90,6 +94,55 @@ async function run(target, q, poolTypes, native) {
   return outcome
 }
 
+function timedOut(ms) {
+  return clientError('QUERY_TIMEOUT', `the query did not complete within its ${ms} ms timeout and was cancelled`)
+}
+
+/**
+ * A request that can be stopped: by its AbortSignal (ABORTED) or by its timeout (QUERY_TIMEOUT).
+ * Either way the native side cancels the statement on the server and, if the server does not
+ * wind it down, closes the connection; it goes back to the pool only once it is clean. A timeout
+ * rejects at once, without waiting for that: the caller is bounded even by a stalled server.
+ */
+function submitAbortable(target, q, native) {
+  if (q.signal && q.signal.aborted) return Promise.reject(aborted())
+  const handle = new native.binding.AbortHandle()
+  const submitted = native.dispatcher.submit(target, q.text, q.values, handle)
+  return new Promise((resolve, reject) => {
+    let timer
+    let settled = false
+    const onAbort = () => handle.abort()
+    const finish = () => {
+      settled = true
+      if (timer !== undefined) clearTimeout(timer)
+      if (q.signal) q.signal.removeEventListener('abort', onAbort)
+    }
+    if (q.signal) q.signal.addEventListener('abort', onAbort, { once: true })
+    if (q.timeout) {
+      timer = setTimeout(() => {
+        if (settled) return
+        finish()
+        handle.abort()
+        reject(timedOut(q.timeout))
+        // A result that still arrives is nobody's: give its memory back.
+        submitted.then((out) => Buffer.isBuffer(out) && native.dispatcher.release(out), ignore)
+      }, q.timeout)
+    }
+    submitted.then(
+      (out) => {
+        if (settled) return
+        finish()
+        resolve(out)
+      },
+      (e) => {
+        if (settled) return
+        finish()
+        reject(e)
+      },
+    )
+  })
+}
+
 /**
  * Once the query `ahead` on the same connection has settled, the result, a large one decoded in
  * slices (the event loop runs between them). An abort of the query's signal while it decodes
@@ -111,17 +164,22 @@ async function decodeAfter(ahead, out, q, types, native) {
   }
 }
 
-function callbackOf(values, options) {
+function callbackOf(first, values, options) {
   if (typeof values === 'function') return values
-  return typeof options === 'function' ? options : undefined
+  if (typeof options === 'function') return options
+  // pg's pool.query(callback): the callback hears that a query is missing.
+  return typeof first === 'function' ? first : undefined
 }
 
-/** Supports pg's callback style next to promises. */
+/**
+ * Supports pg's callback style next to promises. The callback runs outside the promise chain,
+ * as in pg: an exception thrown inside it is an uncaught exception, not an unhandled rejection.
+ */
 function withCallback(promise, callback) {
   if (!callback) return promise
   promise.then(
-    (r) => callback(null, r),
-    (e) => callback(e),
+    (r) => process.nextTick(callback, undefined, r),
+    (e) => process.nextTick(callback, e),
   )
   return undefined
 }
@@ -146,19 +204,35 @@ class PoolClient extends EventEmitter {
   #js
   #addon
   #onRelease
+  #owner
   #released = false
   #depth = 0
   #savepoints = 0
 
-  constructor(session, js, addon, onRelease) {
+  /**
+   * @param owner the Pool object that checked it out: told of each release (pg's `release`
+   *   event, maxUses). One PoolClient stands for one connection for that Pool object, as in pg.
+   */
+  constructor(session, js, addon, onRelease, owner) {
     super()
-    this.#session = session
     this.#js = js
     this.#addon = addon
-    this.#onRelease = onRelease
-    this.processID = session.processId
+    this.#owner = owner
+    /** Checkouts of this connection by its Pool object (pg's maxUses). */
+    this._uses = 0
+    this.pipeline = js.pipeline === true
+    this._attach(session, onRelease)
     /** Tagged template: sql`select * from t where id = ${id}` → rows. */
     this.sql = makeSql(this)
+  }
+
+  /** @internal A new checkout of the same connection. */
+  _attach(session, onRelease) {
+    this.#session = session
+    this.#onRelease = onRelease
+    this.#released = false
+    this.#depth = 0
+    this.processID = session.processId
   }
 
   query(textOrConfig, values, options) {
@@ -167,18 +241,24 @@ class PoolClient extends EventEmitter {
       q = normalizeQuery(textOrConfig, values, options)
       if (this.#released) throw clientError('CLIENT_RELEASED', 'the client was already released to the pool')
     } catch (e) {
-      return withCallback(Promise.reject(e), callbackOf(values, options))
+      return withCallback(Promise.reject(e), callbackOf(textOrConfig, values, options))
     }
+    if (q.timeout === undefined && this.#js.queryTimeoutMs) q.timeout = this.#js.queryTimeoutMs
     return withCallback(run(this.#session, q, this.#js.types, this.#addon), q.callback)
   }
 
-  /** Returns the client to the pool; a truthy argument (pg's `release(err)`) closes it instead. */
+  /**
+   * Returns the client to the pool; a truthy argument (pg's `release(err)`) closes it instead,
+   * and so does reaching `maxUses`.
+   */
   release(destroy) {
     if (this.#released) {
       throw clientError('CLIENT_RELEASED', 'release() was called on a client that was already released')
     }
     this.#released = true
     if (this.#onRelease) this.#onRelease()
+    this._uses++
+    if (this.#owner) destroy = this.#owner._released(this, destroy) || destroy
     const now = this.#session.releaseNow(Boolean(destroy), this.#addon.dispatcher.envId)
     if (now === true) return Promise.resolve()
     if (now !== false) {
@@ -200,12 +280,25 @@ class PoolClient extends EventEmitter {
    * running (the waiter's statements queue behind it). False when nobody waits.
    */
   _passOn() {
+    if (this.#owner && !this.#owner._mayPassOn(this)) return false
     const now = this.#session.passOn(this.#addon.dispatcher.envId)
     if (now === false) return false
     this.#released = true
     if (this.#onRelease) this.#onRelease()
+    this._uses++
+    if (this.#owner) this.#owner._released(this, undefined)
     if (now !== true) this.#addon.dispatcher.handOver(now[0], now[1])
     return true
+  }
+
+  /** @internal Runs an already normalised query (pool.query through a checkout). */
+  _run(q) {
+    return run(this.#session, q, this.#js.types, this.#addon)
+  }
+
+  /** @internal The connection this client stands for (the pool's events name it). */
+  get _connectionId() {
+    return this.#session.connectionId
   }
 
   /** A nested transaction: a savepoint inside the current transaction. */
@@ -271,50 +364,227 @@ async function runTransaction(client, fn, options, afterCommitSent) {
   return result
 }
 
+const noRelease = () => {}
+
+function closedError() {
+  return clientError('POOL_CLOSED', 'the pool was ended: end() was called on it')
+}
+
 class Pool extends EventEmitter {
   #native
   #js
   #addon
+  #site
+  /** connection id → the PoolClient standing for it (pg hands out the same client again). */
+  #clients = new Map()
+  #watching = false
+  /** pool.query goes through a checkout: something must see each new connection first. */
+  #viaClient
+  #ending = false
+  #ended = false
+  /** This object's requests and checkouts not yet settled (end() lets them finish). */
+  #pending = 0
+  #drained = null
+  #telemetry
 
-  constructor(native, js, binding, dispatcher) {
+  /**
+   * @param options node-postgres's `pool.options`: what was passed, defaults filled in
+   * @param site where createPool was called (see lib/events.js)
+   */
+  constructor(native, js, binding, dispatcher, options, site) {
     super()
     this.#native = native
     this.#js = js
     this.#addon = { binding, dispatcher }
+    this.#site = site || events.creationSite(new Error().stack)
+    this.#viaClient = Boolean(js.onConnect || js.verify)
+    this.#telemetry = js.telemetry || null
+    this.options = options || {}
     /** Tagged template: sql`select * from t where id = ${id}` → rows. */
     this.sql = makeSql(this)
+    this.on('newListener', (event) => {
+      if (event === 'connect') this.#viaClient = true
+      if (event === 'remove' || event === 'error' || event === 'connect') this.#watch()
+    })
+    if (this.#telemetry) {
+      this.#telemetry.attach()
+      // Connection create times come with the native events.
+      this.#watch()
+    }
+  }
+
+  /** Native events (opened, closed, idle error) reach this object from now on (lib/events.js). */
+  #watch() {
+    if (this.#watching) return
+    this.#watching = true
+    events.register(this.#native, this, this.#site)
+  }
+
+  /** @internal From lib/events.js. */
+  _onNative(kind, connectionId, ms, message) {
+    if (kind === events.OPENED) {
+      if (this.#telemetry) this.#telemetry.created(ms)
+    } else if (kind === events.CLOSED) {
+      const client = this.#clients.get(connectionId)
+      this.#clients.delete(connectionId)
+      this.#log('remove client')
+      this.emit('remove', client || { connectionId })
+    } else if (kind === events.IDLE_ERROR) {
+      const err = clientError('CONNECTION_LOST', message)
+      const client = this.#clients.get(connectionId)
+      err.client = client
+      // An idle connection's error is an event; with nobody listening it is not an exception.
+      if (this.listenerCount('error') > 0) this.emit('error', err, client)
+    }
+  }
+
+  #log(message) {
+    if (this.#js.log) this.#js.log(message)
+  }
+
+  /** Counts a request or checkout until it settles, for end(). */
+  #track(p) {
+    this.#pending++
+    p.then(this.#settle, this.#settle)
+    return p
+  }
+
+  #settle = () => {
+    if (--this.#pending === 0 && this.#drained) this.#drained()
   }
 
   query(textOrConfig, values, options) {
     let q
     try {
       q = normalizeQuery(textOrConfig, values, options)
+      if (this.#ending) throw closedError()
     } catch (e) {
-      return withCallback(Promise.reject(e), callbackOf(values, options))
+      return withCallback(Promise.reject(e), callbackOf(textOrConfig, values, options))
     }
-    return withCallback(run(this.#native, q, this.#js.types, this.#addon), q.callback)
+    if (q.timeout === undefined && this.#js.queryTimeoutMs) q.timeout = this.#js.queryTimeoutMs
+    if (this.#js.log) this.#js.log('dispatching query')
+    let p
+    if (this.#viaClient) {
+      p = this.#queryOnClient(q)
+    } else {
+      p = this.#telemetry ? this.#telemetry.query(q, () => run(this.#native, q, this.#js.types, this.#addon)) : run(this.#native, q, this.#js.types, this.#addon)
+      // pg's pool.query checks a client out and back in; here the statement may share a
+      // connection, so the events carry no client.
+      if (this.listenerCount('acquire') > 0 || this.listenerCount('release') > 0) p = this.#announce(p)
+    }
+    return withCallback(this.#track(p), q.callback)
+  }
+
+  #announce(p) {
+    this.emit('acquire', undefined)
+    p.then(
+      () => this.emit('release', undefined, undefined),
+      (e) => this.emit('release', e, undefined),
+    )
+    return p
+  }
+
+  /** pool.query through a checkout, so that onConnect, verify and 'connect' see new connections. */
+  async #queryOnClient(q) {
+    const client = await this.#checkout()
+    try {
+      return await client._run(q)
+    } finally {
+      client.release()
+    }
   }
 
   /** Checks out a client for several statements; call `client.release()` when done. */
   connect(callback) {
-    const onRelease = watchCheckout(this.#js, () => this.#native.stats().name)
-    // An idle connection is checked out synchronously; otherwise wait for one.
-    const now = this.#native.tryConnect()
-    const p = now
-      ? Promise.resolve(new PoolClient(now, this.#js, this.#addon, onRelease))
-      : this.#addon.dispatcher.connect(this.#native).then((s) => {
-          if (typeof s.submit !== 'function') {
-            if (onRelease) onRelease()
-            throw fromNative(s)
-          }
-          return new PoolClient(s, this.#js, this.#addon, onRelease)
-        })
+    if (this.#ending) {
+      if (!callback) return Promise.reject(closedError())
+      process.nextTick(callback, closedError(), undefined, noRelease)
+      return undefined
+    }
+    const p = this.#track(this.#checkout())
     if (!callback) return p
     p.then(
-      (c) => callback(null, c, (err) => c.release(err)),
-      (e) => callback(e),
+      (c) => process.nextTick(callback, undefined, c, (err) => c.release(err)),
+      (e) => process.nextTick(callback, e, undefined, noRelease),
     )
     return undefined
+  }
+
+  #checkout() {
+    // Closed connections must leave #clients: their events say when.
+    this.#watch()
+    const onRelease = watchCheckout(this.#js, () => this.#native.stats().name)
+    const started = this.#telemetry ? performance.now() : 0
+    // An idle connection is checked out synchronously; otherwise wait for one.
+    const now = this.#native.tryConnect()
+    const got = now ? Promise.resolve(now) : this.#addon.dispatcher.connect(this.#native)
+    return got.then((s) => {
+      if (typeof s.submit !== 'function') {
+        if (onRelease) onRelease()
+        const err = fromNative(s)
+        if (this.#telemetry) this.#telemetry.failedCheckout(err)
+        throw err
+      }
+      const client = this.#adopt(s, onRelease)
+      if (this.#telemetry) {
+        this.#telemetry.waited(performance.now() - started)
+        if (client instanceof PoolClient) this.#telemetry.checkedOut(client)
+      }
+      return client
+    })
+  }
+
+  /** The PoolClient for a checked-out connection: the same object again for the same connection. */
+  #adopt(session, onRelease) {
+    const id = session.connectionId
+    let client = this.#clients.get(id)
+    if (client !== undefined) {
+      client._attach(session, onRelease)
+      this.emit('acquire', client)
+      return client
+    }
+    client = new PoolClient(session, this.#js, this.#addon, onRelease, this)
+    this.#clients.set(id, client)
+    const { onConnect, verify } = this.#js
+    if (!onConnect && !verify) {
+      this.#log('new client connected')
+      this.emit('connect', client)
+      this.emit('acquire', client)
+      return client
+    }
+    return this.#prepare(client, id)
+  }
+
+  /** pg's onConnect (before first use) and verify hooks on a connection new to this pool. */
+  async #prepare(client, id) {
+    const { onConnect, verify } = this.#js
+    try {
+      if (onConnect) await onConnect(client)
+      this.emit('connect', client)
+      this.emit('acquire', client)
+      if (verify) await new Promise((resolve, reject) => verify(client, (err) => (err ? reject(err) : resolve())))
+      return client
+    } catch (e) {
+      this.#clients.delete(id)
+      if (!client.released) client.release(e instanceof Error ? e : true)
+      throw e
+    }
+  }
+
+  /** @internal A client of this pool was released; true when it must be closed (maxUses). */
+  _released(client, err) {
+    this.emit('release', err, client)
+    if (this.#telemetry) this.#telemetry.released(client)
+    if (client._uses >= this.#js.maxUses) {
+      this.#log('remove expended client')
+      return true
+    }
+    return false
+  }
+
+  /** @internal Whether a client may be passed on with its COMMIT in flight (not when expended). */
+  _mayPassOn(client) {
+    return client._uses + 1 < this.#js.maxUses
   }
 
   /**
@@ -323,6 +593,11 @@ class Pool extends EventEmitter {
    */
   async transaction(fn, options) {
     if (typeof fn !== 'function') throw clientError('PARAM_INVALID', 'transaction() takes a callback')
+    if (this.#telemetry) return this.#telemetry.transaction(() => this.#transaction(fn, options))
+    return this.#transaction(fn, options)
+  }
+
+  async #transaction(fn, options) {
     const client = await this.connect()
     // A checkout waiting for a connection gets this one as soon as COMMIT is on the wire.
     let handedOn = false
@@ -351,22 +626,58 @@ class Pool extends EventEmitter {
     return this.#native.stats().waiting
   }
 
+  /** Connections past their lifetime still checked out: onepool closes them as they come back
+   * and does not count them apart, so 0. */
+  get expiredCount() {
+    return 0
+  }
+
+  /** True once end() was called on this pool object, or the pool was ended through another. */
+  get ending() {
+    return this.#ending || this.#native.isClosed
+  }
+
   get ended() {
-    return this.#native.isClosed
+    return this.#ended || this.#native.isClosed
   }
 
   /**
-   * Closes this native pool for every handle in the process: waits up to `timeoutMs` (default
-   * 30 s) for checked-out clients, fails waiters with POOL_CLOSED.
+   * Ends the pool: no new requests through this object (POOL_CLOSED); those already made finish
+   * (queued ones included), then the native pool closes for every handle in the process, waiting
+   * up to `timeoutMs` (default 30 s) in all for checked-out clients. A second end() on the same
+   * object rejects with POOL_CLOSED, as in pg.
    */
-  async end(options = {}, callback) {
+  end(options = {}, callback) {
     if (typeof options === 'function') {
       callback = options
       options = {}
     }
+    if (this.#ending) {
+      return withCallback(Promise.reject(clientError('POOL_CLOSED', 'end() was already called on this pool')), callback)
+    }
+    this.#ending = true
     const timeoutMs = options && options.timeoutMs !== undefined ? options.timeoutMs : 30000
-    const p = this.#native.end(timeoutMs).then(() => undefined)
+    const deadline = Date.now() + timeoutMs
+    const p = this.#settled(timeoutMs)
+      .then(() => this.#native.end(Math.max(0, deadline - Date.now())))
+      .then(() => {
+        this.#ended = true
+        if (this.#telemetry) this.#telemetry.detach()
+      })
     return withCallback(p, callback)
+  }
+
+  /** Resolves when this object's requests and checkouts have settled, or after `timeoutMs`. */
+  #settled(timeoutMs) {
+    if (this.#pending === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs)
+      timer.unref()
+      this.#drained = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
   }
 }
 

@@ -53,11 +53,19 @@ impl Drop for BudgetPermit {
 pub struct Lease {
   _budget: BudgetPermit,
   _machine: Option<crate::machine::MachineSlot>,
+  /// Dropped with the connection too, after the slots are free (the pool's close notice).
+  _notice: Option<Box<dyn Send + Sync>>,
 }
 
 impl Lease {
   pub fn new(budget: BudgetPermit, machine: Option<crate::machine::MachineSlot>) -> Lease {
-    Lease { _budget: budget, _machine: machine }
+    Lease { _budget: budget, _machine: machine, _notice: None }
+  }
+
+  /// Drops `notice` when the connection holding this lease is dropped.
+  pub fn with_notice(mut self, notice: Box<dyn Send + Sync>) -> Lease {
+    self._notice = Some(notice);
+    self
   }
 }
 

@@ -22,6 +22,11 @@ impl Session {
     self.conn.lock().unwrap_or_else(|e| e.into_inner())
   }
 
+  /// The pool's id for the pinned connection (0 once given back).
+  pub fn connection_id(&self) -> u64 {
+    self.conn().as_ref().map_or(0, |c| c.id)
+  }
+
   pub fn process_id(&self) -> i32 {
     self.conn().as_ref().map_or(0, |c| c.cancel_key.process_id)
   }

@@ -190,7 +190,7 @@ const ACCEPTS = {
   host: stringOpt,
   port: (v) => (Number.isInteger(v) && v >= 1 && v <= 65535) || (typeof v === 'string' && /^\d+$/.test(v) && +v >= 1 && +v <= 65535),
   user: stringOpt,
-  password: stringOpt,
+  password: (v) => stringOpt(v) || typeof v === 'function',
   database: stringOpt,
   applicationName: stringOpt,
   application_name: stringOpt,
@@ -217,6 +217,26 @@ const ACCEPTS = {
   machineMax: (v) => Number.isInteger(v) && v >= 0,
   min: (v) => Number.isInteger(v) && v >= 0,
   allowExitOnIdle: boolOpt,
+  poolSize: (v) => Number.isInteger(v) && v >= 1,
+  queryTimeoutMs: msOpt,
+  query_timeout: msOpt,
+  lock_timeout: msOpt,
+  idle_in_transaction_session_timeout: msOpt,
+  options: stringOpt,
+  fallback_application_name: stringOpt,
+  client_encoding: (v) => typeof v === 'string' && /^utf-?8$/i.test(v),
+  maxUses: (v) => v === Infinity || (Number.isInteger(v) && v >= 1),
+  onConnect: (v) => typeof v === 'function',
+  verify: (v) => typeof v === 'function',
+  log: (v) => typeof v === 'function',
+  pipeline: boolOpt,
+  binary: (v) => v === false,
+  parseInputDatesAsUTC: (v) => v === false,
+  // Accepted whatever they are, and ignored with a warning.
+  Client: () => true,
+  Promise: () => true,
+  keepAliveInitialDelayMillis: msOpt,
+  enableChannelBinding: boolOpt,
 }
 
 const WRONG = [
@@ -527,7 +547,7 @@ test('misuse of clients: CLIENT_RELEASED for use after release and double releas
   await stillServing('client misuse')
 })
 
-test('queries after end(): POOL_CLOSED for query, connect and transaction; end() twice is fine', LIMIT, async () => {
+test('queries after end(): POOL_CLOSED for query, connect and transaction; a second end() rejects with POOL_CLOSED, as in pg', LIMIT, async () => {
   const app = uniqueName('ended')
   const pool = createPool({ connectionString: TEST_URL, name: app, applicationName: app, max: 2 })
   await pool.query('select 1')
@@ -545,7 +565,7 @@ test('queries after end(): POOL_CLOSED for query, connect and transaction; end()
   assert.equal((await held.query('select 1 as one')).rows[0].one, 1, 'a client held across end() still works until released')
   await held.release()
   await ending
-  await pool.end()
+  assert.equal((await rejects(() => pool.end(), 'second end()')).code, 'POOL_CLOSED')
   assert.equal(pool.ended, true)
   const e = await rejects(() => pool.query('select 1'), 'after end resolved')
   assert.equal(e.code, 'POOL_CLOSED')

@@ -16,7 +16,10 @@ mod tests;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 
 use crate::error::CoreResult;
 
@@ -30,6 +33,30 @@ pub struct Secret(pub String);
 impl fmt::Debug for Secret {
   fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     f.write_str("***")
+  }
+}
+
+/// A password asked for each time a connection is opened (rotating credentials, cloud IAM
+/// tokens). The embedder supplies it: the Node binding asks a JavaScript function.
+#[derive(Clone)]
+pub struct PasswordProvider(pub Arc<dyn Fn() -> BoxFuture<'static, CoreResult<Secret>> + Send + Sync>);
+
+impl PasswordProvider {
+  pub fn get(&self) -> BoxFuture<'static, CoreResult<Secret>> {
+    (self.0)()
+  }
+}
+
+impl fmt::Debug for PasswordProvider {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str("PasswordProvider")
+  }
+}
+
+/// Two providers are the same only when they are the same function object.
+impl PartialEq for PasswordProvider {
+  fn eq(&self, other: &Self) -> bool {
+    Arc::ptr_eq(&self.0, &other.0)
   }
 }
 
@@ -77,6 +104,11 @@ pub enum SslMode {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnSettings {
   pub password: Option<Secret>,
+  /// Asked for a password for each new connection; wins over `password`.
+  pub password_provider: Option<PasswordProvider>,
+  /// node-postgres's `options`: command-line options sent in the startup packet
+  /// (`-c lock_timeout=1000`), after onepool's own.
+  pub startup_options: Option<String>,
   pub application_name: String,
   pub connect_timeout: Duration,
   pub ssl_mode: SslMode,
@@ -97,6 +129,9 @@ pub struct ConnSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolSettings {
   pub max: usize,
+  /// Idle connections are not closed for idleness below this many (node-postgres's `min`;
+  /// never above `max`).
+  pub min: usize,
   pub acquire_timeout: Duration,
   pub idle_timeout: Option<Duration>,
   pub max_lifetime: Option<Duration>,
@@ -124,12 +159,16 @@ pub struct ConfigInput {
   pub port: Option<u32>,
   pub user: Option<String>,
   pub password: Option<String>,
+  pub password_provider: Option<PasswordProvider>,
   pub database: Option<String>,
   pub application_name: Option<String>,
   pub ssl_mode: Option<String>,
   /// PEM text of trusted CA certificates (node-postgres's `ssl.ca`).
   pub ssl_root_cert: Option<String>,
+  /// node-postgres's `options` (startup command-line options).
+  pub options: Option<String>,
   pub max: Option<u32>,
+  pub min: Option<u32>,
   pub acquire_timeout_ms: Option<f64>,
   pub connect_timeout_ms: Option<f64>,
   pub idle_timeout_ms: Option<f64>,

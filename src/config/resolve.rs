@@ -130,6 +130,16 @@ fn conn_settings(src: &Sources, pgbouncer: bool) -> CoreResult<ConnSettings> {
   if let Some(path) = &search_path {
     refuse_nul("searchPath", path)?;
   }
+  if let Some(options) = &input.options {
+    refuse_nul("options", options)?;
+  }
+  if pgbouncer && input.options.as_deref().is_some_and(|o| !o.trim().is_empty()) {
+    return Err(invalid(
+      "options cannot be applied behind PgBouncer (pgbouncer: true): PgBouncer refuses unknown \
+       startup parameters and no session setting survives in transaction mode"
+        .into(),
+    ));
+  }
   if pgbouncer && (input.search_path.is_some() || statement_timeout.is_some()) {
     return Err(invalid(
       "searchPath and statementTimeoutMs cannot be applied behind PgBouncer (pgbouncer: true): in \
@@ -140,6 +150,8 @@ fn conn_settings(src: &Sources, pgbouncer: bool) -> CoreResult<ConnSettings> {
   }
   Ok(ConnSettings {
     password,
+    password_provider: input.password_provider.clone(),
+    startup_options: input.options.clone().filter(|o| !o.trim().is_empty()),
     application_name,
     connect_timeout,
     ssl_mode,
@@ -207,6 +219,8 @@ fn pool_settings(src: &Sources) -> CoreResult<PoolSettings> {
   }
   Ok(PoolSettings {
     max,
+    // pg's `min`: kept open, but never more than `max`.
+    min: input.min.map_or(0, |m| m as usize).min(max),
     acquire_timeout,
     idle_timeout,
     max_lifetime,

@@ -136,6 +136,9 @@ pub async fn handshake(
   if let Some(t) = settings.statement_timeout {
     options.push(format!("-c statement_timeout={}", t.as_millis()));
   }
+  if let Some(raw) = &settings.startup_options {
+    options.push(raw.clone());
+  }
   if !options.is_empty() {
     params.push(("options", options.join(" ")));
   }

@@ -6,6 +6,7 @@
 mod abort;
 mod completions;
 mod objects;
+mod password;
 mod pool;
 mod session;
 mod transport;

@@ -27,7 +27,11 @@ pub struct PoolOptionsInput {
   pub ssl_mode: Option<String>,
   /// PEM of trusted CA certificates (`ssl.ca`).
   pub ssl_root_cert: Option<String>,
+  /// node-postgres's `options`: startup command-line options (`-c lock_timeout=1000`).
+  pub options: Option<String>,
   pub max: Option<u32>,
+  /// Idle connections are not closed for idleness below this many.
+  pub min: Option<u32>,
   pub acquire_timeout_ms: Option<f64>,
   pub connect_timeout_ms: Option<f64>,
   pub idle_timeout_ms: Option<f64>,
@@ -55,11 +59,14 @@ impl From<PoolOptionsInput> for ConfigInput {
       port: o.port,
       user: o.user,
       password: o.password,
+      password_provider: None,
       database: o.database,
       application_name: o.application_name,
       ssl_mode: o.ssl_mode,
       ssl_root_cert: o.ssl_root_cert,
+      options: o.options,
       max: o.max,
+      min: o.min,
       acquire_timeout_ms: o.acquire_timeout_ms,
       connect_timeout_ms: o.connect_timeout_ms,
       idle_timeout_ms: o.idle_timeout_ms,

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Either, Int32ArraySlice, Object, Utf16String};
-use napi::Env;
+use napi::bindgen_prelude::{Either, FnArgs, Function, Int32ArraySlice, Object, Unknown, Utf16String};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Status};
 use napi_derive::napi;
 
 use super::abort::AbortHandle;
@@ -16,7 +17,7 @@ use super::session::NativeSession;
 use crate::config::{ConfigInput, PoolConfig};
 use crate::conn::Query;
 use crate::error::CoreError;
-use crate::pool::Pool;
+use crate::pool::{Pool, PoolEvent};
 use crate::session::Session;
 use crate::{registry, route};
 
@@ -25,14 +26,40 @@ pub struct NativePool {
   inner: Arc<Pool>,
 }
 
+/// `(kind, connectionId, milliseconds, message)`: see `NativePool.watch`.
+type EventArgs = FnArgs<(u32, f64, f64, Option<String>)>;
+type OnEvent = ThreadsafeFunction<EventArgs, Unknown<'static>, EventArgs, Status, false, true>;
+
+pub const EVENT_OPENED: u32 = 0;
+pub const EVENT_CLOSED: u32 = 1;
+pub const EVENT_IDLE_ERROR: u32 = 2;
+
+fn event_args(event: &PoolEvent) -> EventArgs {
+  match event {
+    PoolEvent::Opened { id, took } => (EVENT_OPENED, *id as f64, took.as_secs_f64() * 1000.0, None),
+    PoolEvent::Closed { id } => (EVENT_CLOSED, *id as f64, 0.0, None),
+    PoolEvent::IdleError { id, message } => (EVENT_IDLE_ERROR, *id as f64, 0.0, Some(message.clone())),
+  }
+  .into()
+}
+
 /// Attaches to the process-global pool for these options, creating it if needed.
-/// Invalid options give a `CONFIG_INVALID` error object instead of a pool.
+/// Invalid options give a `CONFIG_INVALID` error object instead of a pool. `password`, when
+/// given, is called with a request id for each new connection; its answer comes back through
+/// `providePassword`.
 #[napi(catch_unwind)]
-pub fn create_pool(options: PoolOptionsInput) -> Either<NativePool, NativeError> {
-  match PoolConfig::from_input(&ConfigInput::from(options)) {
+pub fn create_pool(
+  options: PoolOptionsInput,
+  password: Option<Function<u32, Unknown<'static>>>,
+) -> napi::Result<Either<NativePool, NativeError>> {
+  let mut input = ConfigInput::from(options);
+  if let Some(ask) = password {
+    input.password_provider = Some(super::password::provider(ask)?);
+  }
+  Ok(match PoolConfig::from_input(&input) {
     Ok(cfg) => Either::A(NativePool { inner: registry::attach(&cfg) }),
     Err(e) => Either::B(NativeError::from(&e)),
-  }
+  })
 }
 
 #[napi]
@@ -118,5 +145,30 @@ impl NativePool {
   #[napi(getter, catch_unwind)]
   pub fn is_closed(&self) -> bool {
     self.inner.is_closed()
+  }
+
+  /// Unique in the process: a pool ended and created again under the same identity differs.
+  #[napi(getter, catch_unwind)]
+  pub fn pool_id(&self) -> f64 {
+    self.inner.id as f64
+  }
+
+  /// Calls `onEvent(kind, connectionId, milliseconds, message)` on this thread for each of the
+  /// pool's connection events, without keeping the process alive: kind 0 = opened (in
+  /// `milliseconds`), 1 = closed, 2 = an idle connection broke (`message`). Returns the id for
+  /// `unwatch`.
+  #[napi(catch_unwind)]
+  pub fn watch(&self, on_event: Function<EventArgs, Unknown<'static>>) -> napi::Result<f64> {
+    let tsfn: OnEvent =
+      on_event.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
+    let id = self.inner.watch(Arc::new(move |event: &PoolEvent| {
+      tsfn.call(event_args(event), ThreadsafeFunctionCallMode::NonBlocking);
+    }));
+    Ok(id as f64)
+  }
+
+  #[napi(catch_unwind)]
+  pub fn unwatch(&self, id: f64) {
+    self.inner.unwatch(id as u64);
   }
 }

@@ -77,6 +77,12 @@ impl NativeSession {
     })
   }
 
+  /// The pool's id for the pinned connection, as in the pool's events (`NativePool.watch`).
+  #[napi(getter, catch_unwind)]
+  pub fn connection_id(&self) -> f64 {
+    self.inner.connection_id() as f64
+  }
+
   /// The server process id of the pinned connection (`pg_backend_pid()`).
   #[napi(getter, catch_unwind)]
   pub fn process_id(&self) -> i32 {

@@ -149,6 +149,7 @@ impl Pool {
         while let Some(c) = st.idle.pop() {
           if c.is_closed() || retired(&c) {
             st.size -= 1;
+            self.report_idle_error(&c);
             continue;
           }
           found = Some(c);
@@ -292,11 +293,19 @@ impl Pool {
       Instant::now() + life.saturating_sub(Duration::from_secs_f64(jitter))
     });
     let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
-    let lease = Lease::new(permit, machine);
-    let connecting = self.connector.connect(&self.target, &settings.conn, lease, id, retire_at);
+    let notice = CloseNotice { id, observers: self.observers.clone() };
+    let lease = Lease::new(permit, machine).with_notice(Box::new(notice));
     let timed_out = || CoreError::ConnectFailed {
       target: self.target.to_string(),
       cause: crate::error::ConnectCause::Timeout,
+    };
+    let started = Instant::now();
+    let connecting = async {
+      let mut conn_settings = settings.conn.clone();
+      if let Some(provider) = &settings.conn.password_provider {
+        conn_settings.password = Some(provider.get().await.map_err(|e| self.password_failed(e))?);
+      }
+      self.connector.connect(&self.target, &conn_settings, lease, id, retire_at).await
     };
     let conn =
       match tokio::time::timeout(settings.conn.connect_timeout, connecting).await.map_err(|_| timed_out())? {
@@ -320,7 +329,16 @@ impl Pool {
     }
     std::mem::forget(guard);
     self.created.fetch_add(1, Ordering::Relaxed);
+    self.observers.emit(PoolEvent::Opened { id, took: started.elapsed() });
     Ok(conn)
+  }
+
+  /// A password function that failed: the connection could not be opened, and why.
+  fn password_failed(&self, e: CoreError) -> CoreError {
+    CoreError::ConnectFailed {
+      target: self.target.to_string(),
+      cause: crate::error::ConnectCause::Other(format!("the password function failed: {e}")),
+    }
   }
 
   /// Closes a connection and gives its slot to a waiter. A statement still running on it is

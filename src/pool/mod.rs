@@ -12,6 +12,7 @@
 
 mod acquire;
 mod connector;
+mod events;
 mod handover;
 mod lifecycle;
 mod shared;
@@ -36,12 +37,16 @@ use crate::machine;
 
 use acquire::{enqueue_waiter, is_server_full, wake_slots, Grant};
 pub use connector::{Connector, Postgres};
+pub use events::PoolEvent;
+use events::{CloseNotice, Observers};
 use handover::Queued;
 pub use handover::{Checkout, Returned};
 use lifecycle::reap_idle;
 use shared::{expire_queued, QueuedRequest, SharedConn, Timings};
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_OBSERVER_ID: AtomicU64 = AtomicU64::new(1);
 
 /// How long a pool waits on its own connections after the server said it is full; it doubles
 /// while the server keeps refusing, up to `FULL_BACKOFF_MOST`.
@@ -92,6 +97,8 @@ struct Settings {
 
 pub struct Pool {
   me: Weak<Pool>,
+  /// Unique in the process: a pool ended and created again under the same identity is another.
+  pub id: u64,
   pub name: String,
   pub target: Target,
   settings: RwLock<Settings>,
@@ -108,6 +115,8 @@ pub struct Pool {
   budget: &'static Budget,
   /// The machine budget's directory for this target, once `machineMax` was used.
   machine_dir: std::sync::OnceLock<Option<std::path::PathBuf>>,
+  /// Who watches connections open and close (`watch`).
+  observers: Observers,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +143,7 @@ impl Pool {
   pub fn with(cfg: &PoolConfig, connector: Arc<dyn Connector>, budget: &'static Budget) -> Arc<Pool> {
     let pool = Arc::new_cyclic(|me| Pool {
       me: me.clone(),
+      id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
       name: cfg.name.clone(),
       target: cfg.target.clone(),
       settings: RwLock::new(Settings {
@@ -162,6 +172,7 @@ impl Pool {
       connector,
       budget,
       machine_dir: std::sync::OnceLock::new(),
+      observers: Observers::default(),
     });
     crate::runtime::spawn(reap_idle(Arc::downgrade(&pool)));
     crate::runtime::spawn(expire_queued(Arc::downgrade(&pool), pool.queue_changed.clone()));
@@ -189,6 +200,18 @@ impl Pool {
   fn machine_dir(&self) -> Option<std::path::PathBuf> {
     self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.machine_max?;
     self.machine_dir.get_or_init(|| machine::dir_for(&self.target).ok()).clone()
+  }
+
+  /// Calls `observer` with every `PoolEvent` of this pool (from any thread) until `unwatch`
+  /// with the returned id.
+  pub fn watch(&self, observer: Arc<dyn Fn(&PoolEvent) + Send + Sync>) -> u64 {
+    let id = NEXT_OBSERVER_ID.fetch_add(1, Ordering::Relaxed);
+    self.observers.add(id, observer);
+    id
+  }
+
+  pub fn unwatch(&self, id: u64) {
+    self.observers.remove(id);
   }
 
   pub fn attach_handle(&self) {
