@@ -261,6 +261,9 @@ async fn read_loop(
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+/// A result this large is left to the I/O thread to finish (`Inbox::read_now`).
+#[cfg(unix)]
+const HAND_OVER_ABOVE: usize = 256 * 1024;
 /// How much a JavaScript thread reads in one go (`Inbox::read_now`).
 #[cfg(unix)]
 const READ_NOW_BUDGET: usize = 1 << 20;
@@ -368,7 +371,14 @@ impl Inbox {
       self.state.read_failed.notify_one();
       return false;
     }
+    // A large result is finished on the I/O thread: preparing it for JavaScript (`wire`) takes
+    // long enough to hold up the event loop, which reading a lone small reply here never does.
+    let large = parsed.c.current.as_ref().is_some_and(|r| r.rows.len() >= HAND_OVER_ABOVE);
     drop(parsed);
+    if large {
+      self.unwatch();
+      return false;
+    }
     !self.pending.lock().unwrap_or_else(|e| e.into_inner()).replies.is_empty()
   }
 
