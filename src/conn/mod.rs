@@ -6,11 +6,14 @@
 //! multi-statement simple queries), the server's transaction status after every request (to
 //! never hand out a connection that is inside a transaction), and Buffers sent in binary.
 
+mod copy;
 mod framing;
 mod io;
+mod portal;
 mod query;
 pub mod sockets;
 mod startup;
+mod stream;
 mod tls;
 pub mod transport;
 
@@ -27,7 +30,9 @@ use crate::config::{ConnSettings, Host, Target};
 use crate::error::{CoreError, CoreResult};
 use transport::DirectWrite;
 
+pub use copy::{Chunk, ChunkDone, Copy, CopyDirection};
 pub use io::Inbox;
+pub use portal::RowStream;
 pub use query::Query;
 use query::{encode_bound, encode_prepare, encode_simple, encode_unnamed, with_closes, Plan, Statements};
 pub use startup::cancel;
@@ -88,6 +93,11 @@ struct ConnState {
   wake_writer: Notify,
   /// A thread outside the I/O task found the socket failed (`Inbox::read_now`).
   read_failed: Notify,
+  /// Streams (row streams, COPY) queued: replies may have to be fed to them (`stream.rs`).
+  streams: AtomicUsize,
+  /// A COPY's consumer fell behind: the socket is not read until `resumed`.
+  reading_paused: AtomicBool,
+  resumed: Notify,
 }
 
 impl ConnState {
@@ -120,6 +130,8 @@ pub(crate) enum Reply {
   Callback(Done),
   /// Its caller was already answered (timed out); the response is read and dropped.
   Discard,
+  /// A row stream or a COPY: its reply is fed to it message by message (`stream.rs`).
+  Stream(Arc<dyn stream::Feed>),
 }
 
 impl Reply {
@@ -130,6 +142,11 @@ impl Reply {
       }
       Reply::Callback(done) => done(outcome),
       Reply::Discard => {}
+      Reply::Stream(feed) => {
+        if let Err(e) = outcome {
+          feed.failed(e)
+        }
+      }
     }
   }
 }
@@ -241,6 +258,9 @@ impl Conn {
       fatal: AtomicBool::new(false),
       wake_writer: Notify::new(),
       read_failed: Notify::new(),
+      streams: AtomicUsize::new(0),
+      reading_paused: AtomicBool::new(false),
+      resumed: Notify::new(),
     });
     let (reader, writer) = transport::split(opened.stream);
     let direct = writer.direct();
@@ -423,6 +443,10 @@ impl Shared {
         inbox.unwatch();
       }
     }
+    // Behind a row stream or a COPY: written when it ends.
+    if self.park(&mut p, &bytes) {
+      return Ok(());
+    }
     // `Now` with nothing queued ahead: write from this thread, sparing a hand-off to the writer
     // task. `Batched`: the writer task sends, so pipelined requests coalesce into fewer, larger
     // writes. Whatever the socket does not take now (or an error, which the writer task then
@@ -448,7 +472,7 @@ impl Shared {
     match self.enqueue(bytes, Reply::Callback(done), write) {
       Ok(()) => Ok(()),
       Err(Reply::Callback(done)) => Err(done),
-      Err(Reply::Channel(_)) | Err(Reply::Discard) => unreachable!("sent a callback"),
+      Err(_) => unreachable!("sent a callback"),
     }
   }
 

@@ -9,6 +9,7 @@ mod objects;
 mod password;
 mod pool;
 mod session;
+mod stream;
 mod transport;
 #[cfg(unix)]
 mod watch;

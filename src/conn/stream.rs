@@ -1,0 +1,349 @@
+//! Requests that hold their connection while their reply streams: row streams (`portal`) and
+//! COPY (`copy`). Both are *fed*: the I/O thread hands each message of the reply to the request
+//! as it arrives (`Feed`) instead of collecting the reply whole, and the request writes more
+//! messages while it runs (Execute for the next batch, CopyData, CopyDone, Sync) through its
+//! `Outlet`.
+//!
+//! While a stream holds the connection, requests queued behind it (a client's next `query()`)
+//! are *parked*: their bytes wait here, unwritten, until the stream ends. A portal without its
+//! Sync, or a COPY in progress, would be broken by any other message arriving in between.
+//!
+//! Backpressure: a row stream asks for each batch (Execute with a row limit), so the server
+//! produces nothing the consumer did not ask for. A COPY's data comes unasked: when the consumer
+//! falls behind, the connection stops reading its socket (`Outlet::pause_reading`), the kernel's
+//! buffers fill and the server waits to write (`ClientWrite`). COPY data going out is accepted
+//! only while little is waiting to be written (`Outlet::send_then`).
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
+
+use bytes::Bytes;
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::message::backend::{DataRowBody, ErrorResponseBody, Message, RowDescriptionBody};
+
+use super::io::{check_cells, malformed, pop, Pending};
+use super::startup::parse_db_error;
+use super::{ConnState, Field, Reply, Shared};
+use crate::error::{CoreError, CoreResult};
+
+/// A fed request's side of the I/O thread. Called on the thread that reads the socket, with no
+/// connection lock held; must not block.
+pub(crate) trait Feed: Send + Sync {
+  /// One message of the reply (anything but ReadyForQuery and the server's asynchronous
+  /// messages). An error is a protocol violation: the connection closes.
+  fn message(&self, msg: Message) -> CoreResult<()>;
+  /// The reply's ReadyForQuery: the server is done with the request. True when the requests
+  /// parked behind it may go now; false when the feed still holds them (a cancel it sent may
+  /// still be on its way) and calls `Outlet::unpark` itself later.
+  fn ready(&self) -> bool;
+  /// The socket has nothing more for now: data gathered for a consumer may go out now rather
+  /// than wait for more.
+  fn caught_up(&self) {}
+  /// The connection failed (or was closed) before the reply was complete.
+  fn failed(&self, err: CoreError);
+  /// Nobody will consume the rest: end the request as soon as the protocol allows (the
+  /// connection is being given back).
+  fn abandon(&self);
+}
+
+/// Bytes of requests queued behind a stream, unwritten until it ends.
+#[derive(Default)]
+pub(crate) struct Parked {
+  /// A stream holds the connection: new requests park.
+  pub(crate) open: bool,
+  /// Each parked request's bytes, and whether it is itself a stream (which then holds the
+  /// connection in turn when it goes out).
+  queue: VecDeque<(Bytes, bool)>,
+  /// How many requests are parked (none of their bytes was written).
+  pub(crate) requests: usize,
+}
+
+impl Parked {
+  fn push(&mut self, bytes: Bytes, stream: bool) {
+    self.queue.push_back((bytes, stream));
+    self.requests += 1;
+  }
+
+  pub(crate) fn clear(&mut self) {
+    self.queue.clear();
+    self.requests = 0;
+  }
+}
+
+/// How many bytes of COPY data may wait to be written before a writer is held back.
+const SEND_HIGH: usize = 1 << 20;
+
+/// A fed request's way to the socket: its follow-up messages go out ahead of anything parked
+/// behind it. Weak, so that a stream never keeps its connection open.
+#[derive(Clone)]
+pub(crate) struct Outlet(Weak<Shared>);
+
+impl Outlet {
+  pub(crate) fn new(shared: &Arc<Shared>) -> Outlet {
+    Outlet(Arc::downgrade(shared))
+  }
+
+  /// Writes `bytes` (from the calling thread when nothing is queued, else through the writer
+  /// task). False when the connection is closed.
+  pub(crate) fn send(&self, bytes: &[u8]) -> bool {
+    let Some(shared) = self.0.upgrade() else { return false };
+    let mut p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+    if p.closed.is_some() {
+      return false;
+    }
+    shared.write_locked(&mut p, bytes);
+    true
+  }
+
+  /// `send`, then `then(true)` once at most `SEND_HIGH` bytes wait to be written: at once, or
+  /// when the writer task takes them (`then(false)` if the connection closes first).
+  pub(crate) fn send_then(&self, bytes: &[u8], then: Box<dyn FnOnce(bool) + Send>) {
+    let Some(shared) = self.0.upgrade() else { return then(false) };
+    let mut p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+    if p.closed.is_some() {
+      drop(p);
+      return then(false);
+    }
+    shared.write_locked(&mut p, bytes);
+    if p.unsent.len() > SEND_HIGH {
+      p.drained = Some(then);
+      return;
+    }
+    drop(p);
+    then(true)
+  }
+
+  /// Lets the requests parked behind this stream go out (the next stream among them, if any,
+  /// holds the connection in turn).
+  pub(crate) fn unpark(&self) {
+    let Some(shared) = self.0.upgrade() else { return };
+    let mut p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+    if unpark_locked(&mut p) {
+      drop(p);
+      shared.state.wake_writer.notify_one();
+    }
+  }
+
+  /// Stops reading the socket until `resume_reading`: the server then waits to write.
+  pub(crate) fn pause_reading(&self) {
+    if let Some(shared) = self.0.upgrade() {
+      shared.state.reading_paused.store(true, Ordering::Release);
+    }
+  }
+
+  pub(crate) fn resume_reading(&self) {
+    if let Some(shared) = self.0.upgrade() {
+      if shared.state.reading_paused.swap(false, Ordering::AcqRel) {
+        shared.state.resumed.notify_one();
+      }
+    }
+  }
+
+  /// Closes the connection (a stream the server does not wind down).
+  pub(crate) fn kill(&self) {
+    if let Some(shared) = self.0.upgrade() {
+      shared.state.closed.store(true, Ordering::Release);
+      shared.state.kill.notify_one();
+    }
+  }
+}
+
+impl Shared {
+  /// Queues a fed request: it holds the connection from when its bytes go out until it ends.
+  pub(crate) fn enqueue_feed(&self, bytes: Bytes, feed: Arc<dyn Feed>) -> CoreResult<()> {
+    let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+    if p.closed.is_some() || p.hung_up {
+      return Err(super::closed_error());
+    }
+    if self.state.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+      self.state.made_progress();
+    }
+    self.state.sent.fetch_add(1, Ordering::AcqRel);
+    self.state.streams.fetch_add(1, Ordering::AcqRel);
+    p.replies.push_back(Reply::Stream(feed));
+    // The reply is read by the I/O thread, where pausing the socket works.
+    if let Some(inbox) = &self.inbox {
+      inbox.unwatch();
+    }
+    if p.parked.open {
+      p.parked.push(bytes, true);
+    } else {
+      p.parked.open = true;
+      p.unsent_requests += 1;
+      p.unsent.extend_from_slice(&bytes);
+      drop(p);
+      self.state.wake_writer.notify_one();
+    }
+    Ok(())
+  }
+
+  /// Parks a request behind the stream holding the connection; false when none does.
+  pub(crate) fn park(&self, p: &mut Pending, bytes: &Bytes) -> bool {
+    if !p.parked.open {
+      return false;
+    }
+    p.parked.push(bytes.clone(), false);
+    true
+  }
+
+  /// Writes from this thread when nothing is queued ahead, else hands the bytes to the writer.
+  fn write_locked(&self, p: &mut Pending, bytes: &[u8]) {
+    let written = match &self.direct {
+      Some(socket) if !p.writing && p.unsent.is_empty() => socket.try_write(bytes).unwrap_or(0),
+      _ => 0,
+    };
+    if written < bytes.len() {
+      p.unsent.extend_from_slice(&bytes[written..]);
+      self.state.wake_writer.notify_one();
+    }
+  }
+}
+
+impl super::Conn {
+  /// Ends the streams queued on this connection, which its holder gives back without having
+  /// finished them: the server stops (Close, CopyFail or a cancel) and the connection comes
+  /// back clean once it has.
+  pub fn end_streams(&self) {
+    let feeds: Vec<Arc<dyn Feed>> = {
+      let p = self.shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+      p.replies.iter().filter_map(|r| if let Reply::Stream(f) = r { Some(f.clone()) } else { None }).collect()
+    };
+    for feed in feeds {
+      feed.abandon();
+    }
+  }
+}
+
+/// Which stream, if any, the reply being read belongs to: looked up only while a stream is
+/// queued on the connection (`ConnState::streams`), once per reply.
+#[derive(Default)]
+pub(crate) struct Current {
+  feed: Option<Arc<dyn Feed>>,
+  looked: bool,
+}
+
+impl Current {
+  /// Hands `msg` to the stream whose reply it is part of; gives it back when it is not (the
+  /// collector then takes it), or when it concerns the connection itself (a FATAL error).
+  pub(crate) fn absorb(
+    &mut self,
+    msg: Message,
+    pending: &Mutex<Pending>,
+    state: &ConnState,
+  ) -> CoreResult<Option<Message>> {
+    let Some(feed) = self.find(&msg, pending, state) else { return Ok(Some(msg)) };
+    match msg {
+      Message::ReadyForQuery(body) => {
+        state.tx_status.store(body.status(), Ordering::Release);
+        state.made_progress();
+        self.answered();
+        let Some(reply) = pop(pending) else {
+          return Err(CoreError::Protocol("protocol error: ReadyForQuery without a pending request".into()));
+        };
+        state.answered_one();
+        state.streams.fetch_sub(1, Ordering::AcqRel);
+        drop(reply);
+        if feed.ready() {
+          let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+          if unpark_locked(&mut p) {
+            drop(p);
+            state.wake_writer.notify_one();
+          }
+        }
+        Ok(None)
+      }
+      // The session ends: the collector's handling answers the stream with the loss.
+      Message::ErrorResponse(ref body) if fatal(body) => Ok(Some(msg)),
+      msg => feed.message(msg).map(|()| None),
+    }
+  }
+
+  /// The reply was answered: the next one may be a stream's.
+  pub(crate) fn answered(&mut self) {
+    self.feed = None;
+    self.looked = false;
+  }
+
+  /// The socket has nothing more for now (see `Feed::caught_up`).
+  pub(crate) fn caught_up(&self) {
+    if let Some(feed) = &self.feed {
+      feed.caught_up();
+    }
+  }
+
+  fn find(&mut self, msg: &Message, pending: &Mutex<Pending>, state: &ConnState) -> Option<Arc<dyn Feed>> {
+    if let Some(f) = &self.feed {
+      return Some(f.clone());
+    }
+    if self.looked || state.streams.load(Ordering::Acquire) == 0 || asynchronous(msg) {
+      return None;
+    }
+    self.looked = true;
+    let p = pending.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(Reply::Stream(f)) = p.replies.front() {
+      self.feed = Some(f.clone());
+    }
+    self.feed.clone()
+  }
+}
+
+fn fatal(body: &ErrorResponseBody) -> bool {
+  let db = parse_db_error(&mut body.fields());
+  db.severity == "FATAL" || db.severity == "PANIC"
+}
+
+/// The columns a RowDescription describes.
+pub(crate) fn fields_of(body: &RowDescriptionBody) -> CoreResult<Vec<Field>> {
+  let mut fields = Vec::new();
+  let mut it = body.fields();
+  loop {
+    match it.next() {
+      Ok(Some(f)) => fields.push(Field { name: f.name().to_string(), type_oid: f.type_oid() }),
+      Ok(None) => return Ok(fields),
+      Err(e) => return Err(malformed(format!("a malformed RowDescription: {e}"))),
+    }
+  }
+}
+
+/// A DataRow's cells, checked against its own bytes and against `width` columns (`None`: no
+/// description came, which breaks the protocol).
+pub(crate) fn row_cells(body: &DataRowBody, width: Option<u16>) -> CoreResult<&[u8]> {
+  let cells = body.buffer();
+  // The row's declared cell count (postgres-protocol shows it only as this size hint).
+  let count = body.ranges().size_hint().0 as u16;
+  check_cells(cells, count)?;
+  match width {
+    Some(n) if n == count => Ok(cells),
+    Some(n) => Err(malformed(format!("a DataRow of {count} cells for a RowDescription of {n} columns"))),
+    None => Err(malformed("a DataRow without a RowDescription".into())),
+  }
+}
+
+/// Moves the parked requests to the bytes to write, up to and including the next stream (which
+/// holds the connection in turn). True when there is something to write.
+pub(crate) fn unpark_locked(p: &mut Pending) -> bool {
+  p.parked.open = false;
+  let mut any = false;
+  while let Some((bytes, stream)) = p.parked.queue.pop_front() {
+    p.parked.requests -= 1;
+    p.unsent_requests += 1;
+    p.unsent.extend_from_slice(&bytes);
+    any = true;
+    if stream {
+      p.parked.open = true;
+      break;
+    }
+  }
+  any
+}
+
+/// Messages the server may send at any time, outside any reply.
+fn asynchronous(msg: &Message) -> bool {
+  matches!(msg, Message::ParameterStatus(_) | Message::NoticeResponse(_) | Message::NotificationResponse(_))
+}
+
+/// The protocol error for a message a fed request cannot take.
+pub(crate) fn unexpected(what: &str) -> CoreError {
+  CoreError::Protocol(format!("protocol error: unexpected message from the server during {what}"))
+}
