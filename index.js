@@ -8,6 +8,8 @@ const { askPassword } = require('./lib/password')
 const telemetry = require('./lib/otel')
 const { OnepoolError, isOnepoolError, fromNative, CODES } = require('./lib/errors')
 const { Result } = require('./lib/result')
+const { Cursor } = require('./lib/cursor')
+const { QueryStream } = require('./lib/query-stream')
 
 const { binding, dispatcher } = loadBinding()
 
@@ -57,5 +59,7 @@ module.exports = {
   Pool,
   PoolClient,
   Result,
+  Cursor,
+  QueryStream,
   types: require('pg-types'),
 }

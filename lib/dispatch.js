@@ -187,7 +187,12 @@ function createDispatcher(binding, options = {}) {
     }
   }
 
-  return { submit, connect, handOver, release, envId }
+  /** A statement's text and parameters as they must cross (well-formed strings where needed). */
+  function crossing(text, values) {
+    return fixStrings ? [wellFormed(text), wellFormedValues(values)] : [text, values]
+  }
+
+  return { submit, connect, handOver, release, request, crossing, envId }
 }
 
 module.exports = { createDispatcher, wellFormedDeep }

@@ -7,6 +7,9 @@ const { decode, decodeInSlices, isLarge, defaultTypes } = require('./result')
 const { watchCheckout } = require('./leaks')
 const { makeSql } = require('./sql')
 const events = require('./events')
+const streams = require('./stream')
+const { Cursor } = require('./cursor')
+const copy = require('./copy')
 
 /**
  * Splits pg's overloads: (text, values?, cb?) and ({ text, values, rowMode, types, signal }, values?, cb?),
@@ -236,6 +239,7 @@ class PoolClient extends EventEmitter {
   }
 
   query(textOrConfig, values, options) {
+    if (streams.isSubmittable(textOrConfig)) return streams.submit(textOrConfig, streams.clientSource(this))
     let q
     try {
       q = normalizeQuery(textOrConfig, values, options)
@@ -273,6 +277,32 @@ class PoolClient extends EventEmitter {
 
   get released() {
     return this.#released
+  }
+
+  /** The rows of one statement, a batch at a time: `for await (const row of client.stream(...))`. */
+  stream(text, values, options) {
+    return new streams.RowStream(streams.clientSource(this), text, values, options)
+  }
+
+  /** A pg-cursor-shaped cursor on this client: `read(n)`, `close()`. */
+  cursor(text, values, config) {
+    return streams.submit(new Cursor(text, values, config), streams.clientSource(this))
+  }
+
+  /** `COPY ... FROM STDIN` with `source`'s data → `{ rowCount }`; without `source`, a Writable. */
+  copyFrom(text, source, options) {
+    return copy.copyFrom(streams.clientSource(this), text, source, options)
+  }
+
+  /** `COPY ... TO STDOUT` as a Readable of Buffers. */
+  copyTo(text, options) {
+    return copy.copyTo(streams.clientSource(this), text, options)
+  }
+
+  /** @internal The pinned session, for streams and COPY (lib/stream.js, lib/copy.js). */
+  _native() {
+    if (this.#released) throw clientError('CLIENT_RELEASED', 'the client was already released to the pool')
+    return { session: this.#session, addon: this.#addon, types: this.#js.types }
   }
 
   /**
@@ -454,6 +484,7 @@ class Pool extends EventEmitter {
   }
 
   query(textOrConfig, values, options) {
+    if (streams.isSubmittable(textOrConfig)) return streams.submit(textOrConfig, streams.poolSource(this))
     let q
     try {
       q = normalizeQuery(textOrConfig, values, options)
@@ -608,6 +639,26 @@ class Pool extends EventEmitter {
     } finally {
       if (!handedOn) await client.release()
     }
+  }
+
+  /** The rows of one statement on a connection of its own, a batch at a time. */
+  stream(text, values, options) {
+    return new streams.RowStream(streams.poolSource(this), text, values, options)
+  }
+
+  /** A pg-cursor-shaped cursor holding a connection from its first read to its end or close(). */
+  cursor(text, values, config) {
+    return streams.submit(new Cursor(text, values, config), streams.poolSource(this))
+  }
+
+  /** `COPY ... FROM STDIN` on a connection of its own → `{ rowCount }`; without `source`, a Writable. */
+  copyFrom(text, source, options) {
+    return copy.copyFrom(streams.poolSource(this), text, source, options)
+  }
+
+  /** `COPY ... TO STDOUT` on a connection of its own, as a Readable of Buffers. */
+  copyTo(text, options) {
+    return copy.copyTo(streams.poolSource(this), text, options)
   }
 
   stats() {
