@@ -7,7 +7,7 @@
 const { Readable, Writable } = require('node:stream')
 const { fromNative, clientError } = require('./errors')
 const { decode } = require('./result')
-const { checkText } = require('./stream')
+const { checkText, iterateUntilClosed } = require('./stream')
 
 /** Small writes are gathered into one crossing of about this size. */
 const WRITE_CHUNK = 64 * 1024
@@ -276,6 +276,11 @@ class CopyToStream extends Readable {
 
   _construct(callback) {
     this.#run.open().then(() => callback(), callback)
+  }
+
+  /** `for await`: leaving the loop resolves once the COPY stopped and the connection is back. */
+  [Symbol.asyncIterator]() {
+    return iterateUntilClosed(this, super[Symbol.asyncIterator]())
   }
 
   _read() {

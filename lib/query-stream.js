@@ -8,7 +8,7 @@
 const { Readable } = require('node:stream')
 const { clientError } = require('./errors')
 const { prepareValues } = require('./params')
-const { Batches, SUBMIT, checkBatchSize, checkRowMode, checkText } = require('./stream')
+const { Batches, SUBMIT, checkBatchSize, checkRowMode, checkText, iterateUntilClosed } = require('./stream')
 
 class QueryStream extends Readable {
   #batches = null
@@ -66,6 +66,11 @@ class QueryStream extends Readable {
         this.destroy(e)
       },
     )
+  }
+
+  /** `for await`: leaving the loop resolves once the statement ended and the connection is back. */
+  [Symbol.asyncIterator]() {
+    return iterateUntilClosed(this, super[Symbol.asyncIterator]())
   }
 
   _destroy(err, callback) {

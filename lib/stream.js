@@ -87,6 +87,32 @@ function checkText(text) {
 const aborted = () => clientError('ABORTED', 'the stream was aborted')
 
 /**
+ * A Readable's async iterator whose return() (a `break` out of `for await`) resolves only once
+ * the stream is destroyed: its statement ended and its connection is back. Node's own iterator
+ * starts the destroy and returns at once.
+ */
+function iterateUntilClosed(readable, iterator) {
+  const closed = () =>
+    readable.closed ? Promise.resolve() : new Promise((resolve) => readable.once('close', resolve))
+  return {
+    next: () => iterator.next(),
+    async return(value) {
+      const r = await iterator.return(value)
+      await closed()
+      return r
+    },
+    async throw(err) {
+      await iterator.return()
+      await closed()
+      throw err
+    },
+    [Symbol.asyncIterator]() {
+      return this
+    },
+  }
+}
+
+/**
  * The batches of one statement's rows, on a connection from `source`, opened at the first
  * `next()`. `close()` may come at any time, also while a batch is awaited (that read then
  * rejects with ABORTED); the connection is clean, and a pool's connection released, once the
@@ -154,6 +180,9 @@ class Batches {
    */
   async next(rows = this.#batchSize || DEFAULT_BATCH_SIZE) {
     if (this.#ended) return { rows: [], done: true, result: null }
+    if (this.#client !== null && this.#client.released) {
+      throw clientError('CLIENT_RELEASED', 'the client was released: its stream ended with it')
+    }
     if (this.#native === null) {
       if (this.#opening === null) this.#opening = this.#open(rows)
       try {
@@ -333,6 +362,7 @@ module.exports = {
   SUBMIT,
   isSubmittable,
   submit,
+  iterateUntilClosed,
   clientSource,
   poolSource,
   checkBatchSize,

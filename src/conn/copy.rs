@@ -155,7 +155,7 @@ impl Conn {
       state: Mutex::new(State { expect, ..Default::default() }),
       ended: Notify::new(),
     });
-    self.shared.enqueue_feed(encode_simple(&query.sql), feed.clone())?;
+    self.shared.enqueue_feed(encode_simple(&query.sql), &feed.outlet, feed.clone())?;
     Ok(Copy(feed))
   }
 }

@@ -130,8 +130,9 @@ pub(crate) enum Reply {
   Callback(Done),
   /// Its caller was already answered (timed out); the response is read and dropped.
   Discard,
-  /// A row stream or a COPY: its reply is fed to it message by message (`stream.rs`).
-  Stream(Arc<dyn stream::Feed>),
+  /// A row stream or a COPY (its id and its feed): its reply is fed to it message by message
+  /// (`stream.rs`).
+  Stream(u64, Arc<dyn stream::Feed>),
 }
 
 impl Reply {
@@ -142,7 +143,7 @@ impl Reply {
       }
       Reply::Callback(done) => done(outcome),
       Reply::Discard => {}
-      Reply::Stream(feed) => {
+      Reply::Stream(_, feed) => {
         if let Err(e) = outcome {
           feed.failed(e)
         }

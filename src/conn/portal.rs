@@ -54,13 +54,13 @@ struct State {
   /// The rows of the Execute in flight.
   filling: Vec<u8>,
   filling_rows: u32,
+  /// Rows the portal returned so far, over all its Executes.
+  total_rows: u64,
   /// Batches the consumer has not taken yet, oldest first.
   ready: VecDeque<QueryResult>,
   /// Rows per Execute.
   batch: i32,
   prefetch: bool,
-  /// The server has answered something: the request's bytes went out, so follow-ups may too.
-  active: bool,
   executing: bool,
   /// The portal ran to its end: its command tag.
   tag: Option<String>,
@@ -119,7 +119,7 @@ impl Conn {
       state: Mutex::new(State { batch, prefetch, executing: true, ..Default::default() }),
       ended: Notify::new(),
     });
-    self.shared.enqueue_feed(buf.freeze(), portal.clone())?;
+    self.shared.enqueue_feed(buf.freeze(), &portal.outlet, portal.clone())?;
     Ok(RowStream(portal))
   }
 }
@@ -215,7 +215,7 @@ impl Portal {
   /// and nothing is in flight or ready.
   fn fetch_more(&self, st: &mut State) {
     let wanted = st.waiter.is_some() || st.prefetch;
-    if !wanted || st.executing || !st.active || st.closing || st.sync_sent || !st.ready.is_empty() {
+    if !wanted || st.executing || st.closing || st.sync_sent || !st.ready.is_empty() {
       return;
     }
     if st.tag.is_some() || st.error.is_some() {
@@ -263,12 +263,10 @@ impl Portal {
         if let Some(done) = done {
           st.closers.push(done);
         }
-        // Before the server has answered anything the request may still be parked: its
-        // Close and Sync go out with its first reply (see `message`).
-        if st.active {
-          self.sync(&mut st, true);
-        }
-        let cancel = abort && st.active && st.executing && !st.cancelling;
+        // Pipelined behind the Execute in flight (if any), or joining the stream's own bytes
+        // while it is still parked.
+        self.sync(&mut st, true);
+        let cancel = abort && st.executing && !st.cancelling;
         st.cancelling |= cancel;
         cancel
       }
@@ -281,7 +279,17 @@ impl Portal {
   /// server does not wind it down in time (a stalled network), the connection is closed.
   fn cancel_running(self: Arc<Self>) {
     crate::runtime::spawn(async move {
-      let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel(&self.key)).await;
+      // A CancelRequest stops whatever the backend runs: wait until that is this stream (the
+      // requests ahead of it answered), which is rare and short, so polling does.
+      let ahead = async {
+        while !self.outlet.at_head() && !self.lock().finished {
+          tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+      };
+      let reached = tokio::time::timeout(CANCEL_TIMEOUT, ahead).await.is_ok();
+      if reached && self.lock().executing {
+        let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel(&self.key)).await;
+      }
       let finished = {
         let mut st = self.lock();
         st.cancelling = false;
@@ -303,12 +311,6 @@ impl Feed for Portal {
     let mut calls = Calls::default();
     {
       let mut st = self.lock();
-      if !st.active {
-        st.active = true;
-        if st.closing {
-          self.sync(&mut st, true);
-        }
-      }
       match msg {
         Message::ParseComplete
         | Message::BindComplete
@@ -333,6 +335,7 @@ impl Feed for Portal {
             }
             st.filling.extend_from_slice(cells);
             st.filling_rows += 1;
+            st.total_rows += 1;
           }
         }
         Message::PortalSuspended => {
@@ -345,7 +348,11 @@ impl Feed for Portal {
           }
         }
         Message::CommandComplete(body) => {
-          let tag = body.tag().unwrap_or("").to_string();
+          let mut tag = body.tag().unwrap_or("").to_string();
+          // A SELECT's tag counts the rows of the last Execute only: the stream's are all of them.
+          if tag.starts_with("SELECT ") {
+            tag = format!("SELECT {}", st.total_rows);
+          }
           self.completed(&mut st, tag);
         }
         Message::EmptyQueryResponse => self.completed(&mut st, String::new()),

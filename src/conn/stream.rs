@@ -15,10 +15,10 @@
 //! only while little is waiting to be written (`Outlet::send_then`).
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::{DataRowBody, ErrorResponseBody, Message, RowDescriptionBody};
 
@@ -52,17 +52,22 @@ pub(crate) trait Feed: Send + Sync {
 pub(crate) struct Parked {
   /// A stream holds the connection: new requests park.
   pub(crate) open: bool,
-  /// Each parked request's bytes, and whether it is itself a stream (which then holds the
-  /// connection in turn when it goes out).
-  queue: VecDeque<(Bytes, bool)>,
+  /// Each parked request's bytes, and its stream id if it is a stream itself (which then holds
+  /// the connection in turn when it goes out; its follow-ups join its bytes meanwhile).
+  queue: VecDeque<(BytesMut, Option<u64>)>,
   /// How many requests are parked (none of their bytes was written).
   pub(crate) requests: usize,
 }
 
 impl Parked {
-  fn push(&mut self, bytes: Bytes, stream: bool) {
-    self.queue.push_back((bytes, stream));
+  fn push(&mut self, bytes: &[u8], stream: Option<u64>) {
+    self.queue.push_back((BytesMut::from(bytes), stream));
     self.requests += 1;
+  }
+
+  /// The parked bytes of stream `id`, if it is still parked.
+  fn of(&mut self, id: u64) -> Option<&mut BytesMut> {
+    self.queue.iter_mut().find(|(_, s)| *s == Some(id)).map(|(b, _)| b)
   }
 
   pub(crate) fn clear(&mut self) {
@@ -74,32 +79,50 @@ impl Parked {
 /// How many bytes of COPY data may wait to be written before a writer is held back.
 const SEND_HIGH: usize = 1 << 20;
 
-/// A fed request's way to the socket: its follow-up messages go out ahead of anything parked
-/// behind it. Weak, so that a stream never keeps its connection open.
-#[derive(Clone)]
-pub(crate) struct Outlet(Weak<Shared>);
+static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
+
+/// A fed request's way to the socket: its follow-up messages go out right behind its own
+/// bytes, ahead of anything parked behind it. Weak, so that a stream never keeps its
+/// connection open.
+pub(crate) struct Outlet {
+  shared: Weak<Shared>,
+  /// The stream's id in the reply queue and among the parked requests.
+  id: u64,
+}
 
 impl Outlet {
   pub(crate) fn new(shared: &Arc<Shared>) -> Outlet {
-    Outlet(Arc::downgrade(shared))
+    Outlet { shared: Arc::downgrade(shared), id: NEXT_STREAM.fetch_add(1, Ordering::Relaxed) }
   }
 
   /// Writes `bytes` (from the calling thread when nothing is queued, else through the writer
-  /// task). False when the connection is closed.
+  /// task); while the stream itself is still parked, they join its bytes. False when the
+  /// connection is closed.
   pub(crate) fn send(&self, bytes: &[u8]) -> bool {
-    let Some(shared) = self.0.upgrade() else { return false };
+    let Some(shared) = self.shared.upgrade() else { return false };
     let mut p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
     if p.closed.is_some() {
       return false;
     }
-    shared.write_locked(&mut p, bytes);
+    match p.parked.of(self.id) {
+      Some(own) => own.extend_from_slice(bytes),
+      None => shared.write_locked(&mut p, bytes),
+    }
     true
+  }
+
+  /// Whether every request ahead of this stream was answered: the backend runs this stream now,
+  /// so a cancel can reach nothing else.
+  pub(crate) fn at_head(&self) -> bool {
+    let Some(shared) = self.shared.upgrade() else { return false };
+    let p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+    matches!(p.replies.front(), Some(Reply::Stream(id, _)) if *id == self.id)
   }
 
   /// `send`, then `then(true)` once at most `SEND_HIGH` bytes wait to be written: at once, or
   /// when the writer task takes them (`then(false)` if the connection closes first).
   pub(crate) fn send_then(&self, bytes: &[u8], then: Box<dyn FnOnce(bool) + Send>) {
-    let Some(shared) = self.0.upgrade() else { return then(false) };
+    let Some(shared) = self.shared.upgrade() else { return then(false) };
     let mut p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
     if p.closed.is_some() {
       drop(p);
@@ -117,7 +140,7 @@ impl Outlet {
   /// Lets the requests parked behind this stream go out (the next stream among them, if any,
   /// holds the connection in turn).
   pub(crate) fn unpark(&self) {
-    let Some(shared) = self.0.upgrade() else { return };
+    let Some(shared) = self.shared.upgrade() else { return };
     let mut p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
     if unpark_locked(&mut p) {
       drop(p);
@@ -127,13 +150,13 @@ impl Outlet {
 
   /// Stops reading the socket until `resume_reading`: the server then waits to write.
   pub(crate) fn pause_reading(&self) {
-    if let Some(shared) = self.0.upgrade() {
+    if let Some(shared) = self.shared.upgrade() {
       shared.state.reading_paused.store(true, Ordering::Release);
     }
   }
 
   pub(crate) fn resume_reading(&self) {
-    if let Some(shared) = self.0.upgrade() {
+    if let Some(shared) = self.shared.upgrade() {
       if shared.state.reading_paused.swap(false, Ordering::AcqRel) {
         shared.state.resumed.notify_one();
       }
@@ -142,7 +165,7 @@ impl Outlet {
 
   /// Closes the connection (a stream the server does not wind down).
   pub(crate) fn kill(&self) {
-    if let Some(shared) = self.0.upgrade() {
+    if let Some(shared) = self.shared.upgrade() {
       shared.state.closed.store(true, Ordering::Release);
       shared.state.kill.notify_one();
     }
@@ -151,7 +174,7 @@ impl Outlet {
 
 impl Shared {
   /// Queues a fed request: it holds the connection from when its bytes go out until it ends.
-  pub(crate) fn enqueue_feed(&self, bytes: Bytes, feed: Arc<dyn Feed>) -> CoreResult<()> {
+  pub(crate) fn enqueue_feed(&self, bytes: Bytes, outlet: &Outlet, feed: Arc<dyn Feed>) -> CoreResult<()> {
     let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
     if p.closed.is_some() || p.hung_up {
       return Err(super::closed_error());
@@ -161,13 +184,13 @@ impl Shared {
     }
     self.state.sent.fetch_add(1, Ordering::AcqRel);
     self.state.streams.fetch_add(1, Ordering::AcqRel);
-    p.replies.push_back(Reply::Stream(feed));
+    p.replies.push_back(Reply::Stream(outlet.id, feed));
     // The reply is read by the I/O thread, where pausing the socket works.
     if let Some(inbox) = &self.inbox {
       inbox.unwatch();
     }
     if p.parked.open {
-      p.parked.push(bytes, true);
+      p.parked.push(&bytes, Some(outlet.id));
     } else {
       p.parked.open = true;
       p.unsent_requests += 1;
@@ -183,7 +206,7 @@ impl Shared {
     if !p.parked.open {
       return false;
     }
-    p.parked.push(bytes.clone(), false);
+    p.parked.push(bytes, None);
     true
   }
 
@@ -207,7 +230,7 @@ impl super::Conn {
   pub fn end_streams(&self) {
     let feeds: Vec<Arc<dyn Feed>> = {
       let p = self.shared.pending.lock().unwrap_or_else(|e| e.into_inner());
-      p.replies.iter().filter_map(|r| if let Reply::Stream(f) = r { Some(f.clone()) } else { None }).collect()
+      p.replies.iter().filter_map(|r| if let Reply::Stream(_, f) = r { Some(f.clone()) } else { None }).collect()
     };
     for feed in feeds {
       feed.abandon();
@@ -281,7 +304,7 @@ impl Current {
     }
     self.looked = true;
     let p = pending.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(Reply::Stream(f)) = p.replies.front() {
+    if let Some(Reply::Stream(_, f)) = p.replies.front() {
       self.feed = Some(f.clone());
     }
     self.feed.clone()
@@ -330,7 +353,7 @@ pub(crate) fn unpark_locked(p: &mut Pending) -> bool {
     p.unsent_requests += 1;
     p.unsent.extend_from_slice(&bytes);
     any = true;
-    if stream {
+    if stream.is_some() {
       p.parked.open = true;
       break;
     }
