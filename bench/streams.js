@@ -17,7 +17,7 @@
 const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const { Readable } = require('node:stream')
+const { Readable, Writable } = require('node:stream')
 const { pipeline } = require('node:stream/promises')
 const { performance } = require('node:perf_hooks')
 
@@ -119,8 +119,16 @@ const CLIENTS = {
       async stream(text, batchSize, onRow) {
         for await (const rows of sql.unsafe(text).cursor(batchSize)) for (const row of rows) onRow(row)
       },
+      // Through pipeline, as its README shows: postgres.js 3.4.9's COPY readable consumed with
+      // `for await` hangs on its second use of the connection.
       async copyOut(text, onChunk) {
-        for await (const chunk of await sql.unsafe(text).readable()) onChunk(chunk)
+        const sink = new Writable({
+          write(chunk, _encoding, callback) {
+            onChunk(chunk)
+            callback()
+          },
+        })
+        await pipeline(await sql.unsafe(text).readable(), sink)
       },
       async copyIn(text, source) {
         await pipeline(source, await sql.unsafe(text).writable())
