@@ -4,11 +4,11 @@
 //! Parse, Bind, Describe and Execute(batch) go out with a Flush instead of a Sync; the server
 //! sends one batch of rows and PortalSuspended, and the portal stays open because no Sync ended
 //! the implicit transaction. Each further batch is one Execute(batch) + Flush, sent only when
-//! the consumer wants it (with `prefetch`, as soon as it took the previous one, so the next
-//! batch travels while JavaScript decodes this one). The server never runs ahead of the
-//! consumer: a slow consumer leaves the backend waiting for the next Execute, holding no more
-//! than one batch in flight and one ready. At the end (or on close: Close + Sync) the Sync
-//! goes out and its ReadyForQuery answers the stream.
+//! the consumer wants it (with `prefetch`, while fewer than two batches wait for it, so the
+//! server works while JavaScript decodes). The server never runs far ahead of the consumer: a
+//! slow consumer leaves the backend waiting for the next Execute, with at most two batches
+//! ready here. At the end (or on close: Close + Sync) the Sync goes out and its ReadyForQuery
+//! answers the stream.
 //!
 //! Why not `DECLARE ... CURSOR` + `FETCH`: that works only inside a transaction block, and
 //! costs a statement per batch. The portal works outside transactions too, inside one it
@@ -34,6 +34,11 @@ use crate::error::{CoreError, CoreResult};
 
 /// How long a cancelled stream may take to wind down before its connection is closed.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+/// With prefetch, batches kept ready for the consumer. Two, so that the server works on the next
+/// batch while one waits and JavaScript decodes another: with one, the server waits for every
+/// Execute, and each batch costs the thread wake-ups between the server, the I/O thread and
+/// JavaScript. At most this many batches wait here, and one is in JavaScript.
+const PREFETCH: usize = 2;
 
 /// The consumer's handle on a row stream. Dropping it closes the stream.
 pub struct RowStream(Arc<Portal>);
@@ -211,11 +216,12 @@ impl Portal {
     }
   }
 
-  /// Asks for the next batch when the consumer waits for one (or, with prefetch, took the last)
-  /// and nothing is in flight or ready.
+  /// Asks for the next batch when nothing is in flight and the consumer waits for one, or (with
+  /// prefetch) fewer than `PREFETCH` batches wait for it.
   fn fetch_more(&self, st: &mut State) {
-    let wanted = st.waiter.is_some() || st.prefetch;
-    if !wanted || st.executing || st.closing || st.sync_sent || !st.ready.is_empty() {
+    let wanted =
+      if st.prefetch { st.ready.len() < PREFETCH } else { st.waiter.is_some() && st.ready.is_empty() };
+    if !wanted || st.executing || st.closing || st.sync_sent {
       return;
     }
     if st.tag.is_some() || st.error.is_some() {

@@ -230,7 +230,10 @@ impl super::Conn {
   pub fn end_streams(&self) {
     let feeds: Vec<Arc<dyn Feed>> = {
       let p = self.shared.pending.lock().unwrap_or_else(|e| e.into_inner());
-      p.replies.iter().filter_map(|r| if let Reply::Stream(_, f) = r { Some(f.clone()) } else { None }).collect()
+      p.replies
+        .iter()
+        .filter_map(|r| if let Reply::Stream(_, f) = r { Some(f.clone()) } else { None })
+        .collect()
     };
     for feed in feeds {
       feed.abandon();
@@ -255,9 +258,12 @@ impl Current {
     pending: &Mutex<Pending>,
     state: &ConnState,
   ) -> CoreResult<Option<Message>> {
-    let Some(feed) = self.find(&msg, pending, state) else { return Ok(Some(msg)) };
+    if !self.find(&msg, pending, state) {
+      return Ok(Some(msg));
+    }
     match msg {
-      Message::ReadyForQuery(body) => {
+      Message::ReadyForQuery(ref body) => {
+        let Some(feed) = self.feed.take() else { return Ok(Some(msg)) };
         state.tx_status.store(body.status(), Ordering::Release);
         state.made_progress();
         self.answered();
@@ -278,7 +284,10 @@ impl Current {
       }
       // The session ends: the collector's handling answers the stream with the loss.
       Message::ErrorResponse(ref body) if fatal(body) => Ok(Some(msg)),
-      msg => feed.message(msg).map(|()| None),
+      msg => match &self.feed {
+        Some(feed) => feed.message(msg).map(|()| None),
+        None => Ok(Some(msg)),
+      },
     }
   }
 
@@ -295,19 +304,20 @@ impl Current {
     }
   }
 
-  fn find(&mut self, msg: &Message, pending: &Mutex<Pending>, state: &ConnState) -> Option<Arc<dyn Feed>> {
-    if let Some(f) = &self.feed {
-      return Some(f.clone());
+  /// Whether `msg` belongs to a stream's reply (`self.feed`).
+  fn find(&mut self, msg: &Message, pending: &Mutex<Pending>, state: &ConnState) -> bool {
+    if self.feed.is_some() {
+      return true;
     }
     if self.looked || state.streams.load(Ordering::Acquire) == 0 || asynchronous(msg) {
-      return None;
+      return false;
     }
     self.looked = true;
     let p = pending.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(Reply::Stream(_, f)) = p.replies.front() {
       self.feed = Some(f.clone());
     }
-    self.feed.clone()
+    self.feed.is_some()
   }
 }
 
@@ -369,4 +379,50 @@ fn asynchronous(msg: &Message) -> bool {
 /// The protocol error for a message a fed request cannot take.
 pub(crate) fn unexpected(what: &str) -> CoreError {
   CoreError::Protocol(format!("protocol error: unexpected message from the server during {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn unsent(p: &Pending) -> &[u8] {
+    &p.unsent
+  }
+
+  #[test]
+  fn parked_requests_go_out_in_order_up_to_the_next_stream() {
+    let mut p = Pending::new();
+    p.parked.open = true;
+    p.parked.push(b"a", None);
+    p.parked.push(b"S", Some(7));
+    p.parked.push(b"b", None);
+    assert_eq!(p.parked.requests, 3);
+    assert!(unpark_locked(&mut p));
+    // The stream went out with what was ahead of it and holds the connection now.
+    assert_eq!(unsent(&p), b"aS");
+    assert!(p.parked.open);
+    assert_eq!((p.parked.requests, p.unsent_requests), (1, 2));
+    assert!(unpark_locked(&mut p));
+    assert_eq!(unsent(&p), b"aSb");
+    assert!(!p.parked.open);
+    assert_eq!(p.parked.requests, 0);
+    assert!(!unpark_locked(&mut p), "nothing left to write");
+  }
+
+  #[test]
+  fn follow_ups_of_a_parked_stream_join_its_own_bytes() {
+    let mut p = Pending::new();
+    p.parked.open = true;
+    p.parked.push(b"S1", Some(3));
+    p.parked.push(b"q", None);
+    p.parked.of(3).expect("parked").extend_from_slice(b"+close");
+    assert!(p.parked.of(4).is_none());
+    assert!(unpark_locked(&mut p));
+    assert_eq!(
+      unsent(&p),
+      b"S1+close",
+      "the follow-up went right behind the stream, before the next request"
+    );
+    assert!(p.parked.of(3).is_none(), "written: follow-ups now go to the socket");
+  }
 }
