@@ -395,6 +395,7 @@ export type ClientErrorCode =
   | 'CONNECTION_LOST'
   | 'PARAM_INVALID'
   | 'CLIENT_RELEASED'
+  | 'CLIENT_BUSY'
   | 'TRANSACTION_ABORTED'
   | 'COMMIT_UNKNOWN'
   | 'ABORTED'

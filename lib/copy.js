@@ -41,7 +41,9 @@ class CopyRun {
   #addon = null
   #released = false
   #stopping = null
-  ended = false
+  /** While this COPY holds its client's connection: its token (`client._startStream()`). */
+  #holding = null
+  #ended = false
 
   constructor(source, text, toClient) {
     this.#source = source
@@ -53,7 +55,8 @@ class CopyRun {
     const client = await this.#source.acquire()
     this.#client = client
     try {
-      const { session, addon } = client._native()
+      const { session, addon, token } = client._startStream()
+      this.#holding = token
       this.#addon = addon
       const [text] = addon.dispatcher.crossing(this.#text, [])
       const native = session.copy(text, this.#toClient)
@@ -63,6 +66,19 @@ class CopyRun {
       this.ended = true
       this.release()
       throw e
+    }
+  }
+
+  /** Whether the COPY is over (or being stopped): statements on the client may queue again. */
+  get ended() {
+    return this.#ended
+  }
+
+  set ended(value) {
+    this.#ended = value
+    if (value && this.#holding !== null) {
+      this.#client._endStream(this.#holding)
+      this.#holding = null
     }
   }
 
@@ -114,6 +130,7 @@ class CopyRun {
   }
 
   release() {
+    this.ended = true
     if (this.#released || this.#client === null) return
     this.#released = true
     this.#source.release(this.#client)

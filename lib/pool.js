@@ -211,6 +211,8 @@ class PoolClient extends EventEmitter {
   #released = false
   #depth = 0
   #savepoints = 0
+  /** The stream, cursor or COPY holding the connection, by its token (lib/stream.js, lib/copy.js). */
+  #streaming = null
 
   /**
    * @param owner the Pool object that checked it out: told of each release (pg's `release`
@@ -235,6 +237,7 @@ class PoolClient extends EventEmitter {
     this.#onRelease = onRelease
     this.#released = false
     this.#depth = 0
+    this.#streaming = null
     this.processID = session.processId
   }
 
@@ -244,6 +247,7 @@ class PoolClient extends EventEmitter {
     try {
       q = normalizeQuery(textOrConfig, values, options)
       if (this.#released) throw clientError('CLIENT_RELEASED', 'the client was already released to the pool')
+      if (this.#streaming) throw streams.busy()
     } catch (e) {
       return withCallback(Promise.reject(e), callbackOf(textOrConfig, values, options))
     }
@@ -299,10 +303,24 @@ class PoolClient extends EventEmitter {
     return copy.copyTo(streams.clientSource(this), text, options)
   }
 
-  /** @internal The pinned session, for streams and COPY (lib/stream.js, lib/copy.js). */
-  _native() {
+  /**
+   * @internal A stream, cursor or COPY takes the connection until `_endStream()`: the pinned
+   * session for it (lib/stream.js, lib/copy.js).
+   */
+  _startStream() {
     if (this.#released) throw clientError('CLIENT_RELEASED', 'the client was already released to the pool')
-    return { session: this.#session, addon: this.#addon, types: this.#js.types }
+    if (this.#streaming) throw streams.busy()
+    const token = {}
+    this.#streaming = token
+    return { session: this.#session, addon: this.#addon, types: this.#js.types, token }
+  }
+
+  /**
+   * @internal The stream ended or is closing: statements may queue behind it again. A stream of
+   * an earlier checkout of this connection frees nothing.
+   */
+  _endStream(token) {
+    if (this.#streaming === token) this.#streaming = null
   }
 
   /**

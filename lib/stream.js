@@ -87,6 +87,19 @@ function checkText(text) {
 const aborted = () => clientError('ABORTED', 'the stream was aborted')
 
 /**
+ * A statement (or another stream) sent on a client while its stream is open would wait for the
+ * stream to end, and the stream waits for its consumer: when the consumer awaits that statement,
+ * neither ever moves. So it fails at once instead. Once the stream ended, or close() was called,
+ * statements queue behind it as usual.
+ */
+function busy() {
+  return clientError(
+    'CLIENT_BUSY',
+    "this client's connection is held by an open stream, cursor or COPY: a statement sent on it now would wait for that to end, which waits for you. End or close() it first, or run the statement on the pool or another client",
+  )
+}
+
+/**
  * A Readable's async iterator whose return() (a `break` out of `for await`) resolves only once
  * the stream is destroyed: its statement ended and its connection is back. Node's own iterator
  * starts the destroy and returns at once.
@@ -133,6 +146,8 @@ class Batches {
   #ended = false
   #closing = null
   #released = false
+  /** While this stream holds its client's connection: its token (`client._startStream()`). */
+  #streaming = null
 
   /**
    * @param {{ batchSize?: number, prefetch: boolean, rowAsArray: boolean, types?: object }} options
@@ -156,7 +171,8 @@ class Batches {
     const client = await this.#source.acquire()
     this.#client = client
     try {
-      const { session, addon, types } = client._native()
+      const { session, addon, types, token } = client._startStream()
+      this.#streaming = token
       this.#addon = addon
       if (!this.#types) this.#types = types || defaultTypes
       const [text, values] = addon.dispatcher.crossing(this.#text, this.#values)
@@ -224,6 +240,8 @@ class Batches {
   async #close(abort) {
     const wasEnded = this.#ended
     this.#ended = true
+    // Closing: statements sent on the client from now on queue behind the close.
+    this.#unhold()
     if (this.#opening !== null) await this.#opening.catch(noop)
     if (this.#native !== null && !wasEnded) {
       const out = await this.#call((tag) => this.#native.close(abort, tag))
@@ -236,11 +254,20 @@ class Batches {
   /** The stream ended by itself (its last batch, or an error): the connection is clean. */
   #end() {
     this.#ended = true
+    this.#unhold()
     // A close() under way releases once the server has answered it.
     if (this.#closing === null) this.#release()
   }
 
+  #unhold() {
+    if (this.#streaming !== null) {
+      this.#client._endStream(this.#streaming)
+      this.#streaming = null
+    }
+  }
+
   #release() {
+    this.#unhold()
     if (this.#released || this.#client === null) return
     this.#released = true
     this.#source.release(this.#client)
@@ -362,6 +389,7 @@ module.exports = {
   SUBMIT,
   isSubmittable,
   submit,
+  busy,
   iterateUntilClosed,
   clientSource,
   poolSource,

@@ -230,26 +230,40 @@ test('inside a transaction: the stream sees the transaction, and the transaction
   assert.equal(pool.stats().inUse, 0)
 })
 
-test("a client's queries sent while its stream is open run after the stream, in order", async () => {
+test("a statement on a client whose stream is open fails at once (CLIENT_BUSY) instead of waiting for itself", async () => {
   await resetSequence()
   const client = await pool.connect()
   try {
-    const it = client.stream(counted(1000), [], { batchSize: 100 })[Symbol.asyncIterator]()
-    assert.equal((await it.next()).value.n, '1')
-    // Sent while the portal is open: it waits, unwritten, until the stream ends.
+    // The loop awaits a statement on the stream's own client: with pg this never returns.
+    await assert.rejects(
+      (async () => {
+        for await (const row of client.stream(counted(1000), [], { batchSize: 100 })) await client.query('select $1::int', [row.g])
+      })(),
+      (e) => e.code === 'CLIENT_BUSY' && /close\(\) it first/.test(e.message),
+    )
+    // The error left the loop, which closed the stream: the client works again.
+    assert.equal((await client.query('select 1 as one')).rows[0].one, 1)
+    await resetSequence()
+    const cursor = client.cursor(counted(1000))
+    await cursor.read(10)
+    await assert.rejects(client.query('select 1'), (e) => e.code === 'CLIENT_BUSY')
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of client.copyTo('copy (select 1) to stdout')) void chunk
+      })(),
+      (e) => e.code === 'CLIENT_BUSY',
+    )
+    await assert.rejects(client.cursor('select 1').read(1), (e) => e.code === 'CLIENT_BUSY')
+    // Once close() was called (even without awaiting it), statements queue behind the close.
+    const closing = cursor.close()
     const later = client.query(`select nextval('${seq}')::int as n`)
-    let last = 1
-    for (;;) {
-      const { value, done } = await it.next()
-      if (done) break
-      last = Number(value.n)
-    }
-    assert.equal(last, 1000)
-    assert.equal((await later).rows[0].n, 1001)
-    // A second stream on the same client, after the first.
+    await closing
+    assert.equal((await later).rows[0].n, 11)
+    // A stream that ended by itself frees the client too.
     const again = []
     for await (const row of client.stream('select 1 as a union all select 2')) again.push(row.a)
     assert.deepEqual(again, [1, 2])
+    assert.equal((await client.query('select 2 as two')).rows[0].two, 2)
   } finally {
     client.release()
   }
@@ -295,6 +309,10 @@ test('a client released with its cursor open goes back clean', async () => {
   const cursor = client.cursor(counted(100000))
   assert.equal((await cursor.read(5)).length, 5)
   await client.release()
+  // The same connection (and PoolClient object) checked out again is free of that cursor.
+  const next = await pool.connect()
+  assert.equal((await next.query('select 1 as one')).rows[0].one, 1)
+  next.release()
   await waitFor(() => pool.stats().inUse === 0)
   assert.equal(pool.stats().inUse, 0)
   const rows = await settled()
