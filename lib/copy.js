@@ -63,20 +63,15 @@ class CopyRun {
       if (typeof native.read !== 'function') throw fromNative(native)
       this.#native = native
     } catch (e) {
-      this.ended = true
       this.release()
       throw e
     }
   }
 
-  /** Whether the COPY is over (or being stopped): statements on the client may queue again. */
-  get ended() {
-    return this.#ended
-  }
-
-  set ended(value) {
-    this.#ended = value
-    if (value && this.#holding !== null) {
+  /** The COPY is over, or being stopped: statements sent on the client may queue behind it again. */
+  #over() {
+    this.#ended = true
+    if (this.#holding !== null) {
       this.#client._endStream(this.#holding)
       this.#holding = null
     }
@@ -86,7 +81,7 @@ class CopyRun {
   async #call(start) {
     const out = await this.#addon.dispatcher.request((env, id) => start({ env, id, lone: false }))
     if (!Buffer.isBuffer(out)) {
-      this.ended = true
+      this.#over()
       throw fromNative(out)
     }
     return out
@@ -103,7 +98,7 @@ class CopyRun {
   /** Ends the data; resolves with the number of rows copied. */
   async finish() {
     const out = await this.#call((tag) => this.#native.finish(tag))
-    this.ended = true
+    this.#over()
     return decode(out).rowCount
   }
 
@@ -112,7 +107,7 @@ class CopyRun {
     const out = await this.#call((tag) => this.#native.read(tag))
     if (out[0] === DATA) return out.subarray(1)
     if (out[0] !== END) throw clientError('INTERNAL', 'onepool: corrupt COPY chunk')
-    this.ended = true
+    this.#over()
     this.rowCount = rowCountOf(out.latin1Slice(1))
     return null
   }
@@ -121,16 +116,16 @@ class CopyRun {
   stop(reason) {
     if (this.#stopping === null) {
       this.#stopping =
-        this.#native === null || this.ended
+        this.#native === null || this.#ended
           ? Promise.resolve()
           : this.#addon.dispatcher.request((env, id) => this.#native.close(String(reason), { env, id, lone: false })).then(noop)
-      this.ended = true
+      this.#over()
     }
     return this.#stopping
   }
 
   release() {
-    this.ended = true
+    this.#over()
     if (this.#released || this.#client === null) return
     this.#released = true
     this.#source.release(this.#client)

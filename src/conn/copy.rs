@@ -7,7 +7,7 @@
 //! ("COPY n"); CopyFail stops it (the server rolls the COPY back and answers with an error). A
 //! bad row makes the server answer with the error at once and ignore the data still coming.
 //!
-//! Out: CopyData is gathered into chunks for the consumer. While it holds `OUT_HIGH` bytes the
+//! Out: CopyData is gathered into chunks for the consumer. While it holds a megabyte the
 //! consumer has not taken, the connection stops reading its socket, so the server waits to write
 //! (`ClientWrite`). Stopping early cancels the COPY (the protocol has no other way to end a COPY
 //! TO) and reads what was already on its way, so the connection comes back clean.
@@ -29,8 +29,9 @@ use crate::error::{CoreError, CoreResult};
 
 /// How long a cancelled COPY may take to wind down before its connection is closed.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Data out the consumer has not taken, past which the socket is left unread.
-const OUT_HIGH: usize = 512 * 1024;
+/// Data out the consumer has not taken, past which the socket is left unread. A megabyte: room
+/// for a consumer's pause (a GC, a busy event loop) before the server has to wait.
+const OUT_HIGH: usize = 1 << 20;
 /// A consumer waiting for data gets it once this much has come, or when the socket has
 /// nothing more for now: fewer, larger chunks cross into JavaScript.
 const OUT_CHUNK: usize = 64 * 1024;
