@@ -32,9 +32,11 @@ const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Data out the consumer has not taken, past which the socket is left unread. A megabyte: room
 /// for a consumer's pause (a GC, a busy event loop) before the server has to wait.
 const OUT_HIGH: usize = 1 << 20;
-/// A consumer waiting for data gets it once this much has come, or when the socket has
-/// nothing more for now: fewer, larger chunks cross into JavaScript.
+/// A consumer waiting for data gets it once this much has come, or `OUT_FLUSH` after the socket
+/// ran dry: fewer, larger chunks cross into JavaScript (each crossing wakes its thread), and a
+/// trickle of data still arrives.
 const OUT_CHUNK: usize = 64 * 1024;
+const OUT_FLUSH: Duration = Duration::from_millis(2);
 /// Data in is cut into CopyData messages of at most this many bytes.
 const IN_MESSAGE: usize = 256 * 1024;
 
@@ -94,6 +96,8 @@ struct State {
   out: Vec<u8>,
   reader: Option<ChunkDone>,
   paused: bool,
+  /// A hand-out of what little waits is due (`flush_soon`).
+  flush_armed: bool,
   tag: Option<String>,
   error: Option<CoreError>,
   /// The statement is not the COPY the caller asked for.
@@ -369,6 +373,22 @@ impl CopyFeed {
     }
   }
 
+  /// Hands a waiting reader what has come, `OUT_FLUSH` from now.
+  fn flush_soon(&self) {
+    let me = self.me.clone();
+    crate::runtime::spawn(async move {
+      tokio::time::sleep(OUT_FLUSH).await;
+      let Some(me) = me.upgrade() else { return };
+      let mut calls = Calls::default();
+      {
+        let mut st = me.lock();
+        st.flush_armed = false;
+        me.hand_out(&mut st, &mut calls, 1);
+      }
+      calls.run();
+    });
+  }
+
   /// Cancels the COPY TO, then waits for it to end; if the server does not wind it down in
   /// time, the connection is closed.
   fn cancel_running(&self) {
@@ -480,11 +500,61 @@ impl Feed for CopyFeed {
     Ok(())
   }
 
+  fn take_data(&self, buf: &[u8], max: usize) -> usize {
+    // The run of whole CopyData messages at the front, and the data in it.
+    let mut end = 0;
+    let mut data = 0;
+    while let Some(head) = buf.get(end..end + 5) {
+      let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+      if head[0] != b'd' || len < 4 || len - 4 > max || buf.len() - end <= len {
+        break;
+      }
+      data += len - 4;
+      end += 1 + len;
+    }
+    if end == 0 {
+      return 0;
+    }
+    let mut calls = Calls::default();
+    {
+      let mut st = self.lock();
+      if st.mode != Mode::Out {
+        // Not a COPY TO being read (yet): the usual path decides.
+        return 0;
+      }
+      if !st.closing && st.misuse.is_none() {
+        if st.out.try_reserve(data).is_err() {
+          // The usual path reports it, and closes the connection.
+          return 0;
+        }
+        let mut at = 0;
+        while at < end {
+          let len = u32::from_be_bytes([buf[at + 1], buf[at + 2], buf[at + 3], buf[at + 4]]) as usize;
+          st.out.extend_from_slice(&buf[at + 5..at + 1 + len]);
+          at += 1 + len;
+        }
+        if st.out.len() >= OUT_HIGH && !st.paused {
+          st.paused = true;
+          self.outlet.pause_reading();
+        }
+        self.hand_out(&mut st, &mut calls, OUT_CHUNK);
+      }
+    }
+    calls.run();
+    end
+  }
+
   fn caught_up(&self) {
     let mut calls = Calls::default();
     {
       let mut st = self.lock();
-      self.hand_out(&mut st, &mut calls, 1);
+      self.hand_out(&mut st, &mut calls, OUT_CHUNK);
+      // Less than a chunk waits: it goes out shortly unless more comes first (a slow query's
+      // rows still reach the consumer; a fast COPY's go out in chunks).
+      if st.reader.is_some() && !st.out.is_empty() && !st.flush_armed {
+        st.flush_armed = true;
+        self.flush_soon();
+      }
     }
     calls.run();
   }

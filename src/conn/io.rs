@@ -282,6 +282,7 @@ async fn read_loop(
     while reading_paused(state) {
       state.resumed.notified().await;
     }
+    c.fed.take_data(&mut buf, max_message);
     if !holds_message(&buf) {
       c.fed.caught_up();
     }
@@ -461,7 +462,12 @@ impl Inbox {
     mut read: impl FnMut(&mut BytesMut) -> std::io::Result<usize>,
   ) -> CoreResult<()> {
     loop {
-      while let Some(msg) = next_message(&mut p.buf, self.max_message).map_err(ReadError::into_core)? {
+      loop {
+        // A COPY's data, straight from the buffer (`stream.rs`).
+        p.c.fed.take_data(&mut p.buf, self.max_message);
+        let Some(msg) = next_message(&mut p.buf, self.max_message).map_err(ReadError::into_core)? else {
+          break;
+        };
         absorb(msg, &mut p.c, &self.pending, &self.state)?;
       }
       // A COPY's consumer fell behind: leave the rest in the socket, so the server waits.

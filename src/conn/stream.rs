@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::{DataRowBody, ErrorResponseBody, Message, RowDescriptionBody};
 
@@ -40,6 +40,12 @@ pub(crate) trait Feed: Send + Sync {
   /// The socket has nothing more for now: data gathered for a consumer may go out now rather
   /// than wait for more.
   fn caught_up(&self) {}
+  /// Takes the CopyData messages at the front of `buf` as raw bytes, if the feed wants them so
+  /// (`Current::take_data`); returns how many bytes it took. A message it cannot vouch for (a
+  /// length out of bounds, one not all in) it leaves, for the usual parsing to judge.
+  fn take_data(&self, _buf: &[u8], _max: usize) -> usize {
+    0
+  }
   /// The connection failed (or was closed) before the reply was complete.
   fn failed(&self, err: CoreError);
   /// Nobody will consume the rest: end the request as soon as the protocol allows (the
@@ -295,6 +301,18 @@ impl Current {
   pub(crate) fn answered(&mut self) {
     self.feed = None;
     self.looked = false;
+  }
+
+  /// Hands the CopyData messages at the front of `buf` to the COPY being fed, in one go: a COPY
+  /// TO sends one message per row, and parsing each into a `Message` (and locking the COPY's
+  /// state for each) cost more than copying its bytes.
+  pub(crate) fn take_data(&self, buf: &mut BytesMut, max: usize) {
+    if let Some(feed) = &self.feed {
+      if buf.first() == Some(&b'd') {
+        let taken = feed.take_data(buf, max);
+        buf.advance(taken);
+      }
+    }
   }
 
   /// The socket has nothing more for now (see `Feed::caught_up`).
