@@ -239,6 +239,18 @@ test('a COPY TO consumer that stops early cancels it: no running COPY, the conne
   }
 })
 
+test('a slow COPY TO reaches its reader while it runs, not only at its end', LIMIT, async () => {
+  // The server sends a message's worth of rows (8 kB) at a time; rows of 5 kB, one per 200 ms.
+  const out = pool.copyTo(`copy (select g, repeat('s', 5000), pg_sleep(0.2) from generate_series(1, 15) g) to stdout`)
+  const it = out[Symbol.asyncIterator]()
+  const { value } = await it.next()
+  assert.ok(value.length >= 5000)
+  const running = await backends()
+  assert.ok(running.some((b) => b.state === 'active' && /pg_sleep/.test(b.query)), `the COPY still runs: ${JSON.stringify(running)}`)
+  await it.return()
+  await settled()
+})
+
 test('backpressure out: a reader that stops leaves the server waiting to write (ClientWrite)', LIMIT, async () => {
   const out = pool.copyTo(`copy (select g, repeat('z', 500) from generate_series(1, 2000000) g) to stdout`)
   const it = out[Symbol.asyncIterator]()
