@@ -17,8 +17,11 @@ export declare class AbortHandle {
 export declare class NativeCopy {
   /** COPY FROM: answered once the server waits for data, or with the error that ended it. */
   started(request: RequestTag): void
-  /** COPY FROM: sends `data`; answered when more may be sent. */
-  write(data: Buffer, request: RequestTag): void
+  /**
+   * COPY FROM: sends `data`. True when more may be sent at once (nothing is answered under
+   * `request`); false: answered when more may be sent, or with the error that ended the COPY.
+   */
+  write(data: Buffer, request: RequestTag): boolean
   /** COPY FROM: ends the data; answered with the result (`COPY n`) or the error. */
   finish(request: RequestTag): void
   /** COPY TO: the data that came, as bytes after a `D`, or the end: `E` and the command tag. */

@@ -91,8 +91,12 @@ class CopyRun {
     return this.#call((tag) => this.#native.started(tag))
   }
 
-  write(buf) {
-    return this.#call((tag) => this.#native.write(buf, tag))
+  /** Sends `buf`; resolves at once while little waits to be sent, else once it was taken. */
+  async write(buf) {
+    const out = await this.#addon.dispatcher.requestOrNow((env, id) => this.#native.write(buf, { env, id, lone: false }))
+    if (out === true || Buffer.isBuffer(out)) return
+    this.#over()
+    throw fromNative(out)
   }
 
   /** Ends the data; resolves with the number of rows copied. */
@@ -151,6 +155,8 @@ class Gatherer {
 
   async add(buf) {
     if (buf.length === 0) return
+    // A chunk large enough on its own crosses as it is, without a copy.
+    if (this.#size === 0 && buf.length >= WRITE_CHUNK / 2) return this.#run.write(buf)
     this.#parts.push(buf)
     this.#size += buf.length
     if (this.#size >= WRITE_CHUNK) await this.flush()

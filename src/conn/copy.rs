@@ -182,9 +182,10 @@ impl Copy {
     calls.run();
   }
 
-  /// COPY FROM: sends `data`; `done` once little enough waits to be written that the caller may
-  /// send more, or with the error that ended the COPY.
-  pub fn write(&self, data: &[u8], done: Done) {
+  /// COPY FROM: sends `data`. True when the caller may send more at once (`done` is dropped);
+  /// else `done` comes once little enough waits to be written, or with the error that ended the
+  /// COPY.
+  pub fn write(&self, data: &[u8], done: Done) -> bool {
     let st = self.0.lock();
     if st.finished || st.closing || st.mode != Mode::In || st.input_ended {
       let err = if st.finished {
@@ -193,21 +194,16 @@ impl Copy {
         CoreError::ParamInvalid("the COPY takes no more data".into())
       };
       drop(st);
-      return done(Err(err));
-    }
-    let mut buf = BytesMut::with_capacity(data.len() + 5 * (data.len() / IN_MESSAGE + 1));
-    for piece in data.chunks(IN_MESSAGE) {
-      // Cannot fail: a piece is far below the protocol's 1 GiB limit.
-      if let Ok(message) = frontend::CopyData::new(piece) {
-        message.write(&mut buf);
-      }
+      done(Err(err));
+      return false;
     }
     // Under the state's lock: the COPY's end (`ready`) cannot slip in between, so no data can
     // follow the requests parked behind it.
-    self
-      .0
-      .outlet
-      .send_then(&buf, Box::new(move |sent| done(if sent { ack() } else { Err(super::closed_error()) })));
+    self.0.outlet.send_data(
+      data,
+      IN_MESSAGE,
+      Box::new(move |sent| done(if sent { ack() } else { Err(super::closed_error()) })),
+    )
   }
 
   /// COPY FROM: ends the data (CopyDone); `done` with the result ("COPY n") or the error.

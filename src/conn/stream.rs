@@ -110,11 +110,16 @@ impl Outlet {
     if p.closed.is_some() {
       return false;
     }
+    self.put(&shared, &mut p, bytes);
+    true
+  }
+
+  /// Behind the stream's own bytes: joining them while it is parked, else to the socket.
+  fn put(&self, shared: &Shared, p: &mut Pending, bytes: &[u8]) {
     match p.parked.of(self.id) {
       Some(own) => own.extend_from_slice(bytes),
-      None => shared.write_locked(&mut p, bytes),
+      None => shared.write_locked(p, bytes),
     }
-    true
   }
 
   /// Whether every request ahead of this stream was answered: the backend runs this stream now,
@@ -125,22 +130,38 @@ impl Outlet {
     matches!(p.replies.front(), Some(Reply::Stream(id, _)) if *id == self.id)
   }
 
-  /// `send`, then `then(true)` once at most `SEND_HIGH` bytes wait to be written: at once, or
-  /// when the writer task takes them (`then(false)` if the connection closes first).
-  pub(crate) fn send_then(&self, bytes: &[u8], then: Box<dyn FnOnce(bool) + Send>) {
-    let Some(shared) = self.shared.upgrade() else { return then(false) };
+  /// Sends `data` as CopyData messages of at most `piece` bytes, each header and piece written
+  /// straight from `data` (no copy where the socket takes them at once). True when at most
+  /// `SEND_HIGH` bytes wait to be written: the caller may send more now, and `then` is dropped.
+  /// Else `then(true)` comes when the writer task takes them (`then(false)` if the connection
+  /// closes first).
+  pub(crate) fn send_data(&self, data: &[u8], piece: usize, then: Box<dyn FnOnce(bool) + Send>) -> bool {
+    let Some(shared) = self.shared.upgrade() else {
+      then(false);
+      return false;
+    };
     let mut p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
     if p.closed.is_some() {
       drop(p);
-      return then(false);
+      then(false);
+      return false;
     }
-    shared.write_locked(&mut p, bytes);
+    for part in data.chunks(piece) {
+      let mut head = [b'd', 0, 0, 0, 0];
+      head[1..].copy_from_slice(&(part.len() as u32 + 4).to_be_bytes());
+      match p.parked.of(self.id) {
+        Some(own) => {
+          own.extend_from_slice(&head);
+          own.extend_from_slice(part);
+        }
+        None => shared.write_two_locked(&mut p, &head, part),
+      }
+    }
     if p.unsent.len() > SEND_HIGH {
       p.drained = Some(then);
-      return;
+      return false;
     }
-    drop(p);
-    then(true)
+    true
   }
 
   /// Lets the requests parked behind this stream go out (the next stream among them, if any,
@@ -214,6 +235,25 @@ impl Shared {
     }
     p.parked.push(bytes, None);
     true
+  }
+
+  /// `write_locked` for a message's two parts, written together.
+  fn write_two_locked(&self, p: &mut Pending, head: &[u8], body: &[u8]) {
+    let written = match &self.direct {
+      Some(socket) if !p.writing && p.unsent.is_empty() => {
+        socket.try_write_vectored(&[std::io::IoSlice::new(head), std::io::IoSlice::new(body)]).unwrap_or(0)
+      }
+      _ => 0,
+    };
+    if written < head.len() + body.len() {
+      if written < head.len() {
+        p.unsent.extend_from_slice(&head[written..]);
+        p.unsent.extend_from_slice(body);
+      } else {
+        p.unsent.extend_from_slice(&body[written - head.len()..]);
+      }
+      self.state.wake_writer.notify_one();
+    }
   }
 
   /// Writes from this thread when nothing is queued ahead, else hands the bytes to the writer.

@@ -94,12 +94,12 @@ impl NativeCopy {
     Ok(())
   }
 
-  /// COPY FROM: sends `data`; answered when more may be sent.
+  /// COPY FROM: sends `data`. True when more may be sent at once (nothing is answered under
+  /// `request`); false: answered when more may be sent, or with the error that ended the COPY.
   #[napi(catch_unwind)]
-  pub fn write(&self, data: BufferSlice<'_>, request: RequestTag) -> napi::Result<()> {
+  pub fn write(&self, data: BufferSlice<'_>, request: RequestTag) -> napi::Result<bool> {
     let queue = completions::queue(request.env)?;
-    self.inner.write(&data, queue.done(request.id));
-    Ok(())
+    Ok(self.inner.write(&data, queue.done(request.id)))
   }
 
   /// COPY FROM: ends the data; answered with the result (`COPY n`) or the error.
