@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use super::io::malformed;
 use super::query::encode_simple;
 use super::startup::{cancel, parse_db_error, without_sqlstate};
-use super::stream::{unexpected, Feed, Outlet};
+use super::stream::{run_of, unexpected, Feed, Outlet};
 use super::{CancelKey, Conn, Done, Query, QueryResult, Response};
 use crate::error::{CoreError, CoreResult};
 
@@ -498,16 +498,11 @@ impl Feed for CopyFeed {
 
   fn take_data(&self, buf: &[u8], max: usize) -> usize {
     // The run of whole CopyData messages at the front, and the data in it.
-    let mut end = 0;
     let mut data = 0;
-    while let Some(head) = buf.get(end..end + 5) {
-      let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-      if head[0] != b'd' || len < 4 || len - 4 > max || buf.len() - end <= len {
-        break;
-      }
-      data += len - 4;
-      end += 1 + len;
-    }
+    let end = run_of(buf, b'd', max, |body| {
+      data += body.len();
+      true
+    });
     if end == 0 {
       return 0;
     }

@@ -25,10 +25,11 @@ use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 use tokio::sync::Notify;
 
+use super::io::check_cells;
 use super::io::malformed;
 use super::query::put_bind;
 use super::startup::{cancel, parse_db_error, without_sqlstate};
-use super::stream::{fields_of, row_cells, unexpected, Feed, Outlet};
+use super::stream::{fields_of, row_cells, run_of, unexpected, Feed, Outlet};
 use super::{CancelKey, Conn, Done, Field, Query, QueryResult, Response};
 use crate::error::{CoreError, CoreResult};
 
@@ -389,6 +390,30 @@ impl Feed for Portal {
     }
     calls.run();
     Ok(())
+  }
+
+  fn take_data(&self, buf: &[u8], max: usize) -> usize {
+    let mut st = self.lock();
+    let Some(width) = st.width else { return 0 };
+    if st.closing || st.copy {
+      return 0;
+    }
+    let st = &mut *st;
+    // Each row as `absorb` checks it: its declared cells, within its own bytes and as many as
+    // the description's columns. Anything else is left for the usual path to report.
+    run_of(buf, b'D', max, |body| {
+      let Some((count, cells)) = body.split_first_chunk::<2>() else { return false };
+      if u16::from_be_bytes(*count) != width || check_cells(cells, width).is_err() {
+        return false;
+      }
+      if st.filling.try_reserve(cells.len()).is_err() {
+        return false;
+      }
+      st.filling.extend_from_slice(cells);
+      st.filling_rows += 1;
+      st.total_rows += 1;
+      true
+    })
   }
 
   fn ready(&self) -> bool {

@@ -40,9 +40,10 @@ pub(crate) trait Feed: Send + Sync {
   /// The socket has nothing more for now: data gathered for a consumer may go out now rather
   /// than wait for more.
   fn caught_up(&self) {}
-  /// Takes the CopyData messages at the front of `buf` as raw bytes, if the feed wants them so
-  /// (`Current::take_data`); returns how many bytes it took. A message it cannot vouch for (a
-  /// length out of bounds, one not all in) it leaves, for the usual parsing to judge.
+  /// Takes the run of data messages (DataRow, CopyData) at the front of `buf` as raw bytes, if
+  /// the feed wants them so (`Current::take_data`); returns how many bytes it took. A message it
+  /// cannot vouch for (a length out of bounds, one not all in, a malformed row) it leaves, for
+  /// the usual parsing to judge.
   fn take_data(&self, _buf: &[u8], _max: usize) -> usize {
     0
   }
@@ -343,12 +344,12 @@ impl Current {
     self.looked = false;
   }
 
-  /// Hands the CopyData messages at the front of `buf` to the COPY being fed, in one go: a COPY
-  /// TO sends one message per row, and parsing each into a `Message` (and locking the COPY's
-  /// state for each) cost more than copying its bytes.
+  /// Hands the run of data messages at the front of `buf` (rows, COPY data) to the stream being
+  /// fed, in one go: parsing each row into a `Message` (and locking the stream's state for each)
+  /// costs more than copying its bytes.
   pub(crate) fn take_data(&self, buf: &mut BytesMut, max: usize) {
     if let Some(feed) = &self.feed {
-      if buf.first() == Some(&b'd') {
+      if matches!(buf.first(), Some(b'D' | b'd')) {
         let taken = feed.take_data(buf, max);
         buf.advance(taken);
       }
@@ -427,6 +428,24 @@ pub(crate) fn unpark_locked(p: &mut Pending) -> bool {
     }
   }
   any
+}
+
+/// The whole messages tagged `tag` at the front of `buf`, as `(start, end)` of each body, while
+/// `keep` accepts them; stops at anything else, at a length out of bounds, or at a message not
+/// all in. Returns where the run ends.
+pub(crate) fn run_of(buf: &[u8], tag: u8, max: usize, mut keep: impl FnMut(&[u8]) -> bool) -> usize {
+  let mut end = 0;
+  while let Some(head) = buf.get(end..end + 5) {
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    if head[0] != tag || len < 4 || len - 4 > max || buf.len() - end <= len {
+      break;
+    }
+    if !keep(&buf[end + 5..end + 1 + len]) {
+      break;
+    }
+    end += 1 + len;
+  }
+  end
 }
 
 /// Messages the server may send at any time, outside any reply.
