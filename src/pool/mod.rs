@@ -12,14 +12,17 @@
 
 mod acquire;
 mod connector;
+mod deadlines;
 mod events;
 mod handover;
 mod lifecycle;
+mod open;
 mod shared;
 #[cfg(test)]
 mod shared_tests;
 #[cfg(test)]
 mod tests;
+mod timings;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,14 +38,17 @@ use crate::conn::{CancelKey, Conn, Done, Inbox, Killer, Query, Response, Write};
 use crate::error::{CoreError, CoreResult, TimeoutKind};
 use crate::machine;
 
-use acquire::{enqueue_waiter, is_server_full, wake_slots, Grant};
+use acquire::{enqueue_waiter, wake_slots, Grant};
 pub use connector::{Connector, Postgres};
+use deadlines::expire_queued;
 pub use events::PoolEvent;
 use events::{CloseNotice, Observers};
 use handover::Queued;
 pub use handover::{Checkout, Returned};
 use lifecycle::reap_idle;
-use shared::{expire_queued, QueuedRequest, SharedConn, Timings};
+use open::is_server_full;
+use shared::{QueuedRequest, SharedConn};
+use timings::{Timings, FAST};
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
