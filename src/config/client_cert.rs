@@ -29,8 +29,9 @@ use md5::{Digest, Md5};
 use pkcs8::der::asn1::AnyRef;
 use pkcs8::der::oid::ObjectIdentifier;
 use pkcs8::der::pem as pem_rfc7468;
-use pkcs8::der::{Decode, Tag, Tagged};
+use pkcs8::der::{Decode, SliceReader, Tag, Tagged};
 use pkcs8::pkcs5;
+use pkcs8::spki::AlgorithmIdentifierRef;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
@@ -186,18 +187,21 @@ fn private_key(key: &Source<'_>, passphrase: Option<&str>) -> Result<(KeyFormat,
     return Ok((format, der));
   }
   let passphrase = passphrase.ok_or_else(needs_passphrase)?;
-  let encrypted = pkcs8::EncryptedPrivateKeyInfoRef::from_der(&der)
-    .map_err(|e| format!("{name} is not a valid encrypted PKCS#8 key: {e}"))?;
+  let encrypted =
+    pkcs8::EncryptedPrivateKeyInfoRef::from_der(&der).map_err(|e| match encryption_oid(&der) {
+      // pkcs5 reads PBES1 and PBES2 only: PKCS#12's schemes (`openssl pkcs8 -v1 PBE-SHA1-3DES`)
+      // fail as unreadable parameters.
+      Some(oid) => reencrypt(name, &format!("an algorithm onepool does not decrypt ({oid})")),
+      None => format!("{name} is not a valid encrypted PKCS#8 key: {e}"),
+    })?;
   let clear = encrypted.decrypt(passphrase.as_bytes()).map_err(|e| match e {
     pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::DecryptFailed) => wrong_passphrase(name),
-    pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::NoPbes1CryptSupport) => format!(
-      "{name} is encrypted with PBES1 (openssl pkcs8 -v1), which onepool does not decrypt: re-encrypt it \
-       with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in <key> -out <new key>`"
-    ),
-    pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::UnsupportedAlgorithm { oid }) => format!(
-      "{name} is encrypted with an algorithm onepool does not decrypt ({oid}): re-encrypt it with \
-       `openssl pkcs8 -topk8 -v2 aes-256-cbc -in <key> -out <new key>`"
-    ),
+    pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::NoPbes1CryptSupport) => {
+      reencrypt(name, "PBES1 (openssl pkcs8 -v1), which onepool does not decrypt")
+    }
+    pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::UnsupportedAlgorithm { oid }) => {
+      reencrypt(name, &format!("an algorithm onepool does not decrypt ({oid})"))
+    }
     other => format!("{name} could not be decrypted: {other}"),
   })?;
   let clear = clear.as_bytes().to_vec();
@@ -206,6 +210,20 @@ fn private_key(key: &Source<'_>, passphrase: Option<&str>) -> Result<(KeyFormat,
     return Err(wrong_passphrase(name));
   }
   Ok((format, clear))
+}
+
+fn reencrypt(name: &str, scheme: &str) -> String {
+  format!(
+    "{name} is encrypted with {scheme}: re-encrypt it with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in <key> \
+     -out <new key>`"
+  )
+}
+
+/// The encryption algorithm named by an EncryptedPrivateKeyInfo whose parameters pkcs5 cannot read.
+fn encryption_oid(der: &[u8]) -> Option<ObjectIdentifier> {
+  let info = AnyRef::from_der(der).ok()?;
+  let mut fields = SliceReader::new(info.value()).ok()?;
+  Some(AlgorithmIdentifierRef::decode(&mut fields).ok()?.oid)
 }
 
 fn wrong_passphrase(name: &str) -> String {
@@ -242,9 +260,9 @@ fn decrypt_traditional(name: &str, block: &str, passphrase: &str) -> Result<Vec<
     "AES-192-CBC" | "DES-EDE3-CBC" => 24,
     "AES-256-CBC" => 32,
     other => {
-      return Err(format!(
-        "{name} is encrypted with {other}, which onepool does not decrypt (AES-128/192/256-CBC and \
-         DES-EDE3-CBC are supported): re-encrypt it with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in <key> -out <new key>`"
+      return Err(reencrypt(
+        name,
+        &format!("{other}, which onepool does not decrypt (AES-128/192/256-CBC and DES-EDE3-CBC it does)"),
       ))
     }
   };
