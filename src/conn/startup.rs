@@ -160,11 +160,20 @@ pub async fn handshake(
   let unbound = |why: String| connect_failed(target, ConnectCause::Other(why));
   let mut process_id = 0;
   let mut secret_key = 0;
+  let mut first = true;
   loop {
     let msg = match read_message(&mut stream, &mut buf, STARTUP_MAX_MESSAGE).await {
       Ok(m) => m,
-      Err(e) => return Err(read_failure(target, &buf, e)),
+      Err(e) => {
+        let refused =
+          if first { super::tls::hung_up_after_client_cert(settings, &*stream, &e) } else { None };
+        return Err(match refused {
+          Some(message) => connect_failed(target, ConnectCause::Os { code: "ECONNRESET".into(), message }),
+          None => read_failure(target, &buf, e),
+        });
+      }
     };
+    first = false;
     out.clear();
     match msg {
       Message::AuthenticationOk => binder.check_authenticated().map_err(unbound)?,

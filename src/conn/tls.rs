@@ -6,10 +6,12 @@ use bytes::BytesMut;
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::framing::ReadError;
 use super::transport::{
   self, tls_failure as failure, Socket, Stream, TlsFailure, TlsOptions, ALPN_POSTGRESQL,
 };
 use crate::config::{ConnSettings, SslMode, SslNegotiation};
+use crate::error::io_code;
 
 /// Starts TLS on the socket as `settings` say. A plaintext stream comes back for disable, and
 /// for prefer with a server without TLS.
@@ -85,6 +87,29 @@ async fn direct_tls(socket: Socket, options: TlsOptions<'_>) -> Result<Box<dyn S
     ));
   }
   Ok(stream)
+}
+
+/// What to say when the server hangs up before its first message on a TLS connection that
+/// offered a client certificate. Under TLS 1.3 a server refuses a client certificate after the
+/// client has finished its handshake: it sends an alert and hangs up, and when the client's first
+/// message crosses the hang-up, the server's kernel answers with a reset that can overtake the
+/// alert. The client then sees only the reset (libpq likewise); the server's log says why.
+pub fn hung_up_after_client_cert(
+  settings: &ConnSettings,
+  stream: &dyn Stream,
+  err: &ReadError,
+) -> Option<String> {
+  let ReadError::Io(err) = err else { return None };
+  let hung_up = err.kind() == std::io::ErrorKind::UnexpectedEof
+    || matches!(io_code(err).as_str(), "ECONNRESET" | "EPIPE");
+  if !hung_up || settings.client_cert.is_none() || transport::tls_info(stream).is_none() {
+    return None;
+  }
+  Some(
+    "the server closed the connection right after the TLS handshake: it may have refused the client \
+     certificate (its log says why)"
+      .into(),
+  )
 }
 
 /// The text of an old-style ErrorResponse ('E' already read, then a NUL-terminated string),
