@@ -184,3 +184,79 @@ fn pss_hash(parameters: Option<&pkcs8::der::Any>) -> Result<Hash, String> {
     other => Err(format!("the server certificate's RSASSA-PSS hash ({other}) is not supported")),
   }
 }
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn binder(mode: ChannelBinding, channel: Channel) -> Binder {
+    Binder { mode, channel, bound: false }
+  }
+
+  fn offer(mechanisms: &[&str]) -> Vec<String> {
+    mechanisms.iter().map(|m| m.to_string()).collect()
+  }
+
+  /// The mechanism chosen and the GS2 header of the first SCRAM message.
+  fn choose(b: &mut Binder, offered: &[&str]) -> Result<(&'static str, String), String> {
+    let (mechanism, binding) = b.scram(&offer(offered))?;
+    let first = sasl::ScramSha256::new(b"pw", binding).message().to_vec();
+    let header = String::from_utf8(first).unwrap().split(",n=").next().unwrap().to_string();
+    Ok((mechanism, header))
+  }
+
+  const BOTH: &[&str] = &[sasl::SCRAM_SHA_256_PLUS, sasl::SCRAM_SHA_256];
+  const PLAIN: &[&str] = &[sasl::SCRAM_SHA_256];
+  const TLS: fn() -> Channel = || Channel::Tls(Ok(vec![7; 32]));
+  const TLS_NO_HASH: fn() -> Channel = || Channel::Tls(Err("Ed25519".into()));
+
+  #[test]
+  fn prefer_binds_when_it_can_and_says_what_it_could_do_otherwise() {
+    assert_eq!(
+      choose(&mut binder(ChannelBinding::Prefer, TLS()), BOTH),
+      Ok((sasl::SCRAM_SHA_256_PLUS, "p=tls-server-end-point,".into()))
+    );
+    // The server offered no PLUS over TLS: 'y' lets it detect a downgrade.
+    assert_eq!(
+      choose(&mut binder(ChannelBinding::Prefer, TLS()), PLAIN),
+      Ok((sasl::SCRAM_SHA_256, "y,".into()))
+    );
+    assert_eq!(
+      choose(&mut binder(ChannelBinding::Prefer, TLS_NO_HASH()), BOTH),
+      Ok((sasl::SCRAM_SHA_256, "n,".into()))
+    );
+    assert_eq!(
+      choose(&mut binder(ChannelBinding::Prefer, Channel::Plaintext), BOTH),
+      Ok((sasl::SCRAM_SHA_256, "n,".into()))
+    );
+    assert_eq!(
+      choose(&mut binder(ChannelBinding::Disable, TLS()), BOTH),
+      Ok((sasl::SCRAM_SHA_256, "n,".into()))
+    );
+  }
+
+  #[test]
+  fn require_fails_unless_it_binds() {
+    let mut bound = binder(ChannelBinding::Require, TLS());
+    assert!(bound.check_authenticated().is_err(), "not bound yet");
+    assert_eq!(choose(&mut bound, BOTH).map(|(m, _)| m), Ok(sasl::SCRAM_SHA_256_PLUS));
+    assert_eq!(bound.check_authenticated(), Ok(()));
+    for (channel, offered, why) in [
+      (Channel::Plaintext, BOTH, "does not use TLS"),
+      (TLS(), PLAIN, "did not offer SCRAM-SHA-256-PLUS"),
+      (TLS_NO_HASH(), BOTH, "cannot be computed: Ed25519"),
+    ] {
+      let err = choose(&mut binder(ChannelBinding::Require, channel), offered).unwrap_err();
+      assert!(err.contains(why), "{err}");
+    }
+    assert!(binder(ChannelBinding::Require, TLS()).check_other_method().is_err());
+    assert!(binder(ChannelBinding::Prefer, TLS()).check_other_method().is_ok());
+    assert!(binder(ChannelBinding::Prefer, TLS()).check_authenticated().is_ok());
+  }
+
+  #[test]
+  fn no_scram_offered_is_an_error() {
+    let err = choose(&mut binder(ChannelBinding::Prefer, TLS()), &["OAUTHBEARER"]).unwrap_err();
+    assert_eq!(err, "the server offered no supported SASL mechanism");
+  }
+}
