@@ -157,7 +157,7 @@ pub async fn handshake(
   };
   let mut scram: Option<sasl::ScramSha256> = None;
   let mut binder = super::channel_binding::Binder::new(settings.channel_binding, &*stream);
-  let unbound = |why: String| connect_failed(target, ConnectCause::Other(why));
+  let auth_failed = |why: String| connect_failed(target, ConnectCause::Other(why));
   let mut process_id = 0;
   let mut secret_key = 0;
   let mut first = true;
@@ -176,13 +176,13 @@ pub async fn handshake(
     first = false;
     out.clear();
     match msg {
-      Message::AuthenticationOk => binder.check_authenticated().map_err(unbound)?,
+      Message::AuthenticationOk => binder.check_authenticated().map_err(auth_failed)?,
       Message::AuthenticationCleartextPassword => {
-        binder.check_other_method().map_err(unbound)?;
+        binder.check_other_method().map_err(auth_failed)?;
         frontend::password_message(&password()?, &mut out).map_err(io_err)?;
       }
       Message::AuthenticationMd5Password(body) => {
-        binder.check_other_method().map_err(unbound)?;
+        binder.check_other_method().map_err(auth_failed)?;
         let hash = md5_hash(target.user.as_bytes(), &password()?, body.salt());
         frontend::password_message(hash.as_bytes(), &mut out).map_err(io_err)?;
       }
@@ -192,7 +192,7 @@ pub async fn handshake(
         while let Ok(Some(m)) = mechanisms.next() {
           offered.push(m.to_string());
         }
-        let (mechanism, binding) = binder.scram(&offered).map_err(unbound)?;
+        let (mechanism, binding) = binder.scram(&offered).map_err(auth_failed)?;
         let s = sasl::ScramSha256::new(&password()?, binding);
         frontend::sasl_initial_response(mechanism, s.message(), &mut out).map_err(io_err)?;
         scram = Some(s);
