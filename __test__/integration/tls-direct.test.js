@@ -156,6 +156,27 @@ test('a server without TLS hangs up on a direct handshake: the error says what d
   await connectFails({ connectionString: plain.toString() }, 'ECONNRESET', /closed the connection during the TLS handshake .*sslnegotiation=direct needs PostgreSQL 17 or later with ssl=on/)
 })
 
+test('a server that answers the ClientHello with a plaintext error (PgBouncer, PostgreSQL before 17): the error says what direct needs', async () => {
+  const sockets = new Set()
+  const old = net.createServer((s) => {
+    sockets.add(s)
+    s.on('error', () => {})
+    // What a server that read the ClientHello as a startup packet may send: an ErrorResponse.
+    const fields = Buffer.from('SFATAL\0C08P01\0Mbad packet header\0\0')
+    const header = Buffer.alloc(5)
+    header.write('E')
+    header.writeInt32BE(fields.length + 4, 1)
+    s.once('data', () => s.end(Buffer.concat([header, fields])))
+  })
+  await new Promise((resolve) => old.listen(0, '127.0.0.1', resolve))
+  try {
+    await connectFails({ connectionString: url({ sslmode: 'require', sslnegotiation: 'direct' }, { port: old.address().port }) }, 'ERR_TLS', /TLS handshake failed: .*sslnegotiation=direct needs PostgreSQL 17 or later/)
+  } finally {
+    for (const s of sockets) s.destroy()
+    await new Promise((resolve) => old.close(resolve))
+  }
+})
+
 test('a TLS server that selects no ALPN protocol, or refuses "postgresql", is not taken for PostgreSQL 17', async () => {
   const silent = await tlsServer(null)
   const http = await tlsServer(['http/1.1'])

@@ -68,9 +68,10 @@ pub async fn negotiate(
 /// without it is not PostgreSQL 17's direct TLS, whatever it is).
 async fn direct_tls(socket: Socket, options: TlsOptions<'_>) -> Result<Box<dyn Stream>, TlsFailure> {
   let stream = transport::start_tls(socket, options).await.map_err(|mut f| {
-    // PostgreSQL before 17 reads the ClientHello as a startup packet and hangs up; so does a
-    // PostgreSQL 17 with ssl=off.
-    if f.code == "ECONNRESET" {
+    // PostgreSQL before 17 reads the ClientHello as a startup packet and hangs up, as does a
+    // PostgreSQL 17 with ssl=off; PgBouncer answers it with a plaintext error, which is no TLS.
+    // Certificate failures have codes of their own.
+    if f.code == "ECONNRESET" || f.code == "ERR_TLS" {
       f.message.push_str(
         " (sslnegotiation=direct needs PostgreSQL 17 or later with ssl=on; an older server, or a proxy \
          such as PgBouncer, needs sslnegotiation=postgres)",

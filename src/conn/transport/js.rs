@@ -234,9 +234,19 @@ fn describe(code: &str, message: &str) -> String {
     _ if tls_alerts::describe(code).is_some() => {
       return tls_alerts::describe(code).unwrap_or_default().into()
     }
-    _ => return message.to_string(),
+    _ => return openssl_reason(message),
   };
   text.to_string()
+}
+
+/// node:tls passes OpenSSL's error line on ("805C...:error:0A00010B:SSL routines:ssl3_get_record:
+/// wrong version number:../deps/openssl/.../ssl3_record.c:350:\n"): its reason is what it says.
+fn openssl_reason(message: &str) -> String {
+  let fields: Vec<&str> = message.trim().split(':').collect();
+  match fields.as_slice() {
+    [_, "error", _, _, _, reason, ..] => reason.to_string(),
+    _ => message.trim().to_string(),
+  }
 }
 
 #[derive(Default)]
@@ -585,5 +595,45 @@ mod tests {
     let failure = fut.now_or_never().expect("ready").err().expect("fails");
     assert_eq!(failure.code, "SELF_SIGNED_CERT_IN_CHAIN");
     assert!(failure.message.starts_with("TLS handshake failed: "));
+  }
+
+  #[test]
+  fn a_handshake_reports_the_server_certificate_and_alpn_for_channel_binding() {
+    let (_g, _) = setup();
+    let s = open();
+    let id = s.id();
+    let options =
+      TlsOptions { mode: SslMode::Require, host: "db", root_pem: None, client_cert: None, alpn: true };
+    let mut fut = Box::pin(start_tls(s, options));
+    assert!((&mut fut).now_or_never().is_none());
+    assert!(matches!(take_ops().as_slice(), [Op::StartTls { alpn: true, .. }]));
+    let info = TlsInfo { server_cert: Some(vec![0x30, 1, 2]), alpn: Some(b"postgresql".to_vec()) };
+    event(id, Event::Secure(info.clone()));
+    let stream = fut.now_or_never().expect("ready").ok().expect("secure");
+    assert_eq!(super::super::tls_info(&*stream), Some(info));
+  }
+
+  #[test]
+  fn a_refused_client_certificate_keeps_nodes_alert_code_and_gets_the_native_builds_words() {
+    let (_g, _) = setup();
+    let mut s = open();
+    let code = "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA";
+    event(
+      s.id(),
+      Event::Error { code: code.into(), message: "ssl3_read_bytes:tlsv1 alert unknown ca".into() },
+    );
+    let mut byte = [0u8; 1];
+    let err = s.read(&mut byte).now_or_never().expect("ready").expect_err("fails");
+    assert_eq!(io_code(&err), code);
+    assert_eq!(describe_io(&err), tls_alerts::describe(code).unwrap());
+    assert_eq!(tls_code(code), code);
+  }
+
+  #[test]
+  fn openssl_error_lines_read_as_their_reason() {
+    let line = "805C3147AC7F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:\
+                ../deps/openssl/openssl/ssl/record/ssl3_record.c:350:\n";
+    assert_eq!(openssl_reason(line), "wrong version number");
+    assert_eq!(openssl_reason("Client network socket disconnected\n"), "Client network socket disconnected");
   }
 }
