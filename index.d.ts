@@ -20,9 +20,24 @@ export interface PoolOptions {
   /** Sent as `application_name`; default `"onepool"`. Alias: `application_name`. */
   applicationName?: string
   application_name?: string
-  /** node-postgres's: `true` = verify-full; `{ ca, rejectUnauthorized }`; or an sslmode string. */
-  ssl?: boolean | 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full' | { ca?: string | Buffer | Array<string | Buffer>; rejectUnauthorized?: boolean }
+  /**
+   * node-postgres's: `true` = verify-full; an object (verify-full unless `rejectUnauthorized: false`,
+   * then require); or an sslmode string. Alias: `sslmode`.
+   */
+  ssl?: boolean | 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full' | SslOptions
   sslmode?: string
+  /**
+   * SCRAM channel binding (SCRAM-SHA-256-PLUS over TLS), as libpq's `channel_binding`. Default
+   * `"prefer"`; `"require"` fails unless the server authenticated with it. Alias: `channel_binding`.
+   */
+  channelBinding?: 'disable' | 'prefer' | 'require'
+  channel_binding?: 'disable' | 'prefer' | 'require'
+  /**
+   * `"direct"` starts TLS at once (PostgreSQL 17+, ALPN `postgresql`, needs sslmode require or
+   * stronger); default `"postgres"` (SSLRequest first). Alias: `sslnegotiation`.
+   */
+  sslNegotiation?: 'postgres' | 'direct'
+  sslnegotiation?: 'postgres' | 'direct'
   /** Most connections this pool opens. Default 10. Changing it on a live pool resizes it. */
   max?: number
   /** How long a checkout may wait before `POOL_TIMEOUT`. Default 10000; 0 = 24 h. */
@@ -103,8 +118,22 @@ export interface PoolOptions {
   Promise?: unknown
   /** Ignored with a warning: the operating system's keepalive delay is used. */
   keepAliveInitialDelayMillis?: number
-  /** Ignored with a warning: SCRAM without channel binding. */
+  /** node-postgres's: `true` = `channelBinding: "prefer"`, `false` = `"disable"`. */
   enableChannelBinding?: boolean
+}
+
+/** node-postgres's `ssl` object: the fields onepool reads. */
+export interface SslOptions {
+  /** Trusted CA certificates, PEM (replaces the public roots). */
+  ca?: string | Buffer | Array<string | Buffer>
+  /** Client certificate (and any intermediates), PEM. */
+  cert?: string | Buffer | Array<string | Buffer>
+  /** The client certificate's private key, PEM: PKCS#8, PKCS#1 or SEC1, clear or encrypted. */
+  key?: string | Buffer
+  /** Passphrase of an encrypted `key`. */
+  passphrase?: string
+  /** `false` = encrypt without verifying (sslmode require). */
+  rejectUnauthorized?: boolean
 }
 
 export interface LeakEvent {

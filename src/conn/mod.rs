@@ -6,6 +6,7 @@
 //! multi-statement simple queries), the server's transaction status after every request (to
 //! never hand out a connection that is inside a transaction), and Buffers sent in binary.
 
+mod channel_binding;
 mod framing;
 mod io;
 mod query;

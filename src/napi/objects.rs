@@ -27,6 +27,15 @@ pub struct PoolOptionsInput {
   pub ssl_mode: Option<String>,
   /// PEM of trusted CA certificates (`ssl.ca`).
   pub ssl_root_cert: Option<String>,
+  /// PEM of the client certificate chain and its private key (`ssl.cert`, `ssl.key`).
+  pub ssl_cert: Option<String>,
+  pub ssl_key: Option<String>,
+  /// The private key's passphrase (`ssl.passphrase`).
+  pub ssl_password: Option<String>,
+  /// SCRAM channel binding: `disable`, `prefer` or `require`.
+  pub channel_binding: Option<String>,
+  /// `postgres` (SSLRequest first) or `direct` (TLS at once, PostgreSQL 17+).
+  pub ssl_negotiation: Option<String>,
   /// node-postgres's `options`: startup command-line options (`-c lock_timeout=1000`).
   pub options: Option<String>,
   pub max: Option<u32>,
@@ -64,6 +73,11 @@ impl From<PoolOptionsInput> for ConfigInput {
       application_name: o.application_name,
       ssl_mode: o.ssl_mode,
       ssl_root_cert: o.ssl_root_cert,
+      ssl_cert: o.ssl_cert,
+      ssl_key: o.ssl_key,
+      ssl_password: o.ssl_password,
+      channel_binding: o.channel_binding,
+      ssl_negotiation: o.ssl_negotiation,
       options: o.options,
       max: o.max,
       min: o.min,
