@@ -138,7 +138,7 @@ impl fmt::Display for CoreError {
           write!(f, "could not connect to {target}: {} ({})", db.message, db.code)
         }
         ConnectCause::Timeout => {
-          write!(f, "could not connect to {target}: connect timed out")
+          write!(f, "could not connect to {target}: timeout expired")
         }
         ConnectCause::Other(m) => write!(f, "could not connect to {target}: {m}"),
       },

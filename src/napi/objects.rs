@@ -154,7 +154,7 @@ impl From<&CoreError> for NativeError {
         let (code, message) = match cause {
           ConnectCause::Os { code, message } => (code.clone(), message.clone()),
           ConnectCause::Server(db) => (db.code.clone(), db.message.clone()),
-          ConnectCause::Timeout => ("ETIMEDOUT".to_string(), "connect timed out".to_string()),
+          ConnectCause::Timeout => ("ETIMEDOUT".to_string(), "timeout expired".to_string()),
           ConnectCause::Other(m) => ("ECONNECT".to_string(), m.clone()),
         };
         out.cause_code = Some(code);
