@@ -24,6 +24,9 @@ pub struct DbError {
   pub file: Option<String>,
   pub line: Option<String>,
   pub routine: Option<String>,
+  /// The notices (NoticeResponse) the server sent for the same request before this error,
+  /// encoded as `wire::append_notice` does; empty when there were none.
+  pub notices: Vec<u8>,
 }
 
 /// Why opening a connection failed: an OS-level cause (`ECONNREFUSED`) or a server error

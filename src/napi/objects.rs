@@ -120,6 +120,8 @@ pub struct NativeError {
   pub timeout_kind: Option<String>,
   /// The request never reached the server: it certainly did not run.
   pub not_run: Option<bool>,
+  /// The notices the server sent for the request before its error (encoded as in `wire.rs`).
+  pub notices: Option<Buffer>,
 }
 
 impl From<&CoreError> for NativeError {
@@ -149,6 +151,9 @@ impl From<&CoreError> for NativeError {
         out.file = db.file.clone();
         out.line = db.line.clone();
         out.routine = db.routine.clone();
+        if !db.notices.is_empty() {
+          out.notices = Some(db.notices.clone().into());
+        }
       }
       CoreError::ConnectFailed { cause, .. } => {
         let (code, message) = match cause {
