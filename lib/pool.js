@@ -585,8 +585,12 @@ class Pool extends EventEmitter {
     // instead, unless something must see the client: a hook or 'connect' listener (each new
     // connection first), 'acquire' or 'release' listeners (the client in the event).
     const viaClient = this.#viaClient || this.listenerCount('acquire') > 0 || this.listenerCount('release') > 0
-    const start = viaClient ? () => this.#queryOnClient(q) : () => run(this.#native, q, this.#js.types, this.#addon)
-    const p = this.#telemetry ? this.#telemetry.query(q, start) : start()
+    let p
+    if (this.#telemetry) {
+      p = this.#telemetry.query(q, viaClient ? () => this.#queryOnClient(q) : () => run(this.#native, q, this.#js.types, this.#addon))
+    } else {
+      p = viaClient ? this.#queryOnClient(q) : run(this.#native, q, this.#js.types, this.#addon)
+    }
     return withCallback(this.#track(p), q.callback)
   }
 
