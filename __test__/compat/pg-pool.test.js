@@ -518,6 +518,8 @@ differs(
     const errors = []
     client.on('error', (e) => errors.push(e instanceof Error))
     await admin('select pg_terminate_backend($1)', [client.processID])
+    // pg reports the server's goodbye as an 'error' once it reads it; give it a second to.
+    await waitFor(() => errors.length > 0, { timeoutMs: 1000 })
     const failed = await client.query('select 1').then(() => 'ran', (e) => e instanceof Error)
     client.release()
     return { failed, errorEvents: errors.length > 0 }
