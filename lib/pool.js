@@ -581,17 +581,28 @@ class Pool extends EventEmitter {
     }
     if (q.timeout === undefined && this.#js.queryTimeoutMs) q.timeout = this.#js.queryTimeoutMs
     if (this.#js.log) this.#js.log('dispatching query')
-    // pg's pool.query checks a client out and back in. onepool's may share a connection
-    // instead, unless something must see the client: a hook or 'connect' listener (each new
-    // connection first), 'acquire' or 'release' listeners (the client in the event).
-    const viaClient = this.#viaClient || this.listenerCount('acquire') > 0 || this.listenerCount('release') > 0
+    // pg's pool.query checks a client out and back in. onepool's shares connections instead,
+    // unless a hook or 'connect' listener must see each new connection first.
     let p
     if (this.#telemetry) {
-      p = this.#telemetry.query(q, viaClient ? () => this.#queryOnClient(q) : () => run(this.#native, q, this.#js.types, this.#addon))
+      p = this.#telemetry.query(q, this.#viaClient ? () => this.#queryOnClient(q) : () => run(this.#native, q, this.#js.types, this.#addon))
     } else {
-      p = viaClient ? this.#queryOnClient(q) : run(this.#native, q, this.#js.types, this.#addon)
+      p = this.#viaClient ? this.#queryOnClient(q) : run(this.#native, q, this.#js.types, this.#addon)
     }
+    // Shared, it has no client to show: its 'acquire' and 'release' events carry none. (Checking
+    // one out for listeners would triple a query's cost, and Vercel's attachDatabasePool listens
+    // for 'release' on every pool.)
+    if (!this.#viaClient && (this.listenerCount('acquire') > 0 || this.listenerCount('release') > 0)) p = this.#announce(p)
     return withCallback(this.#track(p), q.callback)
+  }
+
+  #announce(p) {
+    this.emit('acquire', undefined)
+    p.then(
+      () => this.emit('release', null, undefined),
+      (e) => this.emit('release', e, undefined),
+    )
+    return p
   }
 
   /**

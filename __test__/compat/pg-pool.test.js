@@ -225,16 +225,6 @@ same("events: 'connect' once per new connection before the callback, 'acquire' p
   return log
 })
 
-same("pool.query with 'acquire'/'release' listeners: each event carries the client, 'release' the query's error", async (makePool) => {
-  const pool = makePool({ max: 1 })
-  const log = []
-  pool.on('acquire', (client) => log.push(['acquire', typeof client.query]))
-  pool.on('release', (err, client) => log.push(['release', err == null ? err : err.code, typeof client.query]))
-  await pool.query('select 1')
-  await pool.query('select 1/0').catch(() => {})
-  return log
-})
-
 same('onConnect and verify run on each new connection, before its first use', async (makePool) => {
   const log = []
   const pool = makePool({
@@ -498,6 +488,34 @@ differs(
 )
 
 differs(
+  "a shared pool.query's 'acquire' and 'release' events carry no client (pg checks one out for each)",
+  async (makePool) => {
+    const pool = makePool({ max: 1 })
+    const log = []
+    pool.on('acquire', (client) => log.push(['acquire', typeof client]))
+    pool.on('release', (err, client) => log.push(['release', err == null ? err : err.code, typeof client]))
+    await pool.query('select 1')
+    await pool.query('select 1/0').catch(() => {})
+    return log
+  },
+  {
+    pg: [['acquire', 'object'], ['release', null, 'object'], ['acquire', 'object'], ['release', '22012', 'object']],
+    onepool: [['acquire', 'undefined'], ['release', null, 'undefined'], ['acquire', 'undefined'], ['release', '22012', 'undefined']],
+  },
+)
+
+same("pool.query with a 'connect' listener checks a client out: 'acquire' and 'release' carry it, 'release' the query's error", async (makePool) => {
+  const pool = makePool({ max: 1 })
+  const log = []
+  pool.on('connect', () => log.push(['connect']))
+  pool.on('acquire', (client) => log.push(['acquire', typeof client.query]))
+  pool.on('release', (err, client) => log.push(['release', err == null ? err : err.code, typeof client.query]))
+  await pool.query('select 1')
+  await pool.query('select 1/0').catch(() => {})
+  return log
+})
+
+differs(
   "a connection failure is CONNECT_FAILED with the OS code in cause.code (pg: the OS code itself)",
   async (makePool) => {
     const pool = makePool({ host: '127.0.0.1', port: 1, connectionString: undefined })
@@ -578,3 +596,18 @@ differs(
   },
   { pg: true, onepool: 'CONFIG_INVALID' },
 )
+
+test("a 'release' listener (Vercel's attachDatabasePool adds one) leaves pool.query shared: no checkout, no use counted", async () => {
+  const pool = createPool({ connectionString: TEST_URL, name: uniqueName('compat'), max: 1, maxUses: 1 })
+  try {
+    const released = []
+    pool.on('release', (err, client) => released.push([err, client]))
+    const pids = []
+    for (let i = 0; i < 3; i++) pids.push((await pool.query('select pg_backend_pid() as pid')).rows[0].pid)
+    // Checked out, each query would have used the connection up (maxUses 1) and closed it.
+    assert.equal(new Set(pids).size, 1)
+    assert.deepEqual(released, [[null, undefined], [null, undefined], [null, undefined]])
+  } finally {
+    await pool.end()
+  }
+})
