@@ -307,7 +307,10 @@ export declare class Pool extends EventEmitter implements Queryable {
    */
   end(options?: { timeoutMs?: number }): Promise<void>
   end(callback: (err?: OnepoolError) => void): void
-  on(event: 'connect' | 'acquire', listener: (client: PoolClient) => void): this
+  on(event: 'connect', listener: (client: PoolClient) => void): this
+  /** `client` is undefined for a `pool.query` that shares a connection (no hook or 'connect' listener). */
+  on(event: 'acquire', listener: (client: PoolClient | undefined) => void): this
+  /** `err`: `release(err)`'s argument, or a `pool.query`'s error (`null` when it succeeded). */
   on(event: 'release', listener: (err: unknown, client: PoolClient | undefined) => void): this
   on(event: 'remove', listener: (client: PoolClient | { connectionId: number }) => void): this
   on(event: 'error', listener: (err: OnepoolError, client: PoolClient | undefined) => void): this
