@@ -131,6 +131,8 @@ export interface NativeError {
   timeoutKind?: string
   /** The request never reached the server: it certainly did not run. */
   notRun?: boolean
+  /** The notices the server sent for the request before its error (encoded as in `wire.rs`). */
+  notices?: Buffer
 }
 
 /** Options as normalised by the JS layer (`lib/options.js`), which validates their types. */

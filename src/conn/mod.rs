@@ -63,6 +63,9 @@ pub struct QueryResult {
 #[derive(Debug)]
 pub struct Response {
   pub results: Vec<QueryResult>,
+  /// The request's notices (NoticeResponse, node-postgres's `notice` event), encoded as
+  /// `wire::append_notice` does; empty when there were none.
+  pub notices: Vec<u8>,
 }
 
 /// Transaction status byte from ReadyForQuery: idle, in transaction, failed transaction.

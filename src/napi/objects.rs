@@ -134,6 +134,8 @@ pub struct NativeError {
   pub timeout_kind: Option<String>,
   /// The request never reached the server: it certainly did not run.
   pub not_run: Option<bool>,
+  /// The notices the server sent for the request before its error (encoded as in `wire.rs`).
+  pub notices: Option<Buffer>,
 }
 
 impl From<&CoreError> for NativeError {
@@ -163,12 +165,15 @@ impl From<&CoreError> for NativeError {
         out.file = db.file.clone();
         out.line = db.line.clone();
         out.routine = db.routine.clone();
+        if !db.notices.is_empty() {
+          out.notices = Some(db.notices.clone().into());
+        }
       }
       CoreError::ConnectFailed { cause, .. } => {
         let (code, message) = match cause {
           ConnectCause::Os { code, message } => (code.clone(), message.clone()),
           ConnectCause::Server(db) => (db.code.clone(), db.message.clone()),
-          ConnectCause::Timeout => ("ETIMEDOUT".to_string(), "connect timed out".to_string()),
+          ConnectCause::Timeout => ("ETIMEDOUT".to_string(), "timeout expired".to_string()),
           ConnectCause::Other(m) => ("ECONNECT".to_string(), m.clone()),
         };
         out.cause_code = Some(code);

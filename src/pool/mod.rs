@@ -282,7 +282,7 @@ impl Pool {
   fn timeout_error(&self, waited: Duration) -> CoreError {
     let s = self.stats();
     CoreError::PoolTimeout(TimeoutKind::Acquire, format!(
-      "timed out after {} ms waiting for a connection from pool \"{}\" ({}): size {}, idle {}, in use {}, max {}, {} other {} waiting{}",
+      "timeout exceeded after {} ms waiting for a connection from pool \"{}\" ({}): size {}, idle {}, in use {}, max {}, {} other {} waiting{}",
       waited.as_millis(),
       s.name,
       s.target,

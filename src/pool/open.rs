@@ -47,7 +47,7 @@ impl Pool {
             return Err(CoreError::PoolTimeout(
               TimeoutKind::MachineBudget,
               format!(
-              "timed out after {} ms waiting for one of the {max} connections that all processes on this machine may \
+              "timeout exceeded after {} ms waiting for one of the {max} connections that all processes on this machine may \
                open to {} (machineMax)",
                 settings.pool.acquire_timeout.as_millis(),
                 self.target

@@ -353,7 +353,7 @@ impl Pool {
       let err = CoreError::PoolTimeout(
         TimeoutKind::Queued,
         format!(
-          "timed out after {} ms queued behind a query that made no progress on pool \"{}\" ({})",
+          "timeout exceeded after {} ms queued behind a query that made no progress on pool \"{}\" ({})",
           limit.as_millis(),
           self.name,
           self.target
