@@ -95,11 +95,19 @@ function aborted() {
 const settling = new WeakMap()
 const ignore = () => {}
 
+// Per pinned connection, the native end of a query that timed out (QUERY_TIMEOUT rejects at once,
+// before the statement's cancel has run its course).
+const winding = new WeakMap()
+
 /**
  * Runs `q` on `target` (a NativePool or NativeSession). `client`: the PoolClient it runs for,
  * which emits the request's notices before the request settles (none for a shared pool.query).
  */
 async function run(target, q, poolTypes, native, client) {
+  // A pinned connection whose earlier query timed out is still winding it down (its cancel may
+  // be on its way): nothing new goes out on it before that, or the cancel could stop it instead.
+  const draining = winding.get(target)
+  if (draining !== undefined) await draining
   let out
   if (q.signal || q.timeout) {
     out = await submitAbortable(target, q, native)
@@ -180,6 +188,13 @@ function submitAbortable(target, q, native) {
         if (settled) return
         finish()
         handle.abort()
+        if (typeof target.releaseNow === 'function') {
+          const wound = submitted.then(ignore, ignore)
+          winding.set(target, wound)
+          wound.then(() => {
+            if (winding.get(target) === wound) winding.delete(target)
+          })
+        }
         reject(timedOut(q.timeout))
         // A result that still arrives is nobody's: give its memory back.
         submitted.then((out) => Buffer.isBuffer(out) && native.dispatcher.release(out), ignore)
