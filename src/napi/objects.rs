@@ -18,8 +18,10 @@ use crate::pool::PoolStats;
 pub struct PoolOptionsInput {
   pub name: Option<String>,
   pub connection_string: Option<String>,
+  /// One host or a comma-separated host list.
   pub host: Option<String>,
-  pub port: Option<u32>,
+  /// One port or a comma-separated port list.
+  pub port: Option<String>,
   pub user: Option<String>,
   pub password: Option<String>,
   pub database: Option<String>,
@@ -46,6 +48,12 @@ pub struct PoolOptionsInput {
   pub max_message_bytes: Option<u32>,
   /// Connections of all processes on this machine to the same target together.
   pub machine_max: Option<u32>,
+  /// libpq's `target_session_attrs`: which kind of server the pool's connections land on.
+  pub target_session_attrs: Option<String>,
+  /// libpq's `load_balance_hosts`: `disable` or `random`.
+  pub load_balance_hosts: Option<String>,
+  /// Servers only reads (`pool.replica`) go to: `host`, `host:port` or connection strings.
+  pub replicas: Option<Vec<String>>,
   /// The caller's `PG*` environment variables (worker threads have their own `process.env`).
   pub env: Option<HashMap<String, String>>,
 }
@@ -78,6 +86,9 @@ impl From<PoolOptionsInput> for ConfigInput {
       statement_cache_size: o.statement_cache_size,
       max_message_bytes: o.max_message_bytes,
       machine_max: o.machine_max,
+      target_session_attrs: o.target_session_attrs,
+      load_balance_hosts: o.load_balance_hosts,
+      replicas: o.replicas.unwrap_or_default(),
       env: o.env.unwrap_or_default(),
     }
   }
