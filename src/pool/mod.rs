@@ -15,6 +15,7 @@ mod connector;
 mod events;
 mod handover;
 mod lifecycle;
+mod server;
 mod shared;
 #[cfg(test)]
 mod shared_tests;
@@ -42,6 +43,7 @@ use events::{CloseNotice, Observers};
 use handover::Queued;
 pub use handover::{Checkout, Returned};
 use lifecycle::reap_idle;
+pub use server::{Failure, ServerStatus, ServerView};
 use shared::{expire_queued, QueuedRequest, SharedConn, Timings};
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
@@ -117,6 +119,9 @@ pub struct Pool {
   machine_dir: std::sync::OnceLock<Option<std::path::PathBuf>>,
   /// Who watches connections open and close (`watch`).
   observers: Observers,
+  /// What the pool knows of its server (`server`).
+  server: ServerStatus,
+  tracks_server: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -173,6 +178,8 @@ impl Pool {
       budget,
       machine_dir: std::sync::OnceLock::new(),
       observers: Observers::default(),
+      server: ServerStatus::default(),
+      tracks_server: std::sync::atomic::AtomicBool::new(false),
     });
     crate::runtime::spawn(reap_idle(Arc::downgrade(&pool)));
     crate::runtime::spawn(expire_queued(Arc::downgrade(&pool), pool.queue_changed.clone()));
