@@ -40,6 +40,8 @@ pub struct Cluster {
   connect_timeout: RwLock<Duration>,
   /// One server that takes every request: nothing to pick.
   direct: AtomicBool,
+  /// `check::keep_current` runs.
+  kept_current: AtomicBool,
   /// Signalled when what is known of a server changed (a check finished).
   changed: Notify,
   /// `watch` ids → the ids each member pool gave.
@@ -113,6 +115,7 @@ impl Cluster {
       routing: RwLock::new(cfg.routing),
       connect_timeout: RwLock::new(cfg.conn.connect_timeout),
       direct: AtomicBool::new(true),
+      kept_current: AtomicBool::new(false),
       changed: Notify::new(),
       watches: Mutex::new(HashMap::new()),
     });
@@ -125,8 +128,8 @@ impl Cluster {
   /// keeps what is known of the servers current.
   fn route_by(&self, routing: Routing) {
     let direct = self.members.len() == 1 && routing.session_attrs == SessionAttrs::Any;
-    let was = self.direct.swap(direct, Ordering::AcqRel);
-    if was && !direct {
+    self.direct.store(direct, Ordering::Release);
+    if !direct && !self.kept_current.swap(true, Ordering::AcqRel) {
       for m in &self.members {
         m.pool.track_server();
       }

@@ -58,7 +58,7 @@ impl Cluster {
     // Servers nobody has heard from, and those due to be tried again, are looked at now.
     for (i, a) in avail.iter().enumerate() {
       if matches!(a, Availability::Unknown | Availability::Down { due: true }) {
-        self.kick(i);
+        self.recheck(i, now);
       }
     }
     if intent == Intent::Replica {

@@ -89,10 +89,13 @@ impl Servers {
   }
 }
 
-fn endpoint(t: &Target) -> String {
-  match &t.host {
-    Host::Tcp(h) if h.contains(':') => format!("[{h}]:{}", t.port),
-    h => format!("{h}:{}", t.port),
+impl Target {
+  /// `host:port` (`[v6]:port`), as a host list shows it.
+  pub fn endpoint(&self) -> String {
+    match &self.host {
+      Host::Tcp(h) if h.contains(':') => format!("[{h}]:{}", self.port),
+      h => format!("{h}:{}", self.port),
+    }
   }
 }
 
@@ -104,11 +107,11 @@ impl fmt::Display for Servers {
       // As a single-server target always printed (IPv6 without brackets included).
       write!(f, "{first}")?;
     } else {
-      let list: Vec<String> = self.hosts.iter().map(endpoint).collect();
+      let list: Vec<String> = self.hosts.iter().map(Target::endpoint).collect();
       write!(f, "{}@{}/{}", first.user, list.join(","), first.database)?;
     }
     if !self.replicas.is_empty() {
-      let list: Vec<String> = self.replicas.iter().map(endpoint).collect();
+      let list: Vec<String> = self.replicas.iter().map(Target::endpoint).collect();
       write!(f, " replicas {}", list.join(","))?;
     }
     Ok(())
