@@ -15,8 +15,8 @@ use rand::seq::{IndexedRandom, SliceRandom};
 
 use super::check::{availability, Availability};
 use super::*;
-use crate::conn::ServerState;
 use crate::config::LoadBalance;
+use crate::conn::ServerState;
 use crate::error::{ConnectCause, CoreError};
 
 /// What a request needs of its server.
@@ -177,8 +177,12 @@ impl Cluster {
 /// The cause of a failed connect, without the target it names.
 fn reason(e: &CoreError) -> String {
   match e {
-    CoreError::ConnectFailed { cause: ConnectCause::Os { code, message }, .. } => format!("{message} ({code})"),
-    CoreError::ConnectFailed { cause: ConnectCause::Server(db), .. } => format!("{} ({})", db.message, db.code),
+    CoreError::ConnectFailed { cause: ConnectCause::Os { code, message }, .. } => {
+      format!("{message} ({code})")
+    }
+    CoreError::ConnectFailed { cause: ConnectCause::Server(db), .. } => {
+      format!("{} ({})", db.message, db.code)
+    }
     CoreError::ConnectFailed { cause: ConnectCause::Timeout, .. } => "connect timed out".into(),
     CoreError::ConnectFailed { cause: ConnectCause::Other(m), .. } => m.clone(),
     other => other.to_string(),

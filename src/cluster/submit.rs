@@ -34,7 +34,13 @@ impl Cluster {
 
   /// Sends a request through `send` to a server `intent` accepts; its outcome goes to `done`.
   /// Returns what `send` returned when the request went out from this thread.
-  pub fn submit(self: &Arc<Self>, intent: Intent, query: Arc<Query>, done: Done, send: SendTo) -> Option<Arc<Inbox>> {
+  pub fn submit(
+    self: &Arc<Self>,
+    intent: Intent,
+    query: Arc<Query>,
+    done: Done,
+    send: SendTo,
+  ) -> Option<Arc<Inbox>> {
     let deadline = tokio::time::Instant::now() + self.connect_timeout();
     self.route(Routed { intent, attempt: 0, deadline }, query, done, send)
   }
@@ -59,7 +65,14 @@ impl Cluster {
     }
   }
 
-  fn send_to(self: &Arc<Self>, i: usize, r: Routed, query: Arc<Query>, done: Done, send: SendTo) -> Option<Arc<Inbox>> {
+  fn send_to(
+    self: &Arc<Self>,
+    i: usize,
+    r: Routed,
+    query: Arc<Query>,
+    done: Done,
+    send: SendTo,
+  ) -> Option<Arc<Inbox>> {
     let me = self.me.clone();
     let again = query.clone();
     let most = self.most_attempts();
@@ -80,7 +93,10 @@ impl Cluster {
       tokio::pin!(changed);
       changed.as_mut().enable();
       if self.is_closed() {
-        return Err(CoreError::PoolClosed(format!("pool \"{}\" ({}) has been ended", self.name, self.servers)));
+        return Err(CoreError::PoolClosed(format!(
+          "pool \"{}\" ({}) has been ended",
+          self.name, self.servers
+        )));
       }
       match self.pick(intent) {
         Pick::Use(i) => return Ok(i),

@@ -30,8 +30,8 @@ use transport::DirectWrite;
 
 pub use io::Inbox;
 pub use query::Query;
-pub use session_attrs::{check, Checked, ServerState};
 use query::{encode_bound, encode_prepare, encode_simple, encode_unnamed, with_closes, Plan, Statements};
+pub use session_attrs::{check, Checked, ServerState};
 pub use startup::cancel;
 
 /// A query parameter as prepared by the JS layer (node-postgres's `prepareValue`).

@@ -62,7 +62,8 @@ const CHECK: &str = "select pg_catalog.pg_is_in_recovery(), \
 pub async fn check(conn: &Conn) -> CoreResult<Checked> {
   let query = Query::new(CHECK.to_string(), Vec::new())?;
   let response = conn.run(query).await?;
-  let cells = response.results.first().and_then(|r| if r.row_count == 1 { text_cells(&r.rows) } else { None });
+  let cells =
+    response.results.first().and_then(|r| if r.row_count == 1 { text_cells(&r.rows) } else { None });
   let Some([standby, read_only, lag]) = cells.as_deref() else {
     return Err(CoreError::Protocol("protocol error: the server's kind could not be read".into()));
   };

@@ -96,7 +96,10 @@ impl Checkout for EnvCheckout {
 
 /// Delivers the session checked out for `request_id` of environment `env_id` (a checkout that
 /// picked its server first, so no pool's queue holds it).
-pub fn deliver_session(env_id: u32, request_id: u32) -> napi::Result<impl FnOnce(CoreResult<Session>) + Send> {
+pub fn deliver_session(
+  env_id: u32,
+  request_id: u32,
+) -> napi::Result<impl FnOnce(CoreResult<Session>) + Send> {
   let queue = queue(env_id)?;
   Ok(move |outcome: CoreResult<Session>| {
     queue.push(

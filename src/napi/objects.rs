@@ -7,10 +7,10 @@ use napi::bindgen_prelude::{Buffer, Either, Object, ToNapiValue, Utf16String};
 use napi::Env;
 use napi_derive::napi;
 
+use crate::cluster::{ClusterStats, HostStats};
 use crate::config::ConfigInput;
 use crate::conn::Param;
 use crate::error::{ConnectCause, CoreError, CoreResult};
-use crate::cluster::{ClusterStats, HostStats};
 
 /// Options as normalised by the JS layer (`lib/options.js`), which validates their types.
 #[napi(object)]

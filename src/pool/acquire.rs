@@ -307,7 +307,9 @@ impl Pool {
       }
       self.connector.connect(&self.target, &conn_settings, lease, id, retire_at).await
     };
-    let opened = tokio::time::timeout(settings.conn.connect_timeout, connecting).await.unwrap_or_else(|_| Err(timed_out()));
+    let opened = tokio::time::timeout(settings.conn.connect_timeout, connecting)
+      .await
+      .unwrap_or_else(|_| Err(timed_out()));
     let conn = match opened {
       Ok(conn) => conn,
       Err(e) => {
