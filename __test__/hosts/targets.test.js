@@ -158,6 +158,28 @@ describe('multi-host targets', () => {
     assert.equal(size, onPrimary)
   })
 
+  test('a primary turned read-only takes no more writes (25006 sends the write on, writes nothing); turned back, it does', async () => {
+    const p = pool([primary.port, standby.port], 'target_session_attrs=read-write', { connectTimeoutMs: 500 })
+    await p.query('create table rw_probe (v int)')
+    await p.query('insert into rw_probe values (1)')
+    // What some HA managers do to fence a primary.
+    await primary.query('alter system set default_transaction_read_only = on')
+    await primary.query('select pg_reload_conf()')
+    try {
+      const err = await p.query('insert into rw_probe values (2)').catch((e) => e)
+      assert.equal(err.code, 'CONNECT_FAILED', err.message)
+      assert.match(err.message, new RegExp(`target_session_attrs=read-write .*127\\.0\\.0\\.1:${primary.port}: a read-only primary`))
+      assert.equal(p.stats().hosts[0].readOnly, true)
+    } finally {
+      await primary.query('alter system reset default_transaction_read_only')
+      await primary.query('select pg_reload_conf()')
+    }
+    const resumed = await waitFor(() => p.query('insert into rw_probe values (3)').then(() => true, () => false), { timeoutMs: 5000 })
+    assert.equal(resumed, true)
+    const { rows } = await primary.query('select array_agg(distinct v order by v) as v from rw_probe')
+    assert.deepEqual(rows[0].v, [1, 3])
+  })
+
   test('a single-host pool reports its server too', async () => {
     const p = pool([primary.port])
     await p.query('select 1')

@@ -77,13 +77,31 @@ impl Cluster {
     let again = query.clone();
     let most = self.most_attempts();
     let done: Done = Box::new(move |outcome| match (outcome, me.upgrade()) {
-      (Err(e), Some(cluster)) if never_ran(&e) && r.attempt + 1 < most && !cluster.is_closed() => {
+      (Err(e), Some(cluster))
+        if r.attempt + 1 < most && !cluster.is_closed() && cluster.may_resend(i, r, &e) =>
+      {
         let r = Routed { attempt: r.attempt + 1, ..r };
         drop(cluster.route(r, again, done, send));
       }
       (outcome, _) => done(outcome),
     });
     send(&self.members[i].pool, query, done)
+  }
+
+  /// Whether a shared request that failed with `e` on server `i` may go to another server: it
+  /// certainly did not run, or it was refused as a write by a server the pool needs to take
+  /// writes (`25006`: a read-only transaction wrote nothing). Such a server is rechecked.
+  fn may_resend(&self, i: usize, r: Routed, e: &CoreError) -> bool {
+    if never_ran(e) {
+      return true;
+    }
+    let refused = matches!(e, CoreError::Db(db) if db.code == "25006");
+    if !refused || r.intent != Intent::Target {
+      return false;
+    }
+    self.members[i].pool.server().refused_write();
+    self.kick(i);
+    self.routing().session_attrs == SessionAttrs::ReadWrite
   }
 
   /// Waits until a server fits `intent` (see `pick`), until `deadline`.

@@ -66,6 +66,14 @@ impl ServerStatus {
     v.failure = Some(Failure { error: error.clone(), at: Instant::now(), count });
   }
 
+  /// The server refused a write as read-only (`25006`): it is read-only now, whatever it said
+  /// before (a check confirms which kind it is).
+  pub fn refused_write(&self) {
+    let mut v = self.lock();
+    v.state.read_only = Some(true);
+    v.seen_at = Some(Instant::now());
+  }
+
   /// What a check of the server (`conn::check`) found.
   pub fn checked(&self, c: Checked) {
     let mut v = self.lock();
