@@ -152,9 +152,24 @@ impl Pool {
     let state = if conn.server_at_start.is_known() {
       conn.server_at_start
     } else {
-      match tokio::time::timeout(settings.conn.connect_timeout, crate::conn::check(&conn)).await {
-        Ok(Ok(checked)) => checked.state,
-        _ => ServerState::default(),
+      // A server that takes connections but cannot say what it is (a PgBouncer whose server is
+      // down) is no more usable than one that refuses them.
+      let why = match tokio::time::timeout(settings.conn.connect_timeout, crate::conn::check(&conn)).await {
+        Ok(Ok(checked)) => Ok(checked.state),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("it did not answer in time".to_string()),
+      };
+      match why {
+        Ok(state) => state,
+        Err(why) => {
+          let failed = CoreError::ConnectFailed {
+            target: self.target.to_string(),
+            cause: ConnectCause::Other(format!("the server's kind could not be checked: {why}")),
+          };
+          self.open_failed(&failed);
+          self.discard(conn);
+          return Err(CoreError::NotRun(Box::new(failed)));
+        }
       }
     };
     if !self.server.opened(state) {
