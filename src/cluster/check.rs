@@ -13,7 +13,7 @@
 
 use super::*;
 use crate::conn::ServerState;
-use crate::pool::ServerView;
+use crate::pool::ServerStatus;
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MOST: Duration = Duration::from_secs(5);
@@ -35,11 +35,11 @@ fn backoff(failures: u32) -> Duration {
   BACKOFF_FIRST.saturating_mul(1 << failures.saturating_sub(1).min(16)).min(BACKOFF_MOST)
 }
 
-pub(super) fn availability(server: &ServerView, now: Instant) -> Availability {
-  match &server.failure {
-    Some(f) => Availability::Down { due: now >= f.at + backoff(f.count) },
-    None if server.state.is_known() => Availability::Up(server.state),
-    None => Availability::Unknown,
+pub(super) fn availability(server: &ServerStatus, now: Instant) -> Availability {
+  match server.brief() {
+    (_, Some((at, count))) => Availability::Down { due: now >= at + backoff(count) },
+    (state, None) if state.is_known() => Availability::Up(state),
+    (_, None) => Availability::Unknown,
   }
 }
 
@@ -123,7 +123,7 @@ pub(super) async fn keep_current(cluster: Weak<Cluster>) {
     }
     let now = Instant::now();
     for i in 0..c.members.len() {
-      match availability(&c.members[i].pool.server().get(), now) {
+      match availability(c.members[i].pool.server(), now) {
         Availability::Down { due: true } => c.kick(i),
         Availability::Down { due: false } => {}
         Availability::Up(_) | Availability::Unknown => {

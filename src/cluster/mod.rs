@@ -211,7 +211,7 @@ impl Cluster {
     for m in &self.members {
       let s = m.pool.stats();
       let server = m.pool.server().get();
-      let (state, error) = match check::availability(&server, now) {
+      let (state, error) = match check::availability(m.pool.server(), now) {
         check::Availability::Down { .. } => ("down", server.failure.as_ref().map(|f| f.error.to_string())),
         check::Availability::Up(_) => ("up", None),
         check::Availability::Unknown => ("unknown", None),

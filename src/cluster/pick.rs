@@ -53,8 +53,7 @@ impl Cluster {
   pub(super) fn pick(&self, intent: Intent) -> Pick {
     let now = Instant::now();
     let routing = self.routing();
-    let avail: Vec<Availability> =
-      self.members.iter().map(|m| availability(&m.pool.server().get(), now)).collect();
+    let avail: Vec<Availability> = self.members.iter().map(|m| availability(m.pool.server(), now)).collect();
     // Servers nobody has heard from, and those due to be tried again, are looked at now.
     for (i, a) in avail.iter().enumerate() {
       if matches!(a, Availability::Unknown | Availability::Down { due: true }) {
@@ -148,7 +147,7 @@ impl Cluster {
       .filter(|m| m.listed || intent == Intent::Replica)
       .map(|m| {
         let server = m.pool.server().get();
-        let what = match availability(&server, now) {
+        let what = match availability(m.pool.server(), now) {
           Availability::Up(s) if s.is_standby() => "a standby".to_string(),
           Availability::Up(s) if s.read_only == Some(true) => "a read-only primary".to_string(),
           Availability::Up(_) => "a primary".to_string(),

@@ -43,6 +43,13 @@ impl ServerStatus {
     self.lock().clone()
   }
 
+  /// What a request needs to pick a server, without copying the last error: the server's state,
+  /// and when and how often in a row opening a connection failed.
+  pub fn brief(&self) -> (ServerState, Option<(Instant, u32)>) {
+    let v = self.lock();
+    (v.state, v.failure.as_ref().map(|f| (f.at, f.count)))
+  }
+
   /// A connection opened on a server in `state`. True when the server was known to be of
   /// another kind until now: it was promoted, or came back as a standby.
   fn opened(&self, state: ServerState) -> bool {
