@@ -12,9 +12,10 @@ const onePort = (v) =>
   (Number.isInteger(v) && v >= 1 && v <= 65535) || (typeof v === 'string' && /^\d{1,5}$/.test(v) && +v >= 1 && +v <= 65535)
 // Multi-host targets: a host list ('a,b' or ['a', 'b']) with one port or one port per host.
 const hosts = (v) => string(v) || (Array.isArray(v) && v.length > 0 && v.every((h) => string(h) && h !== '' && !h.includes(',')))
+// In a comma-separated list an empty entry is the default port, as in libpq.
 const port = (v) =>
   onePort(v) ||
-  (typeof v === 'string' && v.split(',').every((p) => p.trim() === '' || onePort(p.trim()))) ||
+  (typeof v === 'string' && v.includes(',') && v.split(',').every((p) => p.trim() === '' || onePort(p.trim()))) ||
   (Array.isArray(v) && v.length > 0 && v.every(onePort))
 const replica = (v) =>
   (string(v) && v.trim() !== '') || (v !== null && typeof v === 'object' && !Array.isArray(v) && string(v.host) && (v.port === undefined || onePort(v.port)))
