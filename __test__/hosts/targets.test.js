@@ -165,6 +165,9 @@ describe('multi-host targets', () => {
     // What some HA managers do to fence a primary.
     await primary.query('alter system set default_transaction_read_only = on')
     await primary.query('select pg_reload_conf()')
+    // A reload is asynchronous: once a new session sees it, every backend has been signalled.
+    const applied = async () => (await primary.query('show default_transaction_read_only')).rows[0].default_transaction_read_only === 'on'
+    assert.equal(await waitFor(applied), true)
     try {
       const err = await p.query('insert into rw_probe values (2)').catch((e) => e)
       assert.equal(err.code, 'CONNECT_FAILED', err.message)
