@@ -160,6 +160,8 @@ export interface NativeError {
   timeoutKind?: string
   /** The request never reached the server: it certainly did not run. */
   notRun?: boolean
+  /** The notices the server sent for the request before its error (encoded as in `wire.rs`). */
+  notices?: Buffer
 }
 
 /** Options as normalised by the JS layer (`lib/options.js`), which validates their types. */
@@ -177,6 +179,15 @@ export interface PoolOptionsInput {
   sslMode?: string
   /** PEM of trusted CA certificates (`ssl.ca`). */
   sslRootCert?: string
+  /** PEM of the client certificate chain and its private key (`ssl.cert`, `ssl.key`). */
+  sslCert?: string
+  sslKey?: string
+  /** The private key's passphrase (`ssl.passphrase`). */
+  sslPassword?: string
+  /** SCRAM channel binding: `disable`, `prefer` or `require`. */
+  channelBinding?: string
+  /** `postgres` (SSLRequest first) or `direct` (TLS at once, PostgreSQL 17+). */
+  sslNegotiation?: string
   /** node-postgres's `options`: startup command-line options (`-c lock_timeout=1000`). */
   options?: string
   max?: number
@@ -285,10 +296,11 @@ export declare function terminateAll(boundMs: number): number
 export declare function transportData(id: number, len: number): boolean
 
 /**
- * Socket `id` connected (0), finished its TLS handshake (1), flushed `flushed` bytes in total
- * (2), was closed by the server (3), or failed with Node's `code` and `message` (4).
+ * Socket `id` connected (0), finished its TLS handshake (1: with the server's certificate, DER,
+ * and the ALPN protocol it selected), flushed `flushed` bytes in total (2), was closed by the
+ * server (3), or failed with Node's `code` and `message` (4).
  */
-export declare function transportEvent(id: number, kind: number, flushed?: number | undefined | null, code?: string | undefined | null, message?: string | undefined | null): void
+export declare function transportEvent(id: number, kind: number, flushed?: number | undefined | null, code?: string | undefined | null, message?: string | undefined | null, serverCert?: Buffer | undefined | null, alpn?: string | undefined | null): void
 
 /**
  * Where `transportData` finds received bytes: JavaScript copies each chunk into this view of

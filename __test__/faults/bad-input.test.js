@@ -201,6 +201,10 @@ const ACCEPTS = {
   application_name: stringOpt,
   ssl: (v) => boolOpt(v) || stringOpt(v) || (typeof v === 'object' && v !== null),
   sslmode: stringOpt,
+  channelBinding: (v) => ['disable', 'prefer', 'require'].includes(v),
+  channel_binding: (v) => ['disable', 'prefer', 'require'].includes(v),
+  sslNegotiation: (v) => ['postgres', 'direct'].includes(v),
+  sslnegotiation: (v) => ['postgres', 'direct'].includes(v),
   max: (v) => Number.isInteger(v) && v >= 1,
   acquireTimeoutMs: msOpt,
   connectTimeoutMs: msOpt,
@@ -244,11 +248,11 @@ const ACCEPTS = {
     v.every((r) => (typeof r === 'string' && r.trim() !== '') || (r !== null && typeof r === 'object' && typeof r.host === 'string' && (r.port === undefined || onePortOpt(r.port)))),
   binary: (v) => v === false,
   parseInputDatesAsUTC: (v) => v === false,
+  enableChannelBinding: boolOpt,
   // Accepted whatever they are, and ignored with a warning.
   Client: () => true,
   Promise: () => true,
   keepAliveInitialDelayMillis: msOpt,
-  enableChannelBinding: boolOpt,
 }
 
 const WRONG = [

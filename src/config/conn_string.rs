@@ -20,6 +20,11 @@ pub(super) struct UrlParts {
   pub(super) application_name: Option<String>,
   pub(super) ssl_mode: Option<String>,
   pub(super) ssl_root_cert_path: Option<String>,
+  pub(super) ssl_cert_path: Option<String>,
+  pub(super) ssl_key_path: Option<String>,
+  pub(super) ssl_password: Option<String>,
+  pub(super) channel_binding: Option<String>,
+  pub(super) ssl_negotiation: Option<String>,
   pub(super) connect_timeout_sec: Option<f64>,
   pub(super) connection_limit: Option<u32>,
   pub(super) pool_timeout_sec: Option<f64>,
@@ -130,6 +135,11 @@ pub(super) fn parse_url(raw: &str) -> CoreResult<UrlParts> {
       "application_name" => parts.application_name = Some(v),
       "sslmode" => parts.ssl_mode = Some(v),
       "sslrootcert" => parts.ssl_root_cert_path = Some(v),
+      "sslcert" => parts.ssl_cert_path = Some(v),
+      "sslkey" => parts.ssl_key_path = Some(v),
+      "sslpassword" => parts.ssl_password = Some(v),
+      "channel_binding" => parts.channel_binding = Some(v),
+      "sslnegotiation" => parts.ssl_negotiation = Some(v),
       "ssl" if parse_bool("ssl", &v)? => {
         parts.ssl_mode.get_or_insert_with(|| "require".into());
       }
@@ -144,8 +154,8 @@ pub(super) fn parse_url(raw: &str) -> CoreResult<UrlParts> {
       "pgbouncer" => parts.pgbouncer = Some(parse_bool("pgbouncer", &v)?),
       "target_session_attrs" => parts.target_session_attrs = Some(v),
       "load_balance_hosts" => parts.load_balance_hosts = Some(v),
-      // Parameters other clients understand (sslrootcert, channel_binding, statement_cache_size,
-      // ...) are accepted and ignored, so a pasted dashboard URL never fails on them.
+      // Parameters other clients understand (statement_cache_size, sslcompression, ...) are
+      // accepted and ignored, so a pasted dashboard URL never fails on them.
       _ => {}
     }
   }
@@ -201,11 +211,12 @@ fn redact_one(raw: &str) -> String {
     let pairs: Vec<(String, String)> = url
       .query_pairs()
       .map(|(k, v)| {
-        let v = if k == "password" { "***".to_string() } else { v.into_owned() };
+        let secret = k == "password" || k == "sslpassword";
+        let v = if secret { "***".to_string() } else { v.into_owned() };
         (k.into_owned(), v)
       })
       .collect();
-    if pairs.iter().any(|(k, _)| k == "password") {
+    if pairs.iter().any(|(k, _)| k == "password" || k == "sslpassword") {
       url.query_pairs_mut().clear().extend_pairs(pairs);
     }
     return url.to_string();

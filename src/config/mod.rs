@@ -7,8 +7,10 @@
 //! - this file: the settings' types and defaults;
 //! - `conn_string`: connection strings, parsed and redacted;
 //! - `hosts`: multi-host targets (host lists, `target_session_attrs`, replicas);
-//! - `resolve`: options, connection string and environment → settings, one concern at a time.
+//! - `resolve`: options, connection string and environment → settings, one concern at a time;
+//! - `client_cert`: a client certificate and its key, read and decrypted.
 
+mod client_cert;
 mod conn_string;
 mod hosts;
 mod resolve;
@@ -25,6 +27,7 @@ use futures_util::future::BoxFuture;
 
 use crate::error::CoreResult;
 
+pub use client_cert::{ClientCert, KeyFormat};
 pub use conn_string::redact_url;
 pub use hosts::{LoadBalance, Routing, Servers, SessionAttrs};
 pub use resolve::tag_application_name;
@@ -104,6 +107,28 @@ pub enum SslMode {
   VerifyFull,
 }
 
+/// SCRAM channel binding, as libpq's `channel_binding`: binds the authentication to the TLS
+/// connection (SCRAM-SHA-256-PLUS, `tls-server-end-point`), so a man in the middle who
+/// terminates TLS cannot relay it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelBinding {
+  Disable,
+  /// Bind when the connection uses TLS and the server offers it (libpq's default).
+  Prefer,
+  /// Fail unless the server authenticated with channel binding.
+  Require,
+}
+
+/// How TLS starts, as libpq's `sslnegotiation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslNegotiation {
+  /// An SSLRequest first, then TLS if the server agrees (every PostgreSQL version).
+  Postgres,
+  /// The TLS handshake at once, with ALPN `postgresql` (PostgreSQL 17 and later): one round
+  /// trip less.
+  Direct,
+}
+
 /// How each new connection is opened. May change live under the same identity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnSettings {
@@ -118,6 +143,10 @@ pub struct ConnSettings {
   pub ssl_mode: SslMode,
   /// PEM of the CA(s) that verify-ca / verify-full trust; `None` = the public web roots.
   pub ssl_root_cert: Option<String>,
+  /// The certificate and key offered when the server asks for one (TLS only).
+  pub client_cert: Option<Arc<ClientCert>>,
+  pub channel_binding: ChannelBinding,
+  pub ssl_negotiation: SslNegotiation,
   pub search_path: Option<String>,
   /// The schema the user asked for (URL `schema` or `searchPath`), also when not applied.
   pub schema: Option<String>,
@@ -177,6 +206,15 @@ pub struct ConfigInput {
   pub ssl_mode: Option<String>,
   /// PEM text of trusted CA certificates (node-postgres's `ssl.ca`).
   pub ssl_root_cert: Option<String>,
+  /// PEM text of the client certificate (chain) and its private key (node-postgres's `ssl.cert`,
+  /// `ssl.key`), and the key's passphrase (`ssl.passphrase`).
+  pub ssl_cert: Option<String>,
+  pub ssl_key: Option<String>,
+  pub ssl_password: Option<String>,
+  /// `disable`, `prefer` or `require` (libpq's `channel_binding`).
+  pub channel_binding: Option<String>,
+  /// `postgres` or `direct` (libpq's `sslnegotiation`).
+  pub ssl_negotiation: Option<String>,
   /// node-postgres's `options` (startup command-line options).
   pub options: Option<String>,
   pub max: Option<u32>,

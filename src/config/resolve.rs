@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::client_cert;
 use super::conn_string::{parse_url, redact_url, UrlParts};
 use super::hosts::{self, LoadBalance, Routing, Servers, SessionAttrs};
 use super::*;
@@ -135,6 +136,11 @@ fn replica_url(src: &Sources, spec: &str, main: &PoolConfig) -> CoreResult<(Stri
     application_name,
     ssl_mode,
     ssl_root_cert_path,
+    ssl_cert_path,
+    ssl_key_path,
+    ssl_password,
+    channel_binding,
+    ssl_negotiation,
     connect_timeout_sec,
     connection_limit,
     pool_timeout_sec,
@@ -151,6 +157,11 @@ fn replica_url(src: &Sources, spec: &str, main: &PoolConfig) -> CoreResult<(Stri
     || (application_name.is_some() && application_name != pool.application_name)
     || (ssl_mode.is_some() && ssl_mode != pool.ssl_mode)
     || (ssl_root_cert_path.is_some() && ssl_root_cert_path != pool.ssl_root_cert_path)
+    || (ssl_cert_path.is_some() && ssl_cert_path != pool.ssl_cert_path)
+    || (ssl_key_path.is_some() && ssl_key_path != pool.ssl_key_path)
+    || (ssl_password.is_some() && ssl_password != pool.ssl_password)
+    || (channel_binding.is_some() && channel_binding != pool.channel_binding)
+    || (ssl_negotiation.is_some() && ssl_negotiation != pool.ssl_negotiation)
     || (connect_timeout_sec.is_some() && connect_timeout_sec != pool.connect_timeout_sec)
     || (connection_limit.is_some() && connection_limit != pool.connection_limit)
     || (pool_timeout_sec.is_some() && pool_timeout_sec != pool.pool_timeout_sec)
@@ -182,7 +193,8 @@ fn conn_settings(src: &Sources, pgbouncer: bool) -> CoreResult<ConnSettings> {
     Some(m) => ssl_mode(&m)?,
     None => SslMode::Disable,
   };
-  let ssl_root_cert = match (&input.ssl_root_cert, &src.url.ssl_root_cert_path) {
+  let ssl_root_cert_path = src.url.ssl_root_cert_path.clone().or_else(|| src.env("PGSSLROOTCERT"));
+  let ssl_root_cert = match (&input.ssl_root_cert, &ssl_root_cert_path) {
     (Some(pem), _) => Some(pem.clone()),
     // libpq's "system": the public roots, which is also what no file means here.
     (None, Some(path)) if path == "system" => None,
@@ -245,6 +257,9 @@ fn conn_settings(src: &Sources, pgbouncer: bool) -> CoreResult<ConnSettings> {
     connect_timeout,
     ssl_mode,
     ssl_root_cert,
+    client_cert: client_cert(src, ssl_mode)?,
+    channel_binding: channel_binding(src, ssl_mode)?,
+    ssl_negotiation: ssl_negotiation(src, ssl_mode)?,
     // Behind PgBouncer no session setting survives; Prisma qualifies names with its `schema`
     // itself, so the URL's schema is only reported, not applied.
     search_path: if pgbouncer { None } else { search_path.clone() },
@@ -371,4 +386,126 @@ fn ms(name: &str, v: f64) -> CoreResult<Duration> {
 fn optional_ms(name: &str, v: f64) -> CoreResult<Option<Duration>> {
   let d = ms(name, v)?;
   Ok(if d.is_zero() { None } else { Some(d) })
+}
+
+/// Where a client certificate or key comes from: PEM text given as an option, or a file.
+enum Pem {
+  Text(&'static str, String),
+  File(&'static str, String),
+}
+
+impl Pem {
+  fn name(&self) -> String {
+    match self {
+      Pem::Text(option, _) => option.to_string(),
+      Pem::File(param, path) => format!("{param} {path}"),
+    }
+  }
+
+  fn read(&self) -> CoreResult<Vec<u8>> {
+    match self {
+      Pem::Text(_, pem) => Ok(pem.clone().into_bytes()),
+      Pem::File(param, path) => {
+        std::fs::read(path).map_err(|e| invalid(format!("{param} {path} cannot be read: {e}")))
+      }
+    }
+  }
+}
+
+/// The client certificate and key: `ssl.cert` and `ssl.key` (PEM text), else the URL's
+/// `sslcert` and `sslkey`, else `PGSSLCERT` and `PGSSLKEY` (files), each pair from one place.
+/// Used over TLS only, as in libpq; given explicitly to a pool without TLS, it is an error (the
+/// server would never see it).
+fn client_cert(src: &Sources, ssl_mode: SslMode) -> CoreResult<Option<Arc<ClientCert>>> {
+  let input = src.input;
+  let url = &src.url;
+  let (cert, key, explicit) = if input.ssl_cert.is_some() || input.ssl_key.is_some() {
+    let text = |option, pem: &Option<String>| pem.clone().map(|pem| Pem::Text(option, pem));
+    (text("ssl.cert", &input.ssl_cert), text("ssl.key", &input.ssl_key), true)
+  } else if url.ssl_cert_path.is_some() || url.ssl_key_path.is_some() {
+    let file = |param, path: &Option<String>| path.clone().map(|path| Pem::File(param, path));
+    (file("sslcert", &url.ssl_cert_path), file("sslkey", &url.ssl_key_path), true)
+  } else {
+    let file = |param, var| src.env(var).map(|path| Pem::File(param, path));
+    (file("PGSSLCERT", "PGSSLCERT"), file("PGSSLKEY", "PGSSLKEY"), false)
+  };
+  if cert.is_none() && key.is_none() {
+    return Ok(None);
+  }
+  if ssl_mode == SslMode::Disable {
+    if !explicit {
+      return Ok(None);
+    }
+    return Err(invalid(
+      "a client certificate (sslcert/sslkey, ssl.cert/ssl.key) is sent over TLS only, and sslmode is \
+       disable: set sslmode=require, verify-ca or verify-full"
+        .into(),
+    ));
+  }
+  let (cert, key) = match (cert, key) {
+    (Some(cert), Some(key)) => (cert, key),
+    (Some(cert), None) => {
+      return Err(invalid(format!(
+        "{} is given without its private key: set sslkey (ssl.key) too",
+        cert.name()
+      )))
+    }
+    (None, Some(key)) => {
+      return Err(invalid(format!(
+        "{} is given without its certificate: set sslcert (ssl.cert) too",
+        key.name()
+      )))
+    }
+    (None, None) => return Ok(None),
+  };
+  let passphrase = input.ssl_password.as_deref().or(url.ssl_password.as_deref());
+  let (cert_name, key_name) = (cert.name(), key.name());
+  let (cert_pem, key_pem) = (cert.read()?, key.read()?);
+  let loaded = ClientCert::load(
+    client_cert::Source { name: &cert_name, pem: &cert_pem },
+    client_cert::Source { name: &key_name, pem: &key_pem },
+    passphrase,
+  )
+  .map_err(invalid)?;
+  Ok(Some(Arc::new(loaded)))
+}
+
+fn channel_binding(src: &Sources, ssl_mode: SslMode) -> CoreResult<ChannelBinding> {
+  let binding =
+    match src.pick(&src.url.channel_binding, &src.input.channel_binding, "PGCHANNELBINDING").as_deref() {
+      None | Some("prefer") => ChannelBinding::Prefer,
+      Some("disable") => ChannelBinding::Disable,
+      Some("require") => ChannelBinding::Require,
+      Some(other) => {
+        return Err(invalid(format!("channel_binding \"{other}\" is not one of disable, prefer, require")))
+      }
+    };
+  if binding == ChannelBinding::Require && ssl_mode == SslMode::Disable {
+    return Err(invalid(
+      "channel_binding=require binds authentication to TLS, and sslmode is disable: set sslmode=require, \
+       verify-ca or verify-full"
+        .into(),
+    ));
+  }
+  Ok(binding)
+}
+
+fn ssl_negotiation(src: &Sources, ssl_mode: SslMode) -> CoreResult<SslNegotiation> {
+  let negotiation = match src
+    .pick(&src.url.ssl_negotiation, &src.input.ssl_negotiation, "PGSSLNEGOTIATION")
+    .as_deref()
+  {
+    None | Some("postgres") => SslNegotiation::Postgres,
+    Some("direct") => SslNegotiation::Direct,
+    Some(other) => return Err(invalid(format!("sslnegotiation \"{other}\" is not one of postgres, direct"))),
+  };
+  // As libpq: a direct handshake cannot fall back to plaintext, so weaker modes are refused.
+  if negotiation == SslNegotiation::Direct && matches!(ssl_mode, SslMode::Disable | SslMode::Prefer) {
+    return Err(invalid(
+      "sslnegotiation=direct starts TLS at once, with no plaintext fallback: it needs sslmode=require, \
+       verify-ca or verify-full"
+        .into(),
+    ));
+  }
+  Ok(negotiation)
 }

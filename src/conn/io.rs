@@ -23,6 +23,7 @@ use super::startup::{parse_db_error, without_sqlstate};
 use super::transport::{DirectRead, Reader, Writer};
 use super::{ConnState, Field, QueryResult, Reply, Response};
 use crate::error::{CoreError, CoreResult, TimeoutKind};
+use crate::wire;
 
 /// The replies owed for requests sent or queued, oldest first, and the bytes not yet written.
 pub(crate) struct Pending {
@@ -193,6 +194,8 @@ struct Collector {
   /// How many bytes of cells the last statement on this connection had: the same query run
   /// again then fills one allocation instead of a chain of doublings.
   cells_hint: usize,
+  /// The request's notices, encoded (`wire::append_notice`), up to MAX_NOTICE_BYTES.
+  notices: Vec<u8>,
 }
 
 impl Collector {
@@ -239,6 +242,10 @@ impl Collector {
 }
 
 const MAX_CELLS_HINT: usize = 16 << 20;
+
+/// Notices kept for one request: a server (or a function raising notices in a loop) cannot make
+/// a connection hold more than this; later notices of the same request are dropped.
+const MAX_NOTICE_BYTES: usize = 1 << 20;
 
 /// Reads a TLS stream or a socket JavaScript owns: only this task reads it.
 async fn read_loop(
@@ -523,8 +530,12 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
       };
       state.answered_one();
       reply.send(match done.error {
+        Some(CoreError::Db(mut db)) if !done.notices.is_empty() => {
+          db.notices = done.notices;
+          Err(CoreError::Db(db))
+        }
         Some(e) => Err(e),
-        None => Ok(Response { results: done.results }),
+        None => Ok(Response { results: done.results, notices: done.notices }),
       });
     }
     Message::ParseComplete
@@ -532,8 +543,13 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
     | Message::PortalSuspended
     | Message::ParameterDescription(_)
     | Message::ParameterStatus(_)
-    | Message::NoticeResponse(_)
     | Message::NotificationResponse(_) => {}
+    Message::NoticeResponse(body) => {
+      if c.notices.len() < MAX_NOTICE_BYTES {
+        wire::append_notice(&mut c.notices, &mut body.fields())
+          .map_err(|e| malformed(format!("a malformed NoticeResponse: {e}")))?;
+      }
+    }
     Message::CopyInResponse(_) | Message::CopyOutResponse(_) => {
       return Err(CoreError::Protocol(
         "COPY is not supported through onepool's query(); use a COPY-capable client".into(),

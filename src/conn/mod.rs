@@ -6,6 +6,7 @@
 //! multi-statement simple queries), the server's transaction status after every request (to
 //! never hand out a connection that is inside a transaction), and Buffers sent in binary.
 
+mod channel_binding;
 mod framing;
 mod io;
 mod query;
@@ -64,6 +65,9 @@ pub struct QueryResult {
 #[derive(Debug)]
 pub struct Response {
   pub results: Vec<QueryResult>,
+  /// The request's notices (NoticeResponse, node-postgres's `notice` event), encoded as
+  /// `wire::append_notice` does; empty when there were none.
+  pub notices: Vec<u8>,
 }
 
 /// Transaction status byte from ReadyForQuery: idle, in transaction, failed transaction.

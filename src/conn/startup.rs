@@ -109,11 +109,9 @@ pub async fn open(target: &Target, settings: &ConnSettings) -> CoreResult<Opened
     .map_err(|e| os_failure(target, &e))?;
   // libpq does not use TLS over unix sockets; neither do we.
   let stream = match &target.host {
-    Host::Tcp(name) => {
-      super::tls::negotiate(socket, settings.ssl_mode, name, settings.ssl_root_cert.as_deref())
-        .await
-        .map_err(|f| connect_failed(target, ConnectCause::Os { code: f.code, message: f.message }))?
-    }
+    Host::Tcp(name) => super::tls::negotiate(socket, settings, name)
+      .await
+      .map_err(|f| connect_failed(target, ConnectCause::Os { code: f.code, message: f.message }))?,
     Host::Unix(_) => transport::into_stream(socket),
   };
   handshake(stream, target, settings).await
@@ -161,38 +159,46 @@ pub async fn handshake(
     })
   };
   let mut scram: Option<sasl::ScramSha256> = None;
+  let mut binder = super::channel_binding::Binder::new(settings.channel_binding, &*stream);
+  let auth_failed = |why: String| connect_failed(target, ConnectCause::Other(why));
   let mut process_id = 0;
   let mut secret_key = 0;
   let mut server = ServerState::default();
+  let mut first = true;
   loop {
     let msg = match read_message(&mut stream, &mut buf, STARTUP_MAX_MESSAGE).await {
       Ok(m) => m,
-      Err(e) => return Err(read_failure(target, &buf, e)),
+      Err(e) => {
+        let refused =
+          if first { super::tls::hung_up_after_client_cert(settings, &*stream, &e) } else { None };
+        return Err(match refused {
+          Some(message) => connect_failed(target, ConnectCause::Os { code: "ECONNRESET".into(), message }),
+          None => read_failure(target, &buf, e),
+        });
+      }
     };
+    first = false;
     out.clear();
     match msg {
-      Message::AuthenticationOk => {}
+      Message::AuthenticationOk => binder.check_authenticated().map_err(auth_failed)?,
       Message::AuthenticationCleartextPassword => {
+        binder.check_other_method().map_err(auth_failed)?;
         frontend::password_message(&password()?, &mut out).map_err(io_err)?;
       }
       Message::AuthenticationMd5Password(body) => {
+        binder.check_other_method().map_err(auth_failed)?;
         let hash = md5_hash(target.user.as_bytes(), &password()?, body.salt());
         frontend::password_message(hash.as_bytes(), &mut out).map_err(io_err)?;
       }
       Message::AuthenticationSasl(body) => {
         let mut mechanisms = body.mechanisms();
-        let mut has_scram = false;
+        let mut offered = Vec::new();
         while let Ok(Some(m)) = mechanisms.next() {
-          has_scram |= m == sasl::SCRAM_SHA_256;
+          offered.push(m.to_string());
         }
-        if !has_scram {
-          return Err(connect_failed(
-            target,
-            ConnectCause::Other("the server offered no supported SASL mechanism".into()),
-          ));
-        }
-        let s = sasl::ScramSha256::new(&password()?, sasl::ChannelBinding::unsupported());
-        frontend::sasl_initial_response(sasl::SCRAM_SHA_256, s.message(), &mut out).map_err(io_err)?;
+        let (mechanism, binding) = binder.scram(&offered).map_err(auth_failed)?;
+        let s = sasl::ScramSha256::new(&password()?, binding);
+        frontend::sasl_initial_response(mechanism, s.message(), &mut out).map_err(io_err)?;
         scram = Some(s);
       }
       Message::AuthenticationSaslContinue(body) => {

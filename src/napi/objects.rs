@@ -29,6 +29,15 @@ pub struct PoolOptionsInput {
   pub ssl_mode: Option<String>,
   /// PEM of trusted CA certificates (`ssl.ca`).
   pub ssl_root_cert: Option<String>,
+  /// PEM of the client certificate chain and its private key (`ssl.cert`, `ssl.key`).
+  pub ssl_cert: Option<String>,
+  pub ssl_key: Option<String>,
+  /// The private key's passphrase (`ssl.passphrase`).
+  pub ssl_password: Option<String>,
+  /// SCRAM channel binding: `disable`, `prefer` or `require`.
+  pub channel_binding: Option<String>,
+  /// `postgres` (SSLRequest first) or `direct` (TLS at once, PostgreSQL 17+).
+  pub ssl_negotiation: Option<String>,
   /// node-postgres's `options`: startup command-line options (`-c lock_timeout=1000`).
   pub options: Option<String>,
   pub max: Option<u32>,
@@ -72,6 +81,11 @@ impl From<PoolOptionsInput> for ConfigInput {
       application_name: o.application_name,
       ssl_mode: o.ssl_mode,
       ssl_root_cert: o.ssl_root_cert,
+      ssl_cert: o.ssl_cert,
+      ssl_key: o.ssl_key,
+      ssl_password: o.ssl_password,
+      channel_binding: o.channel_binding,
+      ssl_negotiation: o.ssl_negotiation,
       options: o.options,
       max: o.max,
       min: o.min,
@@ -131,6 +145,8 @@ pub struct NativeError {
   pub timeout_kind: Option<String>,
   /// The request never reached the server: it certainly did not run.
   pub not_run: Option<bool>,
+  /// The notices the server sent for the request before its error (encoded as in `wire.rs`).
+  pub notices: Option<Buffer>,
 }
 
 impl From<&CoreError> for NativeError {
@@ -160,12 +176,15 @@ impl From<&CoreError> for NativeError {
         out.file = db.file.clone();
         out.line = db.line.clone();
         out.routine = db.routine.clone();
+        if !db.notices.is_empty() {
+          out.notices = Some(db.notices.clone().into());
+        }
       }
       CoreError::ConnectFailed { cause, .. } => {
         let (code, message) = match cause {
           ConnectCause::Os { code, message } => (code.clone(), message.clone()),
           ConnectCause::Server(db) => (db.code.clone(), db.message.clone()),
-          ConnectCause::Timeout => ("ETIMEDOUT".to_string(), "connect timed out".to_string()),
+          ConnectCause::Timeout => ("ETIMEDOUT".to_string(), "timeout expired".to_string()),
           ConnectCause::Other(m) => ("ECONNECT".to_string(), m.clone()),
         };
         out.cause_code = Some(code);
