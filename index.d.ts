@@ -6,13 +6,17 @@ export interface CustomTypesConfig {
   getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => any
 }
 
+export type TargetSessionAttrs = 'any' | 'read-write' | 'read-only' | 'primary' | 'standby' | 'prefer-standby'
+
 export interface PoolOptions {
-  /** Pool identity together with the target (host, port, database, user). Default `"default"`. */
+  /** Pool identity together with the target (hosts, ports, database, user, replicas). Default `"default"`. */
   name?: string
   /** `postgres://` or `postgresql://` URL. Without any target option, `DATABASE_URL` is used. */
   connectionString?: string
-  host?: string
-  port?: number | string
+  /** A host, or a host list (`'h1,h2'` or `['h1', 'h2']`): a multi-host target, as libpq's. */
+  host?: string | string[]
+  /** A port for every host, or one port per host (`'5432,5433'` or `[5432, 5433]`). */
+  port?: number | string | number[]
   user?: string
   /** A string, or a function (sync or async) asked for each new connection: rotating credentials, cloud IAM tokens. */
   password?: string | (() => string | Promise<string>)
@@ -108,6 +112,17 @@ export interface PoolOptions {
   log?: (message: string) => void
   /** node-postgres's `pipeline`: `client.pipeline` shows it; onepool pipelines a client's queries anyway. */
   pipeline?: boolean
+  /**
+   * libpq's: which kind of server the pool's connections land on, the first of the host list
+   * that fits (see README, "Beyond one machine"). Default `'any'`. Alias: `target_session_attrs`.
+   */
+  targetSessionAttrs?: TargetSessionAttrs
+  target_session_attrs?: TargetSessionAttrs
+  /** libpq's: `'random'` tries the hosts in random order. Default `'disable'`. Alias: `load_balance_hosts`. */
+  loadBalanceHosts?: 'disable' | 'random'
+  load_balance_hosts?: 'disable' | 'random'
+  /** Servers only `pool.replica` reads go to: `'host'`, `'host:port'`, `{ host, port }` or connection strings (same user, database and settings). */
+  replicas?: Array<string | { host: string; port?: number | string }>
   /** Only `false` (text results, node-postgres's default). */
   binary?: false
   /** Only `false` (node-postgres's default). */
@@ -274,6 +289,9 @@ export declare class PoolClient extends EventEmitter implements Queryable {
   sql: Sql
   /** `pg_backend_pid()` of the pinned connection. */
   readonly processID: number
+  /** The server the connection is on: its host (or socket directory) and port. */
+  readonly host: string
+  readonly port: number
   readonly released: boolean
   /** node-postgres's `pipeline` option as given (onepool pipelines a client's queries anyway). */
   readonly pipeline: boolean
@@ -295,10 +313,31 @@ export declare class PoolClient extends EventEmitter implements Queryable {
   on(event: string | symbol, listener: (...args: any[]) => void): this
 }
 
+export interface HostStats {
+  host: string
+  port: number
+  /** A read replica (`replicas`), not in the host list. */
+  replica: boolean
+  /** What the server said it is; `'unknown'` before a connection told. */
+  role: 'primary' | 'standby' | 'unknown'
+  /** New transactions are read-only there (a standby, or `default_transaction_read_only`). */
+  readOnly: boolean | null
+  /** `'down'`: its connections could not be opened (`error` says why); it is tried again later. */
+  state: 'up' | 'down' | 'unknown'
+  size: number
+  idle: number
+  inUse: number
+  waiting: number
+  /** A standby's replication lag as last checked (0: it replayed all it received). */
+  lagMs: number | null
+  error: string | null
+}
+
 export interface PoolStats {
   name: string
-  /** `user@host:port/database`, never with a password. */
+  /** `user@host:port/database` (`user@h1:5432,h2:5433/database replicas r1:5432` with several servers), never with a password. */
   target: string
+  /** Most connections per server. */
   max: number
   size: number
   idle: number
@@ -309,6 +348,8 @@ export interface PoolStats {
   /** How many `createPool()` calls attached to this native pool. */
   handles: number
   closed: boolean
+  /** Each server: the host list's in its order, then the replicas; which connections are where. */
+  hosts: HostStats[]
 }
 
 export declare class Pool extends EventEmitter implements Queryable {
@@ -319,6 +360,11 @@ export declare class Pool extends EventEmitter implements Queryable {
   /** COMMIT when `fn` resolves, ROLLBACK when it throws; nested calls on the client use savepoints. */
   transaction<T>(fn: (client: PoolClient) => Promise<T> | T, options?: TransactionOptions): Promise<T>
   stats(): PoolStats
+  /**
+   * This pool for reads a standby may serve: a replica or a standby of the host list (random among
+   * those up), else the pool's own server. Lag applies: read your own writes through the pool.
+   */
+  readonly replica: Pool
   readonly totalCount: number
   readonly idleCount: number
   readonly waitingCount: number

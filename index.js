@@ -2,7 +2,7 @@
 
 const { loadBinding } = require('./lib/native')
 const { normalizeOptions, publicOptions } = require('./lib/options')
-const { Pool, PoolClient } = require('./lib/pool')
+const { Pool, PoolClient, withNulls } = require('./lib/pool')
 const { creationSite } = require('./lib/events')
 const { askPassword } = require('./lib/password')
 const telemetry = require('./lib/otel')
@@ -31,6 +31,7 @@ function createPool(options) {
 function processStats() {
   const stats = binding.processStats()
   stats.budget.limit = stats.budget.limit ?? null
+  stats.pools.forEach(withNulls)
   return stats
 }
 

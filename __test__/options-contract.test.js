@@ -79,6 +79,9 @@ test('the native options object has exactly the fields the binding reads', () =>
     maxMessageBytes: 65536,
     min: 1,
     options: '-c geqo=off',
+    targetSessionAttrs: 'read-write',
+    loadBalanceHosts: 'random',
+    replicas: ['r1:5433'],
   }
   const { native } = normalizeOptions(all, {})
   assert.deepEqual(Object.keys(native).sort(), interfaceKeys(read('binding.d.ts'), 'PoolOptionsInput'))

@@ -8,8 +8,17 @@ const string = (v) => typeof v === 'string'
 const bool = (v) => typeof v === 'boolean'
 const nonNegative = (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0
 const positiveInt = (v) => Number.isInteger(v) && v >= 1 && v <= 100000
-const port = (v) =>
+const onePort = (v) =>
   (Number.isInteger(v) && v >= 1 && v <= 65535) || (typeof v === 'string' && /^\d{1,5}$/.test(v) && +v >= 1 && +v <= 65535)
+// Multi-host targets: a host list ('a,b' or ['a', 'b']) with one port or one port per host.
+const hosts = (v) => string(v) || (Array.isArray(v) && v.length > 0 && v.every((h) => string(h) && h !== '' && !h.includes(',')))
+// In a comma-separated list an empty entry is the default port, as in libpq.
+const port = (v) =>
+  onePort(v) ||
+  (typeof v === 'string' && v.includes(',') && v.split(',').every((p) => p.trim() === '' || onePort(p.trim()))) ||
+  (Array.isArray(v) && v.length > 0 && v.every(onePort))
+const replica = (v) =>
+  (string(v) && v.trim() !== '') || (v !== null && typeof v === 'object' && !Array.isArray(v) && string(v.host) && (v.port === undefined || onePort(v.port)))
 
 const fn = (v) => typeof v === 'function'
 const oneOf = (...values) => (v) => values.includes(v)
@@ -17,12 +26,14 @@ const pem = (v) => string(v) || Buffer.isBuffer(v)
 const pemList = (v) => pem(v) || (Array.isArray(v) && v.every(pem))
 const any = () => true
 
+const SESSION_ATTRS = ['any', 'read-write', 'read-only', 'primary', 'standby', 'prefer-standby']
+
 // name → [canonical name, validator, expected type in words]
 const OPTIONS = {
   name: ['name', string, 'a string'],
   connectionString: ['connectionString', string, 'a string'],
-  host: ['host', string, 'a string'],
-  port: ['port', port, 'a port number'],
+  host: ['host', hosts, 'a host, a comma-separated host list or an array of hosts'],
+  port: ['port', port, 'a port number, or a list of them (comma-separated or an array)'],
   user: ['user', string, 'a string'],
   password: ['password', (v) => string(v) || fn(v), 'a string or a function returning one (or a promise of one)'],
   database: ['database', string, 'a string'],
@@ -67,6 +78,12 @@ const OPTIONS = {
   verify: ['verify', fn, 'a function (client, callback)'],
   log: ['log', fn, 'a function'],
   pipeline: ['pipeline', bool, 'a boolean'],
+  // Several servers: libpq's multi-host options, and read replicas (lib/pool.js `replica`).
+  targetSessionAttrs: ['targetSessionAttrs', (v) => SESSION_ATTRS.includes(v), `one of ${SESSION_ATTRS.join(', ')}`],
+  target_session_attrs: ['targetSessionAttrs', (v) => SESSION_ATTRS.includes(v), `one of ${SESSION_ATTRS.join(', ')}`],
+  loadBalanceHosts: ['loadBalanceHosts', (v) => v === 'disable' || v === 'random', "'disable' or 'random'"],
+  load_balance_hosts: ['loadBalanceHosts', (v) => v === 'disable' || v === 'random', "'disable' or 'random'"],
+  replicas: ['replicas', (v) => Array.isArray(v) && v.every(replica), 'an array of hosts ("host", "host:port"), { host, port } objects or connection strings'],
   // Accepted for node-postgres compatibility; onepool's behaviour already covers them.
   allowExitOnIdle: ['allowExitOnIdle', bool, 'a boolean'],
   binary: ['binary', (v) => v === false, 'false (onepool receives text results, as node-postgres does by default)'],
@@ -99,7 +116,10 @@ const REFUSED = {
   replication: 'replication connections are not pooled',
 }
 
-const ENV_KEYS = ['PGHOST', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE', 'PGAPPNAME', 'PGSSLMODE', 'USER', 'USERNAME', 'ONEPOOL_MACHINE_MAX']
+const ENV_KEYS = [
+  'PGHOST', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE', 'PGAPPNAME', 'PGSSLMODE', 'USER', 'USERNAME', 'ONEPOOL_MACHINE_MAX',
+  'PGTARGETSESSIONATTRS', 'PGLOADBALANCEHOSTS',
+]
 // libpq's TLS variables (files for the certificates and the key, as sslrootcert/sslcert/sslkey).
 const TLS_ENV_KEYS = ['PGSSLROOTCERT', 'PGSSLCERT', 'PGSSLKEY', 'PGCHANNELBINDING', 'PGSSLNEGOTIATION']
 
@@ -234,8 +254,8 @@ function normalizeOptions(input, env = process.env) {
   const native = {
     name: out.name,
     connectionString: out.connectionString,
-    host: out.host,
-    port: out.port === undefined ? undefined : Number(out.port),
+    host: Array.isArray(out.host) ? out.host.join(',') : out.host,
+    port: out.port === undefined ? undefined : Array.isArray(out.port) ? out.port.join(',') : String(out.port),
     user: out.user,
     password: typeof out.password === 'string' ? out.password : undefined,
     database: out.database,
@@ -261,6 +281,9 @@ function normalizeOptions(input, env = process.env) {
     statementCacheSize: out.statementCacheSize,
     maxMessageBytes: out.maxMessageBytes,
     machineMax: out.machineMax,
+    targetSessionAttrs: out.targetSessionAttrs,
+    loadBalanceHosts: out.loadBalanceHosts,
+    replicas: out.replicas === undefined ? undefined : out.replicas.map(replicaSpec),
     env: envVars,
   }
   for (const key of Object.keys(native)) if (native[key] === undefined) delete native[key]
@@ -279,6 +302,13 @@ function normalizeOptions(input, env = process.env) {
       pipeline: out.pipeline === true,
     },
   }
+}
+
+/** A replica as the native side reads it: "host", "host:port", "[v6]:port" or a connection string. */
+function replicaSpec(r) {
+  if (typeof r === 'string') return r.trim()
+  const host = r.host.includes(':') ? `[${r.host}]` : r.host
+  return r.port === undefined ? host : `${host}:${r.port}`
 }
 
 /** node-postgres's `options` plus the session timeouts it sends as startup options. */

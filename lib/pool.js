@@ -310,6 +310,9 @@ class PoolClient extends EventEmitter {
     this.#released = false
     this.#depth = 0
     this.processID = session.processId
+    /** The server this client's connection is on (one of a multi-host pool's hosts). */
+    this.host = session.host
+    this.port = session.port
   }
 
   query(textOrConfig, values, options) {
@@ -495,6 +498,16 @@ async function runTransaction(client, fn, options, afterCommitSent) {
 
 const noRelease = () => {}
 
+/** A pool's stats with `null` (not a missing property) where a server's value is unknown. */
+function withNulls(stats) {
+  for (const h of stats.hosts) {
+    h.readOnly = h.readOnly ?? null
+    h.lagMs = h.lagMs ?? null
+    h.error = h.error ?? null
+  }
+  return stats
+}
+
 function closedError() {
   return clientError('POOL_CLOSED', 'the pool was ended: end() was called on it')
 }
@@ -517,6 +530,8 @@ class Pool extends EventEmitter {
   #telemetry
   /** @internal pg's named statements of this object and its clients: name → text. */
   _statementNames = new Map()
+  /** `pool.replica`: this pool for reads on a standby (`null` on the replica view itself). */
+  #replica
 
   /**
    * @param options node-postgres's `pool.options`: what was passed, defaults filled in
@@ -529,6 +544,7 @@ class Pool extends EventEmitter {
     this.#addon = { binding, dispatcher }
     this.#site = site || events.creationSite(new Error().stack)
     this.#viaClient = Boolean(js.onConnect || js.verify)
+    this.#replica = js.replicaOf ? null : undefined
     this.#telemetry = js.telemetry || null
     this.options = options || {}
     /** Tagged template: sql`select * from t where id = ${id}` → rows. */
@@ -754,8 +770,25 @@ class Pool extends EventEmitter {
     }
   }
 
+  /**
+   * The same pool for reads that may run on a standby: its queries, clients and transactions go
+   * to a read replica or a standby of the host list (a random one of those up), and to the
+   * pool's own server when no standby is up. Replication lag applies: read your own writes
+   * through the pool itself.
+   */
+  get replica() {
+    if (this.#replica === null) return this
+    if (this.#replica === undefined) {
+      const js = { ...this.#js, replicaOf: this }
+      const { binding, dispatcher } = this.#addon
+      // Its own creation site: its native events must not take over this object's (lib/events.js).
+      this.#replica = new Pool(this.#native.replica(), js, binding, dispatcher, this.options, `${this.#site} (replica)`)
+    }
+    return this.#replica
+  }
+
   stats() {
-    return this.#native.stats()
+    return withNulls(this.#native.stats())
   }
 
   get totalCount() {
@@ -827,4 +860,4 @@ class Pool extends EventEmitter {
   }
 }
 
-module.exports = { Pool, PoolClient, beginStatement }
+module.exports = { Pool, PoolClient, beginStatement, withNulls }

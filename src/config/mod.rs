@@ -6,11 +6,13 @@
 //!
 //! - this file: the settings' types and defaults;
 //! - `conn_string`: connection strings, parsed and redacted;
+//! - `hosts`: multi-host targets (host lists, `target_session_attrs`, replicas);
 //! - `resolve`: options, connection string and environment → settings, one concern at a time;
 //! - `client_cert`: a client certificate and its key, read and decrypted.
 
 mod client_cert;
 mod conn_string;
+mod hosts;
 mod resolve;
 #[cfg(test)]
 mod tests;
@@ -27,6 +29,7 @@ use crate::error::CoreResult;
 
 pub use client_cert::{ClientCert, KeyFormat};
 pub use conn_string::redact_url;
+pub use hosts::{LoadBalance, Routing, Servers, SessionAttrs};
 pub use resolve::tag_application_name;
 
 /// A password that never prints.
@@ -79,7 +82,8 @@ impl fmt::Display for Host {
   }
 }
 
-/// What makes two pools "the same database": part of the registry key.
+/// One server of a pool: where its connections go (host and port) and as whom. A pool's
+/// identity holds one per server (`Servers`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Target {
   pub host: Host,
@@ -173,7 +177,13 @@ pub struct PoolSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
   pub name: String,
+  /// The server a pool of one server connects to: the first of `servers.hosts`. A pool with
+  /// several servers gives each server's pool a config of its own (`for_server`).
   pub target: Target,
+  /// Every server the pool may connect to: with `name`, what makes two pools the same.
+  pub servers: Servers,
+  /// How a request picks one of several servers.
+  pub routing: Routing,
   pub conn: ConnSettings,
   pub pool: PoolSettings,
   pub pgbouncer: bool,
@@ -184,8 +194,10 @@ pub struct PoolConfig {
 pub struct ConfigInput {
   pub name: Option<String>,
   pub connection_string: Option<String>,
+  /// One host or a comma-separated host list.
   pub host: Option<String>,
-  pub port: Option<u32>,
+  /// One port or a comma-separated port list.
+  pub port: Option<String>,
   pub user: Option<String>,
   pub password: Option<String>,
   pub password_provider: Option<PasswordProvider>,
@@ -218,6 +230,10 @@ pub struct ConfigInput {
   pub statement_cache_size: Option<u32>,
   pub max_message_bytes: Option<u32>,
   pub machine_max: Option<u32>,
+  pub target_session_attrs: Option<String>,
+  pub load_balance_hosts: Option<String>,
+  /// Servers only reads go to: `host`, `host:port` or connection strings.
+  pub replicas: Vec<String>,
   /// `PG*` variables (`PGHOST`, `PGUSER`, ...) and `USER`, as seen by the caller.
   pub env: HashMap<String, String>,
 }
@@ -237,5 +253,10 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 30;
 impl PoolConfig {
   pub fn from_input(input: &ConfigInput) -> CoreResult<PoolConfig> {
     resolve::pool_config(input)
+  }
+
+  /// This config for the pool of one of its servers.
+  pub fn for_server(&self, target: &Target) -> PoolConfig {
+    PoolConfig { target: target.clone(), ..self.clone() }
   }
 }

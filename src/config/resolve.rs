@@ -1,11 +1,11 @@
 //! `ConfigInput` → `PoolConfig`, one concern at a time: where to connect (the target), how to
 //! open each connection, how the pool behaves, then the checks that need them all.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::client_cert;
-use super::conn_string::{parse_url, UrlParts};
+use super::conn_string::{parse_url, redact_url, UrlParts};
+use super::hosts::{self, LoadBalance, Routing, Servers, SessionAttrs};
 use super::*;
 use crate::error::{CoreError, CoreResult};
 
@@ -34,7 +34,8 @@ pub(super) fn pool_config(input: &ConfigInput) -> CoreResult<PoolConfig> {
     None => UrlParts::default(),
   };
   let src = Sources { url, input };
-  let target = target(&src)?;
+  let hosts = servers(&src)?;
+  let routing = routing(&src)?;
   let pgbouncer = input.pgbouncer.or(src.url.pgbouncer).unwrap_or(false);
   let conn = conn_settings(&src, pgbouncer)?;
   let pool = pool_settings(&src)?;
@@ -42,31 +43,29 @@ pub(super) fn pool_config(input: &ConfigInput) -> CoreResult<PoolConfig> {
   if name.is_empty() {
     return Err(invalid("name must not be empty".into()));
   }
-  Ok(PoolConfig { name, target, conn, pool, pgbouncer })
+  let target = hosts[0].clone();
+  let servers = Servers { hosts, replicas: Vec::new() };
+  let mut cfg = PoolConfig { name, target, servers, routing, conn, pool, pgbouncer };
+  cfg.servers.replicas = replicas(&src, &cfg)?;
+  Ok(cfg)
 }
 
-/// Host, port, database and user: what makes two pools "the same database".
-fn target(src: &Sources) -> CoreResult<Target> {
+/// Host (or host list), port (or port list), database and user: what makes two pools "the
+/// same database".
+fn servers(src: &Sources) -> CoreResult<Vec<Target>> {
   let input = src.input;
-  let host = src.pick(&src.url.host, &input.host, "PGHOST").unwrap_or_else(|| "localhost".into());
-  let host = if host.starts_with('/') {
-    Host::Unix(PathBuf::from(&host))
-  } else if host.is_empty() {
-    return Err(invalid("host is empty".into()));
-  } else {
-    Host::Tcp(host)
+  let hosts = src.pick(&src.url.host, &input.host, "PGHOST").unwrap_or_else(|| "localhost".into());
+  // A port list pairs with the host list; one port (or none) is also the default for hosts
+  // whose port entry is empty.
+  let ports = src.url.port.clone().or_else(|| input.port.clone()).or_else(|| src.env("PGPORT"));
+  let default_port = match ports.as_deref().filter(|p| !p.contains(',')) {
+    Some(p) if !p.trim().is_empty() => p.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+      let from = if src.url.port.is_some() || input.port.is_some() { "port" } else { "PGPORT" };
+      invalid(format!("{from} must be a port number between 1 and 65535, got {p}"))
+    })?,
+    _ => 5432,
   };
-  let port = match (src.url.port, input.port) {
-    (Some(p), _) => p,
-    (None, Some(p)) => u16::try_from(p)
-      .ok()
-      .filter(|p| *p > 0)
-      .ok_or_else(|| invalid(format!("port must be between 1 and 65535, got {p}")))?,
-    (None, None) => match src.env("PGPORT") {
-      Some(p) => p.parse().map_err(|_| invalid(format!("PGPORT={p} is not a port number")))?,
-      None => 5432,
-    },
-  };
+  let pairs = hosts::pair_up(&hosts, ports.as_deref(), default_port)?;
   let user = src
     .pick(&src.url.user, &input.user, "PGUSER")
     .or_else(|| src.env("USER"))
@@ -77,7 +76,107 @@ fn target(src: &Sources) -> CoreResult<Target> {
   for (option, value) in [("user", &user), ("database", &database)] {
     refuse_nul(option, value)?;
   }
-  Ok(Target { host, port, database, user })
+  Ok(
+    pairs
+      .into_iter()
+      .map(|(host, port)| Target { host, port, database: database.clone(), user: user.clone() })
+      .collect(),
+  )
+}
+
+/// `target_session_attrs` and `load_balance_hosts`: the option's value, else the connection
+/// string's, else the environment's (libpq's `PGTARGETSESSIONATTRS`, `PGLOADBALANCEHOSTS`).
+fn routing(src: &Sources) -> CoreResult<Routing> {
+  let input = src.input;
+  let attrs = src.pick(&src.url.target_session_attrs, &input.target_session_attrs, "PGTARGETSESSIONATTRS");
+  let balance = src.pick(&src.url.load_balance_hosts, &input.load_balance_hosts, "PGLOADBALANCEHOSTS");
+  Ok(Routing {
+    session_attrs: attrs.as_deref().map_or(Ok(SessionAttrs::Any), SessionAttrs::parse)?,
+    load_balance: balance.as_deref().map_or(Ok(LoadBalance::Disable), LoadBalance::parse)?,
+  })
+}
+
+/// The read replicas: `host`, `host:port`, `[v6]:port`, a socket directory, or a connection
+/// string. A replica is another server of the same database: a connection string contributes
+/// its hosts and ports, and anything else it says must be what the pool's own says.
+fn replicas(src: &Sources, main: &PoolConfig) -> CoreResult<Vec<Target>> {
+  let first = &main.target;
+  let mut out = Vec::new();
+  for spec in &src.input.replicas {
+    let spec = spec.trim();
+    let lower = spec.get(..13).unwrap_or(spec).to_ascii_lowercase();
+    let (hosts, ports) = if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+      replica_url(src, spec, main)?
+    } else {
+      match spec.strip_prefix('[').and_then(|v6| v6.split_once(']')) {
+        Some((h, tail)) => (h.to_string(), tail.strip_prefix(':').map(str::to_string)),
+        None if spec.starts_with('/') => (spec.to_string(), None),
+        None => match spec.rsplit_once(':') {
+          Some((h, p)) if !h.contains(':') => (h.to_string(), Some(p.to_string())),
+          _ => (spec.to_string(), None),
+        },
+      }
+    };
+    for (host, port) in hosts::pair_up(&hosts, ports.as_deref(), first.port)? {
+      out.push(Target { host, port, database: first.database.clone(), user: first.user.clone() });
+    }
+  }
+  Ok(out)
+}
+
+/// A replica's connection string: its host list and ports, once every other value in it is
+/// found to be the pool's (the list below names each field, so a new one must be decided here).
+fn replica_url(src: &Sources, spec: &str, main: &PoolConfig) -> CoreResult<(String, Option<String>)> {
+  let UrlParts {
+    host,
+    port,
+    user,
+    password,
+    database,
+    application_name,
+    ssl_mode,
+    ssl_root_cert_path,
+    ssl_cert_path,
+    ssl_key_path,
+    ssl_password,
+    channel_binding,
+    ssl_negotiation,
+    connect_timeout_sec,
+    connection_limit,
+    pool_timeout_sec,
+    schema,
+    pgbouncer,
+    target_session_attrs,
+    load_balance_hosts,
+  } = parse_url(spec)?;
+  let pool = &src.url;
+  let password_differs = password.is_some() && password.map(Secret) != main.conn.password;
+  let differs = (user.is_some() && user.as_ref() != Some(&main.target.user))
+    || (database.is_some() && database.as_ref() != Some(&main.target.database))
+    || password_differs
+    || (application_name.is_some() && application_name != pool.application_name)
+    || (ssl_mode.is_some() && ssl_mode != pool.ssl_mode)
+    || (ssl_root_cert_path.is_some() && ssl_root_cert_path != pool.ssl_root_cert_path)
+    || (ssl_cert_path.is_some() && ssl_cert_path != pool.ssl_cert_path)
+    || (ssl_key_path.is_some() && ssl_key_path != pool.ssl_key_path)
+    || (ssl_password.is_some() && ssl_password != pool.ssl_password)
+    || (channel_binding.is_some() && channel_binding != pool.channel_binding)
+    || (ssl_negotiation.is_some() && ssl_negotiation != pool.ssl_negotiation)
+    || (connect_timeout_sec.is_some() && connect_timeout_sec != pool.connect_timeout_sec)
+    || (connection_limit.is_some() && connection_limit != pool.connection_limit)
+    || (pool_timeout_sec.is_some() && pool_timeout_sec != pool.pool_timeout_sec)
+    || (schema.is_some() && schema != pool.schema)
+    || (pgbouncer.is_some() && pgbouncer != pool.pgbouncer)
+    || target_session_attrs.is_some()
+    || load_balance_hosts.is_some();
+  if differs {
+    return Err(invalid(format!(
+      "replica {} says more than its hosts and ports: a replica uses the pool's user, database, password \
+       and settings, so anything else in its connection string must be what the pool's says",
+      redact_url(spec).split('?').next().unwrap_or("")
+    )));
+  }
+  Ok((host.unwrap_or_else(|| "localhost".into()), port))
 }
 
 /// How each connection is opened and which session settings it starts with.

@@ -10,6 +10,7 @@ mod channel_binding;
 mod framing;
 mod io;
 mod query;
+mod session_attrs;
 pub mod sockets;
 mod startup;
 mod tls;
@@ -31,6 +32,7 @@ use transport::DirectWrite;
 pub use io::Inbox;
 pub use query::Query;
 use query::{encode_bound, encode_prepare, encode_simple, encode_unnamed, with_closes, Plan, Statements};
+pub use session_attrs::{check, Checked, ServerState};
 pub use startup::cancel;
 
 /// A query parameter as prepared by the JS layer (node-postgres's `prepareValue`).
@@ -169,6 +171,8 @@ pub struct Conn {
   pub idle_since: Instant,
   /// Requests queued before this count belong to an earlier owner (`change_owner`).
   earlier_until: u64,
+  /// What the server said it is when the connection opened (`in_hot_standby`, ...).
+  pub server_at_start: ServerState,
   _lease: Lease,
 }
 
@@ -264,6 +268,7 @@ impl Conn {
       retire_at,
       idle_since: Instant::now(),
       earlier_until: 0,
+      server_at_start: opened.server,
       _lease: lease,
     }
   }

@@ -11,6 +11,7 @@ use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::framing::{preview, read_message, ReadError, STARTUP_MAX_MESSAGE};
+use super::session_attrs::ServerState;
 use super::transport::{self, Stream};
 use crate::config::{ConnSettings, Host, Target};
 use crate::error::{describe_io, io_code, ConnectCause, CoreError, CoreResult, DbError};
@@ -19,6 +20,8 @@ pub struct Opened {
   pub stream: Box<dyn Stream>,
   pub process_id: i32,
   pub secret_key: i32,
+  /// What the server reported about itself at startup (PostgreSQL 14 and later).
+  pub server: ServerState,
 }
 
 fn connect_failed(target: &Target, cause: ConnectCause) -> CoreError {
@@ -160,6 +163,7 @@ pub async fn handshake(
   let auth_failed = |why: String| connect_failed(target, ConnectCause::Other(why));
   let mut process_id = 0;
   let mut secret_key = 0;
+  let mut server = ServerState::default();
   let mut first = true;
   loop {
     let msg = match read_message(&mut stream, &mut buf, STARTUP_MAX_MESSAGE).await {
@@ -210,7 +214,12 @@ pub async fn handshake(
         process_id = body.process_id();
         secret_key = body.secret_key();
       }
-      Message::ParameterStatus(_) | Message::NoticeResponse(_) => {}
+      Message::ParameterStatus(body) => {
+        if let (Ok(name), Ok(value)) = (body.name(), body.value()) {
+          server.parameter(name, value);
+        }
+      }
+      Message::NoticeResponse(_) => {}
       Message::ReadyForQuery(_) => break,
       Message::ErrorResponse(body) => {
         let db = parse_db_error(&mut body.fields());
@@ -225,7 +234,7 @@ pub async fn handshake(
       stream.write_all(&out).await.map_err(io_err)?;
     }
   }
-  Ok(Opened { stream, process_id, secret_key })
+  Ok(Opened { stream, process_id, secret_key, server })
 }
 
 /// Asks the server to cancel whatever the connection identified by `key` is running.

@@ -17,6 +17,7 @@ mod events;
 mod handover;
 mod lifecycle;
 mod open;
+mod server;
 mod shared;
 #[cfg(test)]
 mod shared_tests;
@@ -47,6 +48,7 @@ use handover::Queued;
 pub use handover::{Checkout, Returned};
 use lifecycle::reap_idle;
 use open::is_server_full;
+pub use server::{Failure, ServerStatus, ServerView};
 use shared::{QueuedRequest, SharedConn};
 use timings::{Timings, FAST};
 
@@ -123,6 +125,9 @@ pub struct Pool {
   machine_dir: std::sync::OnceLock<Option<std::path::PathBuf>>,
   /// Who watches connections open and close (`watch`).
   observers: Observers,
+  /// What the pool knows of its server (`server`).
+  server: ServerStatus,
+  tracks_server: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +184,8 @@ impl Pool {
       budget,
       machine_dir: std::sync::OnceLock::new(),
       observers: Observers::default(),
+      server: ServerStatus::default(),
+      tracks_server: std::sync::atomic::AtomicBool::new(false),
     });
     crate::runtime::spawn(reap_idle(Arc::downgrade(&pool)));
     crate::runtime::spawn(expire_queued(Arc::downgrade(&pool), pool.queue_changed.clone()));

@@ -80,18 +80,35 @@ impl Pool {
       }
       self.connector.connect(&self.target, &conn_settings, lease, id, retire_at).await
     };
-    let conn =
-      match tokio::time::timeout(settings.conn.connect_timeout, connecting).await.map_err(|_| timed_out())? {
-        Ok(conn) => conn,
-        Err(e) => {
-          if is_server_full(&e) {
-            self.server_was_full();
-          }
-          return Err(e);
+    let opened = tokio::time::timeout(settings.conn.connect_timeout, connecting)
+      .await
+      .unwrap_or_else(|_| Err(timed_out()));
+    let conn = match opened {
+      Ok(conn) => conn,
+      Err(e) => {
+        if is_server_full(&e) {
+          self.server_was_full();
+        } else {
+          self.open_failed(&e);
         }
-      };
+        return Err(e);
+      }
+    };
     if !self.ping(&conn, &settings).await {
-      return Err(timed_out());
+      // Closed as it opened (the server is shutting down), or it did not answer in time.
+      let failed = if conn.is_closed() {
+        CoreError::ConnectFailed {
+          target: self.target.to_string(),
+          cause: ConnectCause::Os {
+            code: "ECONNRESET".into(),
+            message: "the server closed the connection as it opened".into(),
+          },
+        }
+      } else {
+        timed_out()
+      };
+      self.open_failed(&failed);
+      return Err(failed);
     }
     {
       let mut st = self.lock();
@@ -103,7 +120,7 @@ impl Pool {
     std::mem::forget(guard);
     self.created.fetch_add(1, Ordering::Relaxed);
     self.observers.emit(PoolEvent::Opened { id, took: started.elapsed() });
-    Ok(conn)
+    self.learn_server(conn, &settings).await
   }
 
   /// A password function that failed: the connection could not be opened, and why.
