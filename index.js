@@ -2,7 +2,7 @@
 
 const { loadBinding } = require('./lib/native')
 const { normalizeOptions, publicOptions } = require('./lib/options')
-const { Pool, PoolClient } = require('./lib/pool')
+const { Pool, PoolClient, withNulls } = require('./lib/pool')
 const { creationSite } = require('./lib/events')
 const { askPassword } = require('./lib/password')
 const telemetry = require('./lib/otel')
@@ -10,6 +10,7 @@ const { OnepoolError, isOnepoolError, fromNative, CODES } = require('./lib/error
 const { Result } = require('./lib/result')
 const { Cursor } = require('./lib/cursor')
 const { QueryStream } = require('./lib/query-stream')
+const { defaults } = require('./lib/types')
 
 const { binding, dispatcher } = loadBinding()
 
@@ -32,6 +33,7 @@ function createPool(options) {
 function processStats() {
   const stats = binding.processStats()
   stats.budget.limit = stats.budget.limit ?? null
+  stats.pools.forEach(withNulls)
   return stats
 }
 
@@ -62,4 +64,5 @@ module.exports = {
   Cursor,
   QueryStream,
   types: require('pg-types'),
+  defaults,
 }

@@ -21,5 +21,6 @@ export const {
   Cursor,
   QueryStream,
   types,
+  defaults,
 } = onepool
 export default onepool

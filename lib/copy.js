@@ -7,6 +7,7 @@
 const { Readable, Writable } = require('node:stream')
 const { fromNative, clientError } = require('./errors')
 const { decode } = require('./result')
+const { resultNotices, errorNotices, tellNotices } = require('./notices')
 const { checkText, iterateUntilClosed } = require('./stream')
 
 /** Small writes are gathered into one crossing of about this size. */
@@ -16,11 +17,6 @@ const DATA = 0x44
 const END = 0x45
 
 const noop = () => {}
-
-function rowCountOf(tag) {
-  const m = /^COPY (\d+)/.exec(tag)
-  return m ? Number(m[1]) : null
-}
 
 function checkSignal(signal) {
   if (signal !== undefined && !(signal && typeof signal.aborted === 'boolean' && typeof signal.addEventListener === 'function')) {
@@ -82,6 +78,7 @@ class CopyRun {
     const out = await this.#addon.dispatcher.request((env, id) => start({ env, id, lone: false }))
     if (!Buffer.isBuffer(out)) {
       this.#over()
+      if (out.notices) tellNotices(this.#client, errorNotices(out))
       throw fromNative(out)
     }
     return out
@@ -96,6 +93,7 @@ class CopyRun {
     const out = await this.#addon.dispatcher.requestOrNow((env, id) => this.#native.write(buf, { env, id, lone: false }))
     if (out === true || Buffer.isBuffer(out)) return
     this.#over()
+    if (out.notices) tellNotices(this.#client, errorNotices(out))
     throw fromNative(out)
   }
 
@@ -103,6 +101,7 @@ class CopyRun {
   async finish() {
     const out = await this.#call((tag) => this.#native.finish(tag))
     this.#over()
+    tellNotices(this.#client, resultNotices(out))
     return decode(out).rowCount
   }
 
@@ -112,7 +111,9 @@ class CopyRun {
     if (out[0] === DATA) return out.subarray(1)
     if (out[0] !== END) throw clientError('INTERNAL', 'onepool: corrupt COPY chunk')
     this.#over()
-    this.rowCount = rowCountOf(out.latin1Slice(1))
+    const end = out.subarray(1)
+    tellNotices(this.#client, resultNotices(end))
+    this.rowCount = decode(end).rowCount
     return null
   }
 

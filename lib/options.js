@@ -8,18 +8,32 @@ const string = (v) => typeof v === 'string'
 const bool = (v) => typeof v === 'boolean'
 const nonNegative = (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0
 const positiveInt = (v) => Number.isInteger(v) && v >= 1 && v <= 100000
-const port = (v) =>
+const onePort = (v) =>
   (Number.isInteger(v) && v >= 1 && v <= 65535) || (typeof v === 'string' && /^\d{1,5}$/.test(v) && +v >= 1 && +v <= 65535)
+// Multi-host targets: a host list ('a,b' or ['a', 'b']) with one port or one port per host.
+const hosts = (v) => string(v) || (Array.isArray(v) && v.length > 0 && v.every((h) => string(h) && h !== '' && !h.includes(',')))
+// In a comma-separated list an empty entry is the default port, as in libpq.
+const port = (v) =>
+  onePort(v) ||
+  (typeof v === 'string' && v.includes(',') && v.split(',').every((p) => p.trim() === '' || onePort(p.trim()))) ||
+  (Array.isArray(v) && v.length > 0 && v.every(onePort))
+const replica = (v) =>
+  (string(v) && v.trim() !== '') || (v !== null && typeof v === 'object' && !Array.isArray(v) && string(v.host) && (v.port === undefined || onePort(v.port)))
 
 const fn = (v) => typeof v === 'function'
+const oneOf = (...values) => (v) => values.includes(v)
+const pem = (v) => string(v) || Buffer.isBuffer(v)
+const pemList = (v) => pem(v) || (Array.isArray(v) && v.every(pem))
 const any = () => true
+
+const SESSION_ATTRS = ['any', 'read-write', 'read-only', 'primary', 'standby', 'prefer-standby']
 
 // name → [canonical name, validator, expected type in words]
 const OPTIONS = {
   name: ['name', string, 'a string'],
   connectionString: ['connectionString', string, 'a string'],
-  host: ['host', string, 'a string'],
-  port: ['port', port, 'a port number'],
+  host: ['host', hosts, 'a host, a comma-separated host list or an array of hosts'],
+  port: ['port', port, 'a port number, or a list of them (comma-separated or an array)'],
   user: ['user', string, 'a string'],
   password: ['password', (v) => string(v) || fn(v), 'a string or a function returning one (or a promise of one)'],
   database: ['database', string, 'a string'],
@@ -27,6 +41,10 @@ const OPTIONS = {
   application_name: ['applicationName', string, 'a string'],
   ssl: ['ssl', (v) => bool(v) || string(v) || (typeof v === 'object' && v !== null), 'a boolean, an sslmode string or an object'],
   sslmode: ['ssl', string, 'an sslmode string'],
+  channelBinding: ['channelBinding', oneOf('disable', 'prefer', 'require'), '"disable", "prefer" or "require"'],
+  channel_binding: ['channelBinding', oneOf('disable', 'prefer', 'require'), '"disable", "prefer" or "require"'],
+  sslNegotiation: ['sslNegotiation', oneOf('postgres', 'direct'), '"postgres" or "direct"'],
+  sslnegotiation: ['sslNegotiation', oneOf('postgres', 'direct'), '"postgres" or "direct"'],
   max: ['max', positiveInt, 'an integer of at least 1'],
   poolSize: ['max', positiveInt, 'an integer of at least 1'],
   acquireTimeoutMs: ['acquireTimeoutMs', nonNegative, 'a non-negative number of milliseconds'],
@@ -60,6 +78,12 @@ const OPTIONS = {
   verify: ['verify', fn, 'a function (client, callback)'],
   log: ['log', fn, 'a function'],
   pipeline: ['pipeline', bool, 'a boolean'],
+  // Several servers: libpq's multi-host options, and read replicas (lib/pool.js `replica`).
+  targetSessionAttrs: ['targetSessionAttrs', (v) => SESSION_ATTRS.includes(v), `one of ${SESSION_ATTRS.join(', ')}`],
+  target_session_attrs: ['targetSessionAttrs', (v) => SESSION_ATTRS.includes(v), `one of ${SESSION_ATTRS.join(', ')}`],
+  loadBalanceHosts: ['loadBalanceHosts', (v) => v === 'disable' || v === 'random', "'disable' or 'random'"],
+  load_balance_hosts: ['loadBalanceHosts', (v) => v === 'disable' || v === 'random', "'disable' or 'random'"],
+  replicas: ['replicas', (v) => Array.isArray(v) && v.every(replica), 'an array of hosts ("host", "host:port"), { host, port } objects or connection strings'],
   // Accepted for node-postgres compatibility; onepool's behaviour already covers them.
   allowExitOnIdle: ['allowExitOnIdle', bool, 'a boolean'],
   binary: ['binary', (v) => v === false, 'false (onepool receives text results, as node-postgres does by default)'],
@@ -68,6 +92,7 @@ const OPTIONS = {
   Client: ['Client', any, 'a client class'],
   Promise: ['Promise', any, 'a Promise implementation'],
   keepAliveInitialDelayMillis: ['keepAliveInitialDelayMillis', nonNegative, 'a non-negative number of milliseconds'],
+  // node-postgres's switch for SCRAM-SHA-256-PLUS: true is channelBinding "prefer", false "disable".
   enableChannelBinding: ['enableChannelBinding', bool, 'a boolean'],
 }
 
@@ -76,7 +101,6 @@ const IGNORED = {
   Client: 'onepool speaks the protocol itself; a custom Client class is not used',
   Promise: 'onepool returns native promises',
   keepAliveInitialDelayMillis: "TCP keepalive uses the operating system's delay",
-  enableChannelBinding: 'SCRAM runs without channel binding',
 }
 const warned = new Set()
 
@@ -92,7 +116,12 @@ const REFUSED = {
   replication: 'replication connections are not pooled',
 }
 
-const ENV_KEYS = ['PGHOST', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE', 'PGAPPNAME', 'PGSSLMODE', 'USER', 'USERNAME', 'ONEPOOL_MACHINE_MAX']
+const ENV_KEYS = [
+  'PGHOST', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE', 'PGAPPNAME', 'PGSSLMODE', 'USER', 'USERNAME', 'ONEPOOL_MACHINE_MAX',
+  'PGTARGETSESSIONATTRS', 'PGLOADBALANCEHOSTS',
+]
+// libpq's TLS variables (files for the certificates and the key, as sslrootcert/sslcert/sslkey).
+const TLS_ENV_KEYS = ['PGSSLROOTCERT', 'PGSSLCERT', 'PGSSLKEY', 'PGCHANNELBINDING', 'PGSSLNEGOTIATION']
 
 function distance(a, b) {
   const d = Array.from({ length: b.length + 1 }, (_, i) => i)
@@ -129,11 +158,44 @@ function describe(value) {
   return `a ${typeof value}`
 }
 
-/** node-postgres's `ssl.ca` (string, Buffer or an array of them) as PEM text. */
-function sslRootCert(ssl) {
-  if (!ssl || typeof ssl !== 'object' || ssl.ca === undefined) return undefined
-  const list = Array.isArray(ssl.ca) ? ssl.ca : [ssl.ca]
+/** One field of node-postgres's `ssl` object (`ca`, `cert`, `key`: string, Buffer or an array of them) as PEM text. */
+function sslPem(ssl, field) {
+  if (!ssl || typeof ssl !== 'object' || ssl[field] === undefined) return undefined
+  const list = Array.isArray(ssl[field]) ? ssl[field] : [ssl[field]]
   return list.map((c) => (Buffer.isBuffer(c) ? c.toString('utf8') : String(c))).join('\n')
+}
+
+// The fields of node-postgres's `ssl` object that onepool reads (the rest of node:tls's options
+// are not used: onepool's TLS follows libpq's sslmode).
+const SSL_FIELDS = {
+  ca: [pemList, 'PEM text (a string or a Buffer) or an array of them'],
+  cert: [pemList, 'PEM text (a string or a Buffer) or an array of them'],
+  key: [pem, 'PEM text (a string or a Buffer)'],
+  passphrase: [string, 'a string'],
+  rejectUnauthorized: [bool, 'a boolean'],
+}
+
+function checkSsl(ssl) {
+  if (ssl === null || typeof ssl !== 'object') return
+  if (ssl.pfx !== undefined) {
+    throw clientError(
+      'CONFIG_INVALID',
+      'option "ssl.pfx" is not supported: give the client certificate and key as PEM (ssl.cert and ssl.key; `openssl pkcs12 -in client.p12 -out client.pem -nodes` converts a PKCS#12 file)',
+    )
+  }
+  for (const [field, [valid, expected]] of Object.entries(SSL_FIELDS)) {
+    const value = ssl[field]
+    // Never shown: it is a secret.
+    const shown = field === 'key' || field === 'passphrase' ? `a ${typeof value}` : describe(value)
+    if (value !== undefined && !valid(value)) throw clientError('CONFIG_INVALID', `option "ssl.${field}" must be ${expected}, got ${shown}`)
+  }
+}
+
+/** channelBinding, or node-postgres's enableChannelBinding (true: use it when the server offers it). */
+function channelBinding(out) {
+  if (out.channelBinding !== undefined) return out.channelBinding
+  if (out.enableChannelBinding !== undefined) return out.enableChannelBinding ? 'prefer' : 'disable'
+  return undefined
 }
 
 function sslMode(ssl) {
@@ -182,22 +244,29 @@ function normalizeOptions(input, env = process.env) {
   if (out.acquireTimeoutMs === undefined && input.connectionTimeoutMillis !== undefined) {
     out.acquireTimeoutMs = input.connectionTimeoutMillis
   }
+  checkSsl(out.ssl)
   if (out.applicationName === undefined && out.fallbackApplicationName !== undefined) {
     out.applicationName = out.fallbackApplicationName
   }
   const envVars = {}
   for (const key of ENV_KEYS) if (typeof env[key] === 'string') envVars[key] = env[key]
+  for (const key of TLS_ENV_KEYS) if (typeof env[key] === 'string') envVars[key] = env[key]
   const native = {
     name: out.name,
     connectionString: out.connectionString,
-    host: out.host,
-    port: out.port === undefined ? undefined : Number(out.port),
+    host: Array.isArray(out.host) ? out.host.join(',') : out.host,
+    port: out.port === undefined ? undefined : Array.isArray(out.port) ? out.port.join(',') : String(out.port),
     user: out.user,
     password: typeof out.password === 'string' ? out.password : undefined,
     database: out.database,
     applicationName: out.applicationName,
     sslMode: sslMode(out.ssl),
-    sslRootCert: sslRootCert(out.ssl),
+    sslRootCert: sslPem(out.ssl, 'ca'),
+    sslCert: sslPem(out.ssl, 'cert'),
+    sslKey: sslPem(out.ssl, 'key'),
+    sslPassword: out.ssl && typeof out.ssl === 'object' ? out.ssl.passphrase : undefined,
+    channelBinding: channelBinding(out),
+    sslNegotiation: out.sslNegotiation,
     max: out.max,
     acquireTimeoutMs: out.acquireTimeoutMs,
     connectTimeoutMs: out.connectTimeoutMs,
@@ -212,6 +281,9 @@ function normalizeOptions(input, env = process.env) {
     statementCacheSize: out.statementCacheSize,
     maxMessageBytes: out.maxMessageBytes,
     machineMax: out.machineMax,
+    targetSessionAttrs: out.targetSessionAttrs,
+    loadBalanceHosts: out.loadBalanceHosts,
+    replicas: out.replicas === undefined ? undefined : out.replicas.map(replicaSpec),
     env: envVars,
   }
   for (const key of Object.keys(native)) if (native[key] === undefined) delete native[key]
@@ -230,6 +302,13 @@ function normalizeOptions(input, env = process.env) {
       pipeline: out.pipeline === true,
     },
   }
+}
+
+/** A replica as the native side reads it: "host", "host:port", "[v6]:port" or a connection string. */
+function replicaSpec(r) {
+  if (typeof r === 'string') return r.trim()
+  const host = r.host.includes(':') ? `[${r.host}]` : r.host
+  return r.port === undefined ? host : `${host}:${r.port}`
 }
 
 /** node-postgres's `options` plus the session timeouts it sends as startup options. */
@@ -252,6 +331,14 @@ function publicOptions(input) {
   const options = { ...given }
   if ('password' in options) {
     Object.defineProperty(options, 'password', { value: given.password, enumerable: false, writable: true, configurable: true })
+  }
+  // Likewise the client key and its passphrase.
+  if (given.ssl !== null && typeof given.ssl === 'object' && !Array.isArray(given.ssl)) {
+    const ssl = { ...given.ssl }
+    for (const secret of ['key', 'passphrase']) {
+      if (secret in ssl) Object.defineProperty(ssl, secret, { value: ssl[secret], enumerable: false, writable: true, configurable: true })
+    }
+    options.ssl = ssl
   }
   options.max = given.max || given.poolSize || 10
   options.min = given.min || 0

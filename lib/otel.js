@@ -89,8 +89,11 @@ class Telemetry {
     this.#native = native
     const s = native.stats()
     this.#poolName = `${s.name} (${s.target})`
-    const [, host, port] = /@(.*):(\d+)\/[^/]*$/.exec(s.target) || []
-    const database = s.target.slice(s.target.lastIndexOf('/') + 1)
+    // A multi-host pool: its first server (`stats().hosts`); the target ends in its replicas.
+    const target = s.target.split(' replicas ')[0]
+    const first = s.hosts && s.hosts[0]
+    const [host, port] = first ? [first.host, first.port] : (/@(.*):(\d+)\/[^/]*$/.exec(target) || []).slice(1)
+    const database = target.slice(target.lastIndexOf('/') + 1)
     this.#base = { 'db.system.name': 'postgresql', 'db.namespace': database }
     if (host) this.#base['server.address'] = host
     if (port) this.#base['server.port'] = Number(port)

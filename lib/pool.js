@@ -6,16 +6,41 @@ const { prepareValues } = require('./params')
 const { decode, decodeInSlices, isLarge, defaultTypes } = require('./result')
 const { watchCheckout } = require('./leaks')
 const { makeSql } = require('./sql')
+const { TypeOverrides } = require('./types')
+const { resultNotices, errorNotices, tellNotices } = require('./notices')
 const events = require('./events')
 const streams = require('./stream')
 const { Cursor } = require('./cursor')
 const copy = require('./copy')
 
 /**
+ * node-postgres's named statements (`{ name, text, values }`): a name given with its text once
+ * may be used without it afterwards, and a name may not stand for two texts (pg's wording). The
+ * statement itself is prepared by onepool's own statement cache, keyed by text, so the name is
+ * only this bookkeeping: `names` maps each name used through one Pool object (and its clients)
+ * to its text, where pg keeps one map per connection.
+ */
+function namedText(name, text, names) {
+  const known = names.get(name)
+  if (text === undefined || text === null) {
+    if (known === undefined) {
+      throw clientError('PARAM_INVALID', `no statement named '${name}' was prepared through this pool: give its text with its first use`)
+    }
+    return known
+  }
+  if (known === undefined) {
+    if (typeof text === 'string') names.set(name, text)
+  } else if (known !== text) {
+    throw clientError('PARAM_INVALID', `Prepared statements must be unique - '${name}' was used for a different statement`)
+  }
+  return text
+}
+
+/**
  * Splits pg's overloads: (text, values?, cb?) and ({ text, values, rowMode, types, signal }, values?, cb?),
  * plus onepool's (text, values, { signal }).
  */
-function normalizeQuery(textOrConfig, values, options) {
+function normalizeQuery(textOrConfig, values, options, names) {
   let callback
   if (typeof values === 'function') {
     callback = values
@@ -32,10 +57,12 @@ function normalizeQuery(textOrConfig, values, options) {
   let text = textOrConfig
   let rowMode
   let types
+  let name
   if (textOrConfig !== null && typeof textOrConfig === 'object') {
     text = textOrConfig.text
     rowMode = textOrConfig.rowMode
     types = textOrConfig.types
+    name = textOrConfig.name
     if (textOrConfig.signal !== undefined) signal = textOrConfig.signal
     // node-postgres's per-query `query_timeout`, or onepool's `timeout`.
     if (textOrConfig.query_timeout !== undefined) timeout = textOrConfig.query_timeout
@@ -47,6 +74,10 @@ function normalizeQuery(textOrConfig, values, options) {
   }
   if (signal !== undefined && !(signal && typeof signal.aborted === 'boolean' && typeof signal.addEventListener === 'function')) {
     throw clientError('PARAM_INVALID', 'signal must be an AbortSignal')
+  }
+  if (name !== undefined && name !== null && name !== '') {
+    if (typeof name !== 'string') throw clientError('PARAM_INVALID', `a statement's name must be a string, got ${typeof name}`)
+    text = namedText(name, text, names)
   }
   if (typeof text !== 'string') {
     throw clientError('PARAM_INVALID', `query text must be a string, got ${text === null ? 'null' : typeof text}`)
@@ -67,7 +98,19 @@ function aborted() {
 const settling = new WeakMap()
 const ignore = () => {}
 
-async function run(target, q, poolTypes, native) {
+// Per pinned connection, the native end of a query that timed out (QUERY_TIMEOUT rejects at once,
+// before the statement's cancel has run its course).
+const winding = new WeakMap()
+
+/**
+ * Runs `q` on `target` (a NativePool or NativeSession). `client`: the PoolClient it runs for,
+ * which emits the request's notices before the request settles (none for a shared pool.query).
+ */
+async function run(target, q, poolTypes, native, client) {
+  // A pinned connection whose earlier query timed out is still winding it down (its cancel may
+  // be on its way): nothing new goes out on it before that, or the cancel could stop it instead.
+  const draining = winding.get(target)
+  if (draining !== undefined) await draining
   let out
   if (q.signal || q.timeout) {
     out = await submitAbortable(target, q, native)
@@ -77,14 +120,15 @@ async function run(target, q, poolTypes, native) {
   const types = q.types || poolTypes || defaultTypes
   const ahead = settling.get(target)
   if (ahead === undefined && !(Buffer.isBuffer(out) && isLarge(out))) {
-    if (!Buffer.isBuffer(out)) throw fromNative(out)
+    if (!Buffer.isBuffer(out)) throw failure(out, client)
     try {
+      if (client !== undefined) tellNotices(client, resultNotices(out))
       return decode(out, q.rowAsArray, types)
     } finally {
       native.dispatcher.release(out)
     }
   }
-  const outcome = decodeAfter(ahead, out, q, types, native)
+  const outcome = decodeAfter(ahead, out, q, types, native, client)
   // A pinned connection (a NativeSession; duck-typed, as its class changes when the addon is
   // registered again). A pool's queries run on different connections and keep no order.
   if (typeof target.releaseNow === 'function') {
@@ -95,6 +139,12 @@ async function run(target, q, poolTypes, native) {
     })
   }
   return outcome
+}
+
+/** The error of a failed request, its notices told first. */
+function failure(native, client) {
+  if (client !== undefined && native.notices) tellNotices(client, errorNotices(native))
+  return fromNative(native)
 }
 
 function timedOut(ms) {
@@ -126,6 +176,13 @@ function submitAbortable(target, q, native) {
         if (settled) return
         finish()
         handle.abort()
+        if (typeof target.releaseNow === 'function') {
+          const wound = submitted.then(ignore, ignore)
+          winding.set(target, wound)
+          wound.then(() => {
+            if (winding.get(target) === wound) winding.delete(target)
+          })
+        }
         reject(timedOut(q.timeout))
         // A result that still arrives is nobody's: give its memory back.
         submitted.then((out) => Buffer.isBuffer(out) && native.dispatcher.release(out), ignore)
@@ -152,10 +209,11 @@ function submitAbortable(target, q, native) {
  * rejects with ABORTED at the next slice: the caller gave up waiting, although the statement
  * itself had completed.
  */
-async function decodeAfter(ahead, out, q, types, native) {
+async function decodeAfter(ahead, out, q, types, native, client) {
   try {
     if (ahead !== undefined) await ahead
-    if (!Buffer.isBuffer(out)) throw fromNative(out)
+    if (!Buffer.isBuffer(out)) throw failure(out, client)
+    if (client !== undefined) tellNotices(client, resultNotices(out))
     const stopped = () =>
       q.signal && q.signal.aborted
         ? clientError('ABORTED', 'the query was aborted while its result was being decoded (the statement had completed on the server)')
@@ -209,8 +267,12 @@ class PoolClient extends EventEmitter {
   #onRelease
   #owner
   #released = false
+  /** end() closed the connection; the release() that follows, as pg code does, is a no-op. */
+  #endedBeforeRelease = false
   #depth = 0
   #savepoints = 0
+  /** This client's setTypeParser() parsers over the pool's (pg's per-client TypeOverrides). */
+  #types = null
   /** The stream, cursor or COPY holding the connection, by its token (lib/stream.js, lib/copy.js). */
   #streaming = null
 
@@ -239,20 +301,47 @@ class PoolClient extends EventEmitter {
     this.#depth = 0
     this.#streaming = null
     this.processID = session.processId
+    /** The server this client's connection is on (one of a multi-host pool's hosts). */
+    this.host = session.host
+    this.port = session.port
   }
 
   query(textOrConfig, values, options) {
     if (streams.isSubmittable(textOrConfig)) return streams.submit(textOrConfig, streams.clientSource(this))
     let q
     try {
-      q = normalizeQuery(textOrConfig, values, options)
-      if (this.#released) throw clientError('CLIENT_RELEASED', 'the client was already released to the pool')
+      q = normalizeQuery(textOrConfig, values, options, this.#owner._statementNames)
+      if (this.#released) {
+        throw clientError('CLIENT_RELEASED', this.#endedBeforeRelease ? 'the client was ended' : 'the client was already released to the pool')
+      }
       if (this.#streaming) throw streams.busy()
     } catch (e) {
       return withCallback(Promise.reject(e), callbackOf(textOrConfig, values, options))
     }
     if (q.timeout === undefined && this.#js.queryTimeoutMs) q.timeout = this.#js.queryTimeoutMs
-    return withCallback(run(this.#session, q, this.#js.types, this.#addon), q.callback)
+    return withCallback(run(this.#session, q, this.#types || this.#js.types, this.#addon, this), q.callback)
+  }
+
+  /**
+   * node-postgres's `client.setTypeParser(oid, [format], parser)`: this client's queries parse
+   * type `oid` with `parser` (a query's own `types` still wins). It stays with the client, and
+   * so with its connection, across checkouts. onepool receives text, so a 'binary' parser is
+   * kept (getTypeParser shows it) but never used, as in pg without `binary: true`.
+   */
+  setTypeParser(oid, format, parser) {
+    if (typeof format === 'function') {
+      parser = format
+      format = 'text'
+    }
+    if (typeof parser !== 'function') throw clientError('PARAM_INVALID', 'setTypeParser(oid, [format], parser) takes a parser function')
+    if (format !== 'text' && format !== 'binary') throw clientError('PARAM_INVALID', `format must be 'text' or 'binary', got ${JSON.stringify(format)}`)
+    if (this.#types === null) this.#types = new TypeOverrides(this.#js.types || defaultTypes)
+    this.#types.setTypeParser(oid, format, parser)
+  }
+
+  /** The parser this client's queries use for type `oid`. */
+  getTypeParser(oid, format = 'text') {
+    return (this.#types || this.#js.types || defaultTypes).getTypeParser(oid, format)
   }
 
   /**
@@ -260,13 +349,26 @@ class PoolClient extends EventEmitter {
    * and so does reaching `maxUses`.
    */
   release(destroy) {
+    if (this.#endedBeforeRelease) {
+      // pg code ends a pooled client and then releases it; end() already did.
+      this.#endedBeforeRelease = false
+      return Promise.resolve()
+    }
+    return this._release(destroy, destroy)
+  }
+
+  /**
+   * @internal Releases the client; `reason` is what the pool's `release` event carries (pg's
+   * pool.query passes its query's error there without closing the connection here).
+   */
+  _release(destroy, reason) {
     if (this.#released) {
       throw clientError('CLIENT_RELEASED', 'release() was called on a client that was already released')
     }
     this.#released = true
     if (this.#onRelease) this.#onRelease()
     this._uses++
-    if (this.#owner) destroy = this.#owner._released(this, destroy) || destroy
+    if (this.#owner._released(this, reason)) destroy = true
     const now = this.#session.releaseNow(Boolean(destroy), this.#addon.dispatcher.envId)
     if (now === true) return Promise.resolve()
     if (now !== false) {
@@ -312,7 +414,7 @@ class PoolClient extends EventEmitter {
     if (this.#streaming) throw streams.busy()
     const token = {}
     this.#streaming = token
-    return { session: this.#session, addon: this.#addon, types: this.#js.types, token }
+    return { session: this.#session, addon: this.#addon, types: this.#types || this.#js.types, token }
   }
 
   /**
@@ -324,24 +426,39 @@ class PoolClient extends EventEmitter {
   }
 
   /**
+   * node-postgres's `client.end()` on a pooled client: closes its connection now. The client is
+   * released with it; a `release()` called afterwards (as pg code does) is a no-op.
+   */
+  end(callback) {
+    let p
+    if (this.#released) {
+      p = Promise.reject(clientError('CLIENT_RELEASED', 'end() was called on a client that was already released'))
+    } else {
+      p = this._release(true, undefined)
+      this.#endedBeforeRelease = true
+    }
+    return withCallback(p, callback)
+  }
+
+  /**
    * @internal Passes the client on to a checkout waiting in the pool while its COMMIT is still
    * running (the waiter's statements queue behind it). False when nobody waits.
    */
   _passOn() {
-    if (this.#owner && !this.#owner._mayPassOn(this)) return false
+    if (!this.#owner._mayPassOn(this)) return false
     const now = this.#session.passOn(this.#addon.dispatcher.envId)
     if (now === false) return false
     this.#released = true
     if (this.#onRelease) this.#onRelease()
     this._uses++
-    if (this.#owner) this.#owner._released(this, undefined)
+    this.#owner._released(this, undefined)
     if (now !== true) this.#addon.dispatcher.handOver(now[0], now[1])
     return true
   }
 
   /** @internal Runs an already normalised query (pool.query through a checkout). */
   _run(q) {
-    return run(this.#session, q, this.#js.types, this.#addon)
+    return run(this.#session, q, this.#types || this.#js.types, this.#addon, this)
   }
 
   /** @internal The connection this client stands for (the pool's events name it). */
@@ -414,6 +531,16 @@ async function runTransaction(client, fn, options, afterCommitSent) {
 
 const noRelease = () => {}
 
+/** A pool's stats with `null` (not a missing property) where a server's value is unknown. */
+function withNulls(stats) {
+  for (const h of stats.hosts) {
+    h.readOnly = h.readOnly ?? null
+    h.lagMs = h.lagMs ?? null
+    h.error = h.error ?? null
+  }
+  return stats
+}
+
 function closedError() {
   return clientError('POOL_CLOSED', 'the pool was ended: end() was called on it')
 }
@@ -434,6 +561,10 @@ class Pool extends EventEmitter {
   #pending = 0
   #drained = null
   #telemetry
+  /** @internal pg's named statements of this object and its clients: name → text. */
+  _statementNames = new Map()
+  /** `pool.replica`: this pool for reads on a standby (`null` on the replica view itself). */
+  #replica
 
   /**
    * @param options node-postgres's `pool.options`: what was passed, defaults filled in
@@ -446,6 +577,7 @@ class Pool extends EventEmitter {
     this.#addon = { binding, dispatcher }
     this.#site = site || events.creationSite(new Error().stack)
     this.#viaClient = Boolean(js.onConnect || js.verify)
+    this.#replica = js.replicaOf ? null : undefined
     this.#telemetry = js.telemetry || null
     this.options = options || {}
     /** Tagged template: sql`select * from t where id = ${id}` → rows. */
@@ -481,7 +613,9 @@ class Pool extends EventEmitter {
       const err = clientError('CONNECTION_LOST', message)
       const client = this.#clients.get(connectionId)
       err.client = client
-      // An idle connection's error is an event; with nobody listening it is not an exception.
+      // As in pg, the client hears it first, then the pool. An idle connection's error is an
+      // event; with nobody listening it is not an exception.
+      if (client !== undefined && client.listenerCount('error') > 0) client.emit('error', err)
       if (this.listenerCount('error') > 0) this.emit('error', err, client)
     }
   }
@@ -505,41 +639,52 @@ class Pool extends EventEmitter {
     if (streams.isSubmittable(textOrConfig)) return streams.submit(textOrConfig, streams.poolSource(this))
     let q
     try {
-      q = normalizeQuery(textOrConfig, values, options)
+      q = normalizeQuery(textOrConfig, values, options, this._statementNames)
       if (this.#ending) throw closedError()
     } catch (e) {
       return withCallback(Promise.reject(e), callbackOf(textOrConfig, values, options))
     }
     if (q.timeout === undefined && this.#js.queryTimeoutMs) q.timeout = this.#js.queryTimeoutMs
     if (this.#js.log) this.#js.log('dispatching query')
+    // pg's pool.query checks a client out and back in. onepool's shares connections instead,
+    // unless a hook or 'connect' listener must see each new connection first.
     let p
-    if (this.#viaClient) {
-      p = this.#queryOnClient(q)
+    if (this.#telemetry) {
+      p = this.#telemetry.query(q, this.#viaClient ? () => this.#queryOnClient(q) : () => run(this.#native, q, this.#js.types, this.#addon))
     } else {
-      p = this.#telemetry ? this.#telemetry.query(q, () => run(this.#native, q, this.#js.types, this.#addon)) : run(this.#native, q, this.#js.types, this.#addon)
-      // pg's pool.query checks a client out and back in; here the statement may share a
-      // connection, so the events carry no client.
-      if (this.listenerCount('acquire') > 0 || this.listenerCount('release') > 0) p = this.#announce(p)
+      p = this.#viaClient ? this.#queryOnClient(q) : run(this.#native, q, this.#js.types, this.#addon)
     }
+    // Shared, it has no client to show: its 'acquire' and 'release' events carry none. (Checking
+    // one out for listeners would triple a query's cost, and Vercel's attachDatabasePool listens
+    // for 'release' on every pool.)
+    if (!this.#viaClient && (this.listenerCount('acquire') > 0 || this.listenerCount('release') > 0)) p = this.#announce(p)
     return withCallback(this.#track(p), q.callback)
   }
 
   #announce(p) {
     this.emit('acquire', undefined)
     p.then(
-      () => this.emit('release', undefined, undefined),
+      () => this.emit('release', null, undefined),
       (e) => this.emit('release', e, undefined),
     )
     return p
   }
 
-  /** pool.query through a checkout, so that onConnect, verify and 'connect' see new connections. */
+  /**
+   * pool.query through a checkout. Its `release` event carries the query's error, as in pg; the
+   * connection is kept all the same, unless broken (README: a statement error keeps the connection).
+   */
   async #queryOnClient(q) {
     const client = await this.#checkout()
+    // pg releases with the query callback's error argument: null when it succeeded.
+    let failure = null
     try {
       return await client._run(q)
+    } catch (e) {
+      failure = e
+      throw e
     } finally {
-      client.release()
+      client._release(false, failure)
     }
   }
 
@@ -659,6 +804,23 @@ class Pool extends EventEmitter {
     }
   }
 
+  /**
+   * The same pool for reads that may run on a standby: its queries, clients and transactions go
+   * to a read replica or a standby of the host list (a random one of those up), and to the
+   * pool's own server when no standby is up. Replication lag applies: read your own writes
+   * through the pool itself.
+   */
+  get replica() {
+    if (this.#replica === null) return this
+    if (this.#replica === undefined) {
+      const js = { ...this.#js, replicaOf: this }
+      const { binding, dispatcher } = this.#addon
+      // Its own creation site: its native events must not take over this object's (lib/events.js).
+      this.#replica = new Pool(this.#native.replica(), js, binding, dispatcher, this.options, `${this.#site} (replica)`)
+    }
+    return this.#replica
+  }
+
   /** The rows of one statement on a connection of its own, a batch at a time. */
   stream(text, values, options) {
     return new streams.RowStream(streams.poolSource(this), text, values, options)
@@ -680,7 +842,7 @@ class Pool extends EventEmitter {
   }
 
   stats() {
-    return this.#native.stats()
+    return withNulls(this.#native.stats())
   }
 
   get totalCount() {
@@ -706,8 +868,9 @@ class Pool extends EventEmitter {
     return this.#ending || this.#native.isClosed
   }
 
+  /** True once the pool was ended and its last connection is gone, as in pg. */
   get ended() {
-    return this.#ended || this.#native.isClosed
+    return this.#ended || (this.#native.isClosed && this.#native.stats().size === 0)
   }
 
   /**
@@ -727,8 +890,9 @@ class Pool extends EventEmitter {
     this.#ending = true
     const timeoutMs = options && options.timeoutMs !== undefined ? options.timeoutMs : 30000
     const deadline = Date.now() + timeoutMs
-    const p = this.#settled(timeoutMs)
-      .then(() => this.#native.end(Math.max(0, deadline - Date.now())))
+    // With nothing of this object's in flight the pool closes now, as pg's does.
+    const closing = this.#pending === 0 ? this.#native.end(timeoutMs) : this.#settled(timeoutMs).then(() => this.#native.end(Math.max(0, deadline - Date.now())))
+    const p = closing
       .then(() => {
         this.#ended = true
         if (this.#telemetry) this.#telemetry.detach()
@@ -750,4 +914,4 @@ class Pool extends EventEmitter {
   }
 }
 
-module.exports = { Pool, PoolClient, beginStatement }
+module.exports = { Pool, PoolClient, beginStatement, withNulls }

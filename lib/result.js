@@ -10,6 +10,7 @@
 const pgTypes = require('pg-types')
 const { readerFor } = require('./readers')
 const { clientError } = require('./errors')
+const { HAS_NOTICES } = require('./notices')
 
 const defaultTypes = { getTypeParser: (oid, format) => pgTypes.getTypeParser(oid, format) }
 
@@ -136,7 +137,12 @@ class Statement {
 /** Where each statement's cells and description start: `[starts, descs]`, in order. */
 function locate(buf) {
   let end = buf.length - 4
-  const n = buf.readUInt32BE(end)
+  let n = buf.readUInt32BE(end)
+  // Notices (lib/notices.js) sit between the results and their count.
+  if (n >= HAS_NOTICES) {
+    n -= HAS_NOTICES
+    end -= 4 + buf.readUInt32BE(end - 4)
+  }
   // Each description ends with its own length: walk back from the end to every result's start.
   const starts = new Array(n)
   const descs = new Array(n)

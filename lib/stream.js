@@ -9,6 +9,7 @@
 // (lib/query-stream.js) are its faces.
 
 const { decode, defaultTypes } = require('./result')
+const { resultNotices, errorNotices, tellNotices } = require('./notices')
 const { fromNative, clientError } = require('./errors')
 const { prepareValues } = require('./params')
 
@@ -212,10 +213,13 @@ class Batches {
     const out = await this.#call((tag) => this.#native.read(rows, tag))
     if (!Buffer.isBuffer(out)) {
       // The statement failed (or the connection did): the stream is over.
+      if (out.notices) tellNotices(this.#client, errorNotices(out))
       const err = fromNative(out)
       this.#end()
       throw err
     }
+    // The notices that came before these rows, on the stream's client (pg's 'notice' events).
+    tellNotices(this.#client, resultNotices(out))
     let result
     try {
       result = decode(out, this.#rowAsArray, this.#types)

@@ -24,6 +24,9 @@ pub struct DbError {
   pub file: Option<String>,
   pub line: Option<String>,
   pub routine: Option<String>,
+  /// The notices (NoticeResponse) the server sent for the same request before this error,
+  /// encoded as `wire::append_notice` does; empty when there were none.
+  pub notices: Vec<u8>,
 }
 
 /// Why opening a connection failed: an OS-level cause (`ECONNREFUSED`) or a server error
@@ -138,7 +141,7 @@ impl fmt::Display for CoreError {
           write!(f, "could not connect to {target}: {} ({})", db.message, db.code)
         }
         ConnectCause::Timeout => {
-          write!(f, "could not connect to {target}: connect timed out")
+          write!(f, "could not connect to {target}: timeout expired")
         }
         ConnectCause::Other(m) => write!(f, "could not connect to {target}: {m}"),
       },

@@ -27,6 +27,11 @@ impl Session {
     self.conn().as_ref().map_or(0, |c| c.id)
   }
 
+  /// The server the pinned connection is on: its host (or socket directory) and port.
+  pub fn server(&self) -> Option<(String, u16)> {
+    self.conn().as_ref().map(|c| (c.cancel_key.host.to_string(), c.cancel_key.port))
+  }
+
   pub fn process_id(&self) -> i32 {
     self.conn().as_ref().map_or(0, |c| c.cancel_key.process_id)
   }

@@ -357,6 +357,33 @@ test('QueryStream in pg-query-stream shape: client.query(stream) returns a Reada
   assert.equal(pool.stats().inUse, 0)
 })
 
+test("a stream's notices reach its client ('notice' events) before the rows they came with, and no later request's", async () => {
+  const fn = uniqueName('noisy')
+  await admin(`create function ${fn}(g int) returns int language plpgsql as $$ begin raise notice 'row %', g; return g; end $$`)
+  const client = await pool.connect()
+  try {
+    const seen = []
+    const onNotice = (n) => seen.push(n.message)
+    client.on('notice', onNotice)
+    let rows = 0
+    for await (const row of client.stream(`select ${fn}(g) as g from generate_series(1, 250) g`, [], { batchSize: 100 })) {
+      rows++
+      assert.ok(seen.length >= row.g, `row ${row.g} came after its notice (${seen.length} seen)`)
+    }
+    assert.equal(rows, 250)
+    assert.deepEqual(seen, Array.from({ length: 250 }, (_, i) => `row ${i + 1}`))
+    await client.query('select 1')
+    const chunks = []
+    for await (const chunk of client.copyTo(`copy (select ${fn}(g) from generate_series(1, 3) g) to stdout`)) chunks.push(chunk)
+    assert.equal(Buffer.concat(chunks).toString(), '1\n2\n3\n')
+    assert.deepEqual(seen.slice(250), ['row 1', 'row 2', 'row 3'])
+    client.off('notice', onNotice)
+  } finally {
+    client.release()
+    await admin(`drop function ${fn}(int)`)
+  }
+})
+
 test('streaming 1,000,000 rows keeps memory bounded', LIMIT, async () => {
   const text = (rows) => `select g as id, 'row ' || g as label, g % 2 = 0 as even, md5(g::text) as hash from generate_series(1, ${rows}) g`
   // A warm-up of the same shape first: the WebAssembly build's memory grows once (its linear

@@ -184,11 +184,16 @@ test('unknown options: CONFIG_INVALID naming the option and the closest known on
 const stringOpt = (v) => typeof v === 'string'
 const boolOpt = (v) => typeof v === 'boolean'
 const msOpt = (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0
+const onePortOpt = (v) => (Number.isInteger(v) && v >= 1 && v <= 65535) || (typeof v === 'string' && /^\d+$/.test(v) && +v >= 1 && +v <= 65535)
+const SESSION_ATTRS = ['any', 'read-write', 'read-only', 'primary', 'standby', 'prefer-standby']
 const ACCEPTS = {
   name: stringOpt,
   connectionString: stringOpt,
-  host: stringOpt,
-  port: (v) => (Number.isInteger(v) && v >= 1 && v <= 65535) || (typeof v === 'string' && /^\d+$/.test(v) && +v >= 1 && +v <= 65535),
+  host: (v) => stringOpt(v) || (Array.isArray(v) && v.length > 0 && v.every((h) => typeof h === 'string' && h !== '' && !h.includes(','))),
+  port: (v) =>
+    onePortOpt(v) ||
+    (Array.isArray(v) && v.length > 0 && v.every(onePortOpt)) ||
+    (typeof v === 'string' && v.includes(',') && v.split(',').every((p) => p.trim() === '' || onePortOpt(p.trim()))),
   user: stringOpt,
   password: (v) => stringOpt(v) || typeof v === 'function',
   database: stringOpt,
@@ -196,6 +201,10 @@ const ACCEPTS = {
   application_name: stringOpt,
   ssl: (v) => boolOpt(v) || stringOpt(v) || (typeof v === 'object' && v !== null),
   sslmode: stringOpt,
+  channelBinding: (v) => ['disable', 'prefer', 'require'].includes(v),
+  channel_binding: (v) => ['disable', 'prefer', 'require'].includes(v),
+  sslNegotiation: (v) => ['postgres', 'direct'].includes(v),
+  sslnegotiation: (v) => ['postgres', 'direct'].includes(v),
   max: (v) => Number.isInteger(v) && v >= 1,
   acquireTimeoutMs: msOpt,
   connectTimeoutMs: msOpt,
@@ -230,13 +239,20 @@ const ACCEPTS = {
   verify: (v) => typeof v === 'function',
   log: (v) => typeof v === 'function',
   pipeline: boolOpt,
+  targetSessionAttrs: (v) => SESSION_ATTRS.includes(v),
+  target_session_attrs: (v) => SESSION_ATTRS.includes(v),
+  loadBalanceHosts: (v) => v === 'disable' || v === 'random',
+  load_balance_hosts: (v) => v === 'disable' || v === 'random',
+  replicas: (v) =>
+    Array.isArray(v) &&
+    v.every((r) => (typeof r === 'string' && r.trim() !== '') || (r !== null && typeof r === 'object' && typeof r.host === 'string' && (r.port === undefined || onePortOpt(r.port)))),
   binary: (v) => v === false,
   parseInputDatesAsUTC: (v) => v === false,
+  enableChannelBinding: boolOpt,
   // Accepted whatever they are, and ignored with a warning.
   Client: () => true,
   Promise: () => true,
   keepAliveInitialDelayMillis: msOpt,
-  enableChannelBinding: boolOpt,
 }
 
 const WRONG = [

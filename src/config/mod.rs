@@ -6,9 +6,13 @@
 //!
 //! - this file: the settings' types and defaults;
 //! - `conn_string`: connection strings, parsed and redacted;
-//! - `resolve`: options, connection string and environment → settings, one concern at a time.
+//! - `hosts`: multi-host targets (host lists, `target_session_attrs`, replicas);
+//! - `resolve`: options, connection string and environment → settings, one concern at a time;
+//! - `client_cert`: a client certificate and its key, read and decrypted.
 
+mod client_cert;
 mod conn_string;
+mod hosts;
 mod resolve;
 #[cfg(test)]
 mod tests;
@@ -23,7 +27,9 @@ use futures_util::future::BoxFuture;
 
 use crate::error::CoreResult;
 
+pub use client_cert::{ClientCert, KeyFormat};
 pub use conn_string::redact_url;
+pub use hosts::{LoadBalance, Routing, Servers, SessionAttrs};
 pub use resolve::tag_application_name;
 
 /// A password that never prints.
@@ -76,7 +82,8 @@ impl fmt::Display for Host {
   }
 }
 
-/// What makes two pools "the same database": part of the registry key.
+/// One server of a pool: where its connections go (host and port) and as whom. A pool's
+/// identity holds one per server (`Servers`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Target {
   pub host: Host,
@@ -100,6 +107,28 @@ pub enum SslMode {
   VerifyFull,
 }
 
+/// SCRAM channel binding, as libpq's `channel_binding`: binds the authentication to the TLS
+/// connection (SCRAM-SHA-256-PLUS, `tls-server-end-point`), so a man in the middle who
+/// terminates TLS cannot relay it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelBinding {
+  Disable,
+  /// Bind when the connection uses TLS and the server offers it (libpq's default).
+  Prefer,
+  /// Fail unless the server authenticated with channel binding.
+  Require,
+}
+
+/// How TLS starts, as libpq's `sslnegotiation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslNegotiation {
+  /// An SSLRequest first, then TLS if the server agrees (every PostgreSQL version).
+  Postgres,
+  /// The TLS handshake at once, with ALPN `postgresql` (PostgreSQL 17 and later): one round
+  /// trip less.
+  Direct,
+}
+
 /// How each new connection is opened. May change live under the same identity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnSettings {
@@ -114,6 +143,10 @@ pub struct ConnSettings {
   pub ssl_mode: SslMode,
   /// PEM of the CA(s) that verify-ca / verify-full trust; `None` = the public web roots.
   pub ssl_root_cert: Option<String>,
+  /// The certificate and key offered when the server asks for one (TLS only).
+  pub client_cert: Option<Arc<ClientCert>>,
+  pub channel_binding: ChannelBinding,
+  pub ssl_negotiation: SslNegotiation,
   pub search_path: Option<String>,
   /// The schema the user asked for (URL `schema` or `searchPath`), also when not applied.
   pub schema: Option<String>,
@@ -144,7 +177,13 @@ pub struct PoolSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
   pub name: String,
+  /// The server a pool of one server connects to: the first of `servers.hosts`. A pool with
+  /// several servers gives each server's pool a config of its own (`for_server`).
   pub target: Target,
+  /// Every server the pool may connect to: with `name`, what makes two pools the same.
+  pub servers: Servers,
+  /// How a request picks one of several servers.
+  pub routing: Routing,
   pub conn: ConnSettings,
   pub pool: PoolSettings,
   pub pgbouncer: bool,
@@ -155,8 +194,10 @@ pub struct PoolConfig {
 pub struct ConfigInput {
   pub name: Option<String>,
   pub connection_string: Option<String>,
+  /// One host or a comma-separated host list.
   pub host: Option<String>,
-  pub port: Option<u32>,
+  /// One port or a comma-separated port list.
+  pub port: Option<String>,
   pub user: Option<String>,
   pub password: Option<String>,
   pub password_provider: Option<PasswordProvider>,
@@ -165,6 +206,15 @@ pub struct ConfigInput {
   pub ssl_mode: Option<String>,
   /// PEM text of trusted CA certificates (node-postgres's `ssl.ca`).
   pub ssl_root_cert: Option<String>,
+  /// PEM text of the client certificate (chain) and its private key (node-postgres's `ssl.cert`,
+  /// `ssl.key`), and the key's passphrase (`ssl.passphrase`).
+  pub ssl_cert: Option<String>,
+  pub ssl_key: Option<String>,
+  pub ssl_password: Option<String>,
+  /// `disable`, `prefer` or `require` (libpq's `channel_binding`).
+  pub channel_binding: Option<String>,
+  /// `postgres` or `direct` (libpq's `sslnegotiation`).
+  pub ssl_negotiation: Option<String>,
   /// node-postgres's `options` (startup command-line options).
   pub options: Option<String>,
   pub max: Option<u32>,
@@ -180,6 +230,10 @@ pub struct ConfigInput {
   pub statement_cache_size: Option<u32>,
   pub max_message_bytes: Option<u32>,
   pub machine_max: Option<u32>,
+  pub target_session_attrs: Option<String>,
+  pub load_balance_hosts: Option<String>,
+  /// Servers only reads go to: `host`, `host:port` or connection strings.
+  pub replicas: Vec<String>,
   /// `PG*` variables (`PGHOST`, `PGUSER`, ...) and `USER`, as seen by the caller.
   pub env: HashMap<String, String>,
 }
@@ -199,5 +253,10 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 30;
 impl PoolConfig {
   pub fn from_input(input: &ConfigInput) -> CoreResult<PoolConfig> {
     resolve::pool_config(input)
+  }
+
+  /// This config for the pool of one of its servers.
+  pub fn for_server(&self, target: &Target) -> PoolConfig {
+    PoolConfig { target: target.clone(), ..self.clone() }
   }
 }

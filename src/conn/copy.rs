@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use super::io::malformed;
 use super::query::encode_simple;
 use super::startup::{cancel, parse_db_error, without_sqlstate};
-use super::stream::{run_of, unexpected, Feed, Outlet};
+use super::stream::{keep_notice, run_of, unexpected, with_notices, Feed, Outlet};
 use super::{CancelKey, Conn, Done, Query, QueryResult, Response};
 use crate::error::{CoreError, CoreResult};
 
@@ -50,10 +50,11 @@ pub enum CopyDirection {
   Out,
 }
 
-/// What a read of a COPY TO gives: data, or the end with the command tag ("COPY n").
+/// What a read of a COPY TO gives: data, or the end: the command tag ("COPY n") as a result,
+/// with the COPY's notices.
 pub enum Chunk {
   Data(Vec<u8>),
-  End(String),
+  End(Response),
 }
 
 pub type ChunkDone = Box<dyn FnOnce(CoreResult<Chunk>) + Send>;
@@ -93,6 +94,8 @@ struct State {
   /// CopyDone or CopyFail went out: no more data.
   input_ended: bool,
   finisher: Option<Done>,
+  /// The COPY's notices, handed on with its end (or its error).
+  notices: Vec<u8>,
   out: Vec<u8>,
   reader: Option<ChunkDone>,
   paused: bool,
@@ -129,7 +132,7 @@ impl Calls {
 }
 
 fn ack() -> CoreResult<Response> {
-  Ok(Response { results: Vec::new() })
+  Ok(Response { results: Vec::new(), notices: Vec::new() })
 }
 
 fn wrong_way(expect: CopyDirection) -> CoreError {
@@ -274,13 +277,14 @@ impl State {
     CoreError::ParamInvalid("the COPY has ended".into())
   }
 
-  /// The COPY's result for the caller of `finish`.
-  fn outcome(&self) -> CoreResult<Response> {
+  /// The COPY's result ("COPY n") with its notices, or its error (a server error with them).
+  fn outcome(&mut self) -> CoreResult<Response> {
+    let notices = std::mem::take(&mut self.notices);
     match (&self.tag, self.lost.is_none() && self.misuse.is_none() && self.error.is_none()) {
       (Some(tag), true) => {
-        Ok(Response { results: vec![QueryResult { command: tag.clone(), ..Default::default() }] })
+        Ok(Response { results: vec![QueryResult { command: tag.clone(), ..Default::default() }], notices })
       }
-      _ => Err(self.failure()),
+      _ => Err(with_notices(self.failure(), notices)),
     }
   }
 }
@@ -303,10 +307,7 @@ impl CopyFeed {
       }
       Ok(Chunk::Data(data))
     } else if st.out.is_empty() && st.finished {
-      match st.outcome() {
-        Ok(_) => Ok(Chunk::End(st.tag.clone().unwrap_or_default())),
-        Err(e) => Err(e),
-      }
+      st.outcome().map(Chunk::End)
     } else {
       return;
     };
@@ -469,6 +470,7 @@ impl Feed for CopyFeed {
           st.mode = Mode::Over;
           st.tag.get_or_insert_with(|| body.tag().unwrap_or("").to_string());
         }
+        Message::NoticeResponse(body) => keep_notice(&mut st.notices, &body)?,
         Message::RowDescription(_) | Message::DataRow(_) | Message::NoData | Message::EmptyQueryResponse => {
           if st.mode == Mode::Waiting {
             st.misused(not_a_copy);

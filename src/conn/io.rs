@@ -24,6 +24,7 @@ use super::stream::{self, Parked};
 use super::transport::{DirectRead, Reader, Writer};
 use super::{ConnState, Field, QueryResult, Reply, Response};
 use crate::error::{CoreError, CoreResult, TimeoutKind};
+use crate::wire;
 
 /// The replies owed for requests sent or queued, oldest first, and the bytes not yet written.
 pub(crate) struct Pending {
@@ -209,6 +210,8 @@ struct Collector {
   /// How many bytes of cells the last statement on this connection had: the same query run
   /// again then fills one allocation instead of a chain of doublings.
   cells_hint: usize,
+  /// The request's notices, encoded (`wire::append_notice`), up to MAX_NOTICE_BYTES.
+  notices: Vec<u8>,
   /// The stream whose reply is being read, if it is one (`stream.rs`).
   fed: stream::Current,
 }
@@ -257,6 +260,10 @@ impl Collector {
 }
 
 const MAX_CELLS_HINT: usize = 16 << 20;
+
+/// Notices kept for one request: a server (or a function raising notices in a loop) cannot make
+/// a connection hold more than this; later notices of the same request are dropped.
+pub(super) const MAX_NOTICE_BYTES: usize = 1 << 20;
 
 /// Whether `buf` starts with a whole message (the next read needs no more bytes).
 fn holds_message(buf: &[u8]) -> bool {
@@ -579,8 +586,12 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
       };
       state.answered_one();
       reply.send(match done.error {
+        Some(CoreError::Db(mut db)) if !done.notices.is_empty() => {
+          db.notices = done.notices;
+          Err(CoreError::Db(db))
+        }
         Some(e) => Err(e),
-        None => Ok(Response { results: done.results }),
+        None => Ok(Response { results: done.results, notices: done.notices }),
       });
     }
     Message::ParseComplete
@@ -588,8 +599,13 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
     | Message::PortalSuspended
     | Message::ParameterDescription(_)
     | Message::ParameterStatus(_)
-    | Message::NoticeResponse(_)
     | Message::NotificationResponse(_) => {}
+    Message::NoticeResponse(body) => {
+      if c.notices.len() < MAX_NOTICE_BYTES {
+        wire::append_notice(&mut c.notices, &mut body.fields())
+          .map_err(|e| malformed(format!("a malformed NoticeResponse: {e}")))?;
+      }
+    }
     Message::CopyInResponse(_) | Message::CopyOutResponse(_) => {
       return Err(CoreError::Protocol(
         "COPY cannot run through query(): use copyFrom() (COPY ... FROM STDIN) or copyTo() (COPY ... TO STDOUT)"

@@ -6,11 +6,13 @@
 //! multi-statement simple queries), the server's transaction status after every request (to
 //! never hand out a connection that is inside a transaction), and Buffers sent in binary.
 
+mod channel_binding;
 mod copy;
 mod framing;
 mod io;
 mod portal;
 mod query;
+mod session_attrs;
 pub mod sockets;
 mod startup;
 mod stream;
@@ -35,6 +37,7 @@ pub use io::Inbox;
 pub use portal::RowStream;
 pub use query::Query;
 use query::{encode_bound, encode_prepare, encode_simple, encode_unnamed, with_closes, Plan, Statements};
+pub use session_attrs::{check, Checked, ServerState};
 pub use startup::cancel;
 
 /// A query parameter as prepared by the JS layer (node-postgres's `prepareValue`).
@@ -67,6 +70,9 @@ pub struct QueryResult {
 #[derive(Debug)]
 pub struct Response {
   pub results: Vec<QueryResult>,
+  /// The request's notices (NoticeResponse, node-postgres's `notice` event), encoded as
+  /// `wire::append_notice` does; empty when there were none.
+  pub notices: Vec<u8>,
 }
 
 /// Transaction status byte from ReadyForQuery: idle, in transaction, failed transaction.
@@ -183,6 +189,8 @@ pub struct Conn {
   pub idle_since: Instant,
   /// Requests queued before this count belong to an earlier owner (`change_owner`).
   earlier_until: u64,
+  /// What the server said it is when the connection opened (`in_hot_standby`, ...).
+  pub server_at_start: ServerState,
   _lease: Lease,
 }
 
@@ -281,6 +289,7 @@ impl Conn {
       retire_at,
       idle_since: Instant::now(),
       earlier_until: 0,
+      server_at_start: opened.server,
       _lease: lease,
     }
   }

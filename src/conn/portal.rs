@@ -29,7 +29,7 @@ use super::io::check_cells;
 use super::io::malformed;
 use super::query::put_bind;
 use super::startup::{cancel, parse_db_error, without_sqlstate};
-use super::stream::{fields_of, row_cells, run_of, unexpected, Feed, Outlet};
+use super::stream::{fields_of, keep_notice, row_cells, run_of, unexpected, with_notices, Feed, Outlet};
 use super::{CancelKey, Conn, Done, Field, Query, QueryResult, Response};
 use crate::error::{CoreError, CoreResult};
 
@@ -62,8 +62,11 @@ struct State {
   filling_rows: u32,
   /// Rows the portal returned so far, over all its Executes.
   total_rows: u64,
-  /// Batches the consumer has not taken yet, oldest first.
-  ready: VecDeque<QueryResult>,
+  /// Batches the consumer has not taken yet, oldest first, each with the notices that came
+  /// before it.
+  ready: VecDeque<Response>,
+  /// Notices not yet handed on with a batch.
+  notices: Vec<u8>,
   /// Rows per Execute.
   batch: i32,
   prefetch: bool,
@@ -72,7 +75,7 @@ struct State {
   tag: Option<String>,
   /// The last rows, with the tag: handed out once the ReadyForQuery came, so that the
   /// connection is clean by the time the consumer hears of the end.
-  last: Option<QueryResult>,
+  last: Option<Response>,
   error: Option<CoreError>,
   /// The statement turned out to be a COPY, which a row stream cannot run.
   copy: bool,
@@ -104,7 +107,7 @@ impl Calls {
 }
 
 fn nothing() -> CoreResult<Response> {
-  Ok(Response { results: Vec::new() })
+  Ok(Response { results: Vec::new(), notices: Vec::new() })
 }
 
 impl Conn {
@@ -174,7 +177,7 @@ fn deliver(st: &mut State, calls: &mut Calls) {
     return;
   }
   let outcome = match st.ready.pop_front() {
-    Some(batch) => Ok(Response { results: vec![batch] }),
+    Some(batch) => Ok(batch),
     None if st.finished => terminal(st),
     None => return,
   };
@@ -183,13 +186,14 @@ fn deliver(st: &mut State, calls: &mut Calls) {
   }
 }
 
-/// How the stream ended, once every batch was taken.
-fn terminal(st: &State) -> CoreResult<Response> {
+/// How the stream ended, once every batch was taken (with the notices not handed on yet).
+fn terminal(st: &mut State) -> CoreResult<Response> {
   if let Some(e) = &st.lost {
     return Err(e.clone());
   }
+  let notices = std::mem::take(&mut st.notices);
   if let Some(e) = &st.error {
-    return Err(e.clone());
+    return Err(with_notices(e.clone(), notices));
   }
   let end = QueryResult {
     fields: st.fields.clone(),
@@ -197,7 +201,7 @@ fn terminal(st: &State) -> CoreResult<Response> {
     command: st.tag.clone().unwrap_or_default(),
     ..Default::default()
   };
-  Ok(Response { results: vec![end] })
+  Ok(Response { results: vec![end], notices })
 }
 
 impl Portal {
@@ -205,16 +209,17 @@ impl Portal {
     self.state.lock().unwrap_or_else(|e| e.into_inner())
   }
 
-  /// The rows collected so far, as a batch.
-  fn take_batch(st: &mut State, command: String) -> QueryResult {
+  /// The rows collected so far, as a batch, with the notices that came before them.
+  fn take_batch(st: &mut State, command: String) -> Response {
     let len = st.filling.len();
-    QueryResult {
+    let batch = QueryResult {
       fields: st.fields.clone(),
       rows: std::mem::replace(&mut st.filling, Vec::with_capacity(len)),
       row_count: std::mem::take(&mut st.filling_rows),
       width: st.width.unwrap_or(0),
       command,
-    }
+    };
+    Response { results: vec![batch], notices: std::mem::take(&mut st.notices) }
   }
 
   /// Asks for the next batch when nothing is in flight and the consumer waits for one, or (with
@@ -325,6 +330,7 @@ impl Feed for Portal {
         | Message::ParameterDescription(_)
         | Message::CopyData(_)
         | Message::CopyDone => {}
+        Message::NoticeResponse(body) => keep_notice(&mut st.notices, &body)?,
         Message::RowDescription(body) => {
           let fields = fields_of(&body)?;
           st.width = Some(fields.len() as u16);
@@ -429,7 +435,10 @@ impl Feed for Portal {
         ));
       }
       if st.error.is_none() {
-        if let Some(last) = st.last.take() {
+        if let Some(mut last) = st.last.take() {
+          // Notices after the last rows (at the implicit COMMIT) go with them.
+          let late = std::mem::take(&mut st.notices);
+          last.notices.extend_from_slice(&late);
           st.ready.push_back(last);
         }
       }

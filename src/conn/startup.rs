@@ -11,6 +11,7 @@ use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::framing::{preview, read_message, ReadError, STARTUP_MAX_MESSAGE};
+use super::session_attrs::ServerState;
 use super::transport::{self, Stream};
 use crate::config::{ConnSettings, Host, Target};
 use crate::error::{describe_io, io_code, ConnectCause, CoreError, CoreResult, DbError};
@@ -19,6 +20,8 @@ pub struct Opened {
   pub stream: Box<dyn Stream>,
   pub process_id: i32,
   pub secret_key: i32,
+  /// What the server reported about itself at startup (PostgreSQL 14 and later).
+  pub server: ServerState,
 }
 
 fn connect_failed(target: &Target, cause: ConnectCause) -> CoreError {
@@ -106,11 +109,9 @@ pub async fn open(target: &Target, settings: &ConnSettings) -> CoreResult<Opened
     .map_err(|e| os_failure(target, &e))?;
   // libpq does not use TLS over unix sockets; neither do we.
   let stream = match &target.host {
-    Host::Tcp(name) => {
-      super::tls::negotiate(socket, settings.ssl_mode, name, settings.ssl_root_cert.as_deref())
-        .await
-        .map_err(|f| connect_failed(target, ConnectCause::Os { code: f.code, message: f.message }))?
-    }
+    Host::Tcp(name) => super::tls::negotiate(socket, settings, name)
+      .await
+      .map_err(|f| connect_failed(target, ConnectCause::Os { code: f.code, message: f.message }))?,
     Host::Unix(_) => transport::into_stream(socket),
   };
   handshake(stream, target, settings).await
@@ -158,37 +159,46 @@ pub async fn handshake(
     })
   };
   let mut scram: Option<sasl::ScramSha256> = None;
+  let mut binder = super::channel_binding::Binder::new(settings.channel_binding, &*stream);
+  let auth_failed = |why: String| connect_failed(target, ConnectCause::Other(why));
   let mut process_id = 0;
   let mut secret_key = 0;
+  let mut server = ServerState::default();
+  let mut first = true;
   loop {
     let msg = match read_message(&mut stream, &mut buf, STARTUP_MAX_MESSAGE).await {
       Ok(m) => m,
-      Err(e) => return Err(read_failure(target, &buf, e)),
+      Err(e) => {
+        let refused =
+          if first { super::tls::hung_up_after_client_cert(settings, &*stream, &e) } else { None };
+        return Err(match refused {
+          Some(message) => connect_failed(target, ConnectCause::Os { code: "ECONNRESET".into(), message }),
+          None => read_failure(target, &buf, e),
+        });
+      }
     };
+    first = false;
     out.clear();
     match msg {
-      Message::AuthenticationOk => {}
+      Message::AuthenticationOk => binder.check_authenticated().map_err(auth_failed)?,
       Message::AuthenticationCleartextPassword => {
+        binder.check_other_method().map_err(auth_failed)?;
         frontend::password_message(&password()?, &mut out).map_err(io_err)?;
       }
       Message::AuthenticationMd5Password(body) => {
+        binder.check_other_method().map_err(auth_failed)?;
         let hash = md5_hash(target.user.as_bytes(), &password()?, body.salt());
         frontend::password_message(hash.as_bytes(), &mut out).map_err(io_err)?;
       }
       Message::AuthenticationSasl(body) => {
         let mut mechanisms = body.mechanisms();
-        let mut has_scram = false;
+        let mut offered = Vec::new();
         while let Ok(Some(m)) = mechanisms.next() {
-          has_scram |= m == sasl::SCRAM_SHA_256;
+          offered.push(m.to_string());
         }
-        if !has_scram {
-          return Err(connect_failed(
-            target,
-            ConnectCause::Other("the server offered no supported SASL mechanism".into()),
-          ));
-        }
-        let s = sasl::ScramSha256::new(&password()?, sasl::ChannelBinding::unsupported());
-        frontend::sasl_initial_response(sasl::SCRAM_SHA_256, s.message(), &mut out).map_err(io_err)?;
+        let (mechanism, binding) = binder.scram(&offered).map_err(auth_failed)?;
+        let s = sasl::ScramSha256::new(&password()?, binding);
+        frontend::sasl_initial_response(mechanism, s.message(), &mut out).map_err(io_err)?;
         scram = Some(s);
       }
       Message::AuthenticationSaslContinue(body) => {
@@ -204,7 +214,12 @@ pub async fn handshake(
         process_id = body.process_id();
         secret_key = body.secret_key();
       }
-      Message::ParameterStatus(_) | Message::NoticeResponse(_) => {}
+      Message::ParameterStatus(body) => {
+        if let (Ok(name), Ok(value)) = (body.name(), body.value()) {
+          server.parameter(name, value);
+        }
+      }
+      Message::NoticeResponse(_) => {}
       Message::ReadyForQuery(_) => break,
       Message::ErrorResponse(body) => {
         let db = parse_db_error(&mut body.fields());
@@ -219,7 +234,7 @@ pub async fn handshake(
       stream.write_all(&out).await.map_err(io_err)?;
     }
   }
-  Ok(Opened { stream, process_id, secret_key })
+  Ok(Opened { stream, process_id, secret_key, server })
 }
 
 /// Asks the server to cancel whatever the connection identified by `key` is running.

@@ -20,9 +20,11 @@ use std::sync::{Arc, Mutex, Weak};
 
 use bytes::{Buf, Bytes, BytesMut};
 use fallible_iterator::FallibleIterator;
-use postgres_protocol::message::backend::{DataRowBody, ErrorResponseBody, Message, RowDescriptionBody};
+use postgres_protocol::message::backend::{
+  DataRowBody, ErrorResponseBody, Message, NoticeResponseBody, RowDescriptionBody,
+};
 
-use super::io::{check_cells, malformed, pop, Pending};
+use super::io::{check_cells, malformed, pop, Pending, MAX_NOTICE_BYTES};
 use super::startup::parse_db_error;
 use super::{ConnState, Field, Reply, Shared};
 use crate::error::{CoreError, CoreResult};
@@ -448,9 +450,32 @@ pub(crate) fn run_of(buf: &[u8], tag: u8, max: usize, mut keep: impl FnMut(&[u8]
   end
 }
 
-/// Messages the server may send at any time, outside any reply.
+/// Keeps a notice of a stream's reply with the others not yet handed on (up to the limit a
+/// request's notices have, `io::MAX_NOTICE_BYTES`), for the consumer's client to report.
+pub(crate) fn keep_notice(kept: &mut Vec<u8>, body: &NoticeResponseBody) -> CoreResult<()> {
+  if kept.len() < MAX_NOTICE_BYTES {
+    crate::wire::append_notice(kept, &mut body.fields())
+      .map_err(|e| malformed(format!("a malformed NoticeResponse: {e}")))?;
+  }
+  Ok(())
+}
+
+/// Attaches `notices` to the server error `err` (a failed request's notices travel with its
+/// error); any other error drops them.
+pub(crate) fn with_notices(err: CoreError, notices: Vec<u8>) -> CoreError {
+  match err {
+    CoreError::Db(mut db) if !notices.is_empty() => {
+      db.notices.extend_from_slice(&notices);
+      CoreError::Db(db)
+    }
+    other => other,
+  }
+}
+
+/// Messages the server may send at any time, outside any reply. (A notice belongs to the request
+/// being answered: during a stream's reply, to the stream.)
 fn asynchronous(msg: &Message) -> bool {
-  matches!(msg, Message::ParameterStatus(_) | Message::NoticeResponse(_) | Message::NotificationResponse(_))
+  matches!(msg, Message::ParameterStatus(_) | Message::NotificationResponse(_))
 }
 
 /// The protocol error for a message a fed request cannot take.

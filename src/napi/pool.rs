@@ -14,16 +14,19 @@ use super::objects::{
   promise, request_params, NativeError, ParamInput, PoolOptionsInput, PoolStatsObject, RequestTag,
 };
 use super::session::NativeSession;
+use crate::cluster::{Cluster, Intent};
 use crate::config::{ConfigInput, PoolConfig};
 use crate::conn::Query;
 use crate::error::CoreError;
-use crate::pool::{Pool, PoolEvent};
+use crate::pool::PoolEvent;
 use crate::session::Session;
 use crate::{registry, route};
 
 #[napi]
 pub struct NativePool {
-  inner: Arc<Pool>,
+  inner: Arc<Cluster>,
+  /// What this handle's requests need of their server: the pool's own kind, or a standby.
+  intent: Intent,
 }
 
 /// `(kind, connectionId, milliseconds, message)`: see `NativePool.watch`.
@@ -57,7 +60,7 @@ pub fn create_pool(
     input.password_provider = Some(super::password::provider(ask)?);
   }
   Ok(match PoolConfig::from_input(&input) {
-    Ok(cfg) => Either::A(NativePool { inner: registry::attach(&cfg) }),
+    Ok(cfg) => Either::A(NativePool { inner: registry::attach(&cfg), intent: Intent::Target }),
     Err(e) => Either::B(NativeError::from(&e)),
   })
 }
@@ -86,7 +89,7 @@ impl NativePool {
       }
     };
     let token = abort.map(|a| a.token.clone());
-    let inbox = route::submit_to_pool(&self.inner, query, token, queue.done(request.id));
+    let inbox = route::submit_to_pool(&self.inner, self.intent, query, token, queue.done(request.id));
     super::read_here(env, request.lone, inbox);
     Ok(())
   }
@@ -94,8 +97,8 @@ impl NativePool {
   /// Checks out a connection now if one is idle and fresh; null means call `connect`.
   #[napi(catch_unwind)]
   pub fn try_connect(&self) -> Option<NativeSession> {
-    let conn = self.inner.try_acquire_now()?;
-    Some(NativeSession::new(Session::new(self.inner.clone(), conn)))
+    let (pool, conn) = self.inner.try_acquire_now(self.intent)?;
+    Some(NativeSession::new(Session::new(pool, conn)))
   }
 
   /// Checks out a connection for exclusive use; it arrives through the environment's
@@ -103,12 +106,23 @@ impl NativePool {
   /// JavaScript should let it wait before `cancelConnect`, or -1 when it times out by itself.
   #[napi(catch_unwind)]
   pub fn connect(&self, env_id: u32, request_id: u32) -> napi::Result<f64> {
-    let checkout = completions::checkout(env_id, request_id, &self.inner)?;
-    let checkout = match self.inner.queue_checkout(checkout) {
+    let Some(pool) = self.inner.direct() else {
+      // A server is picked first; the checkout waits in that server's pool as a task.
+      let deliver = completions::deliver_session(env_id, request_id)?;
+      let (cluster, intent) = (self.inner.clone(), self.intent);
+      crate::runtime::spawn_settled(
+        async move { cluster.acquire(intent).await.map(|(pool, conn)| Session::new(pool, conn)) },
+        deliver,
+        Err(CoreError::Internal("internal error in onepool (please report it)".into())),
+      );
+      return Ok(-1.0);
+    };
+    let checkout = completions::checkout(env_id, request_id, pool)?;
+    let checkout = match pool.queue_checkout(checkout) {
       Ok(wait) => return Ok(wait.as_millis() as f64),
       Err(checkout) => checkout,
     };
-    let pool = self.inner.clone();
+    let pool = pool.clone();
     crate::runtime::spawn_settled(
       async move { pool.acquire().await },
       move |out| checkout.deliver(out),
@@ -121,7 +135,7 @@ impl NativePool {
   /// a connection is already on its way.
   #[napi(catch_unwind)]
   pub fn cancel_connect(&self, env_id: u32, request_id: u32) -> Option<NativeError> {
-    self.inner.cancel_checkout((env_id, request_id)).map(|e| NativeError::from(&e))
+    self.inner.direct()?.cancel_checkout((env_id, request_id)).map(|e| NativeError::from(&e))
   }
 
   #[napi(catch_unwind)]
@@ -140,6 +154,13 @@ impl NativePool {
     pool.close();
     let timeout = Duration::from_millis(timeout_ms.clamp(0.0, 86_400_000.0) as u64);
     promise(env, async move { Ok(pool.end(timeout).await) })
+  }
+
+  /// A handle on the same pool whose requests go to a standby (a read replica, or a standby of
+  /// the host list), and to the pool's own server when no standby is up.
+  #[napi(catch_unwind)]
+  pub fn replica(&self) -> NativePool {
+    NativePool { inner: self.inner.clone(), intent: Intent::Replica }
   }
 
   #[napi(getter, catch_unwind)]

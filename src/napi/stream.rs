@@ -10,10 +10,10 @@ use super::completions;
 use super::objects::{request_params, NativeError, ParamInput, RequestTag};
 use super::session::NativeSession;
 use crate::conn::{Chunk, Copy, CopyDirection, Query, RowStream};
-use crate::route;
+use crate::{route, wire};
 
-/// A COPY TO read's answer starts with one of these bytes: data follows, or the end and then the
-/// command tag (`COPY n`).
+/// A COPY TO read's answer starts with one of these bytes: data follows, or the end and then its
+/// result (the command tag `COPY n`, and the COPY's notices) as a result buffer.
 const DATA: u8 = b'D';
 const END: u8 = b'E';
 
@@ -110,7 +110,8 @@ impl NativeCopy {
     Ok(())
   }
 
-  /// COPY TO: the data that came, as bytes after a `D`, or the end: `E` and the command tag.
+  /// COPY TO: the data that came, as bytes after a `D`, or the end: `E` and a result buffer
+  /// (`COPY n`, with the COPY's notices).
   #[napi(catch_unwind)]
   pub fn read(&self, request: RequestTag) -> napi::Result<()> {
     let done = completions::queue(request.env)?.done_bytes(request.id);
@@ -120,10 +121,9 @@ impl NativeCopy {
           bytes.insert(0, DATA);
           bytes
         }
-        Chunk::End(tag) => {
-          let mut bytes = Vec::with_capacity(tag.len() + 1);
-          bytes.push(END);
-          bytes.extend_from_slice(tag.as_bytes());
+        Chunk::End(result) => {
+          let mut bytes = wire::encode(result);
+          bytes.insert(0, END);
           bytes
         }
       }))

@@ -12,14 +12,18 @@
 
 mod acquire;
 mod connector;
+mod deadlines;
 mod events;
 mod handover;
 mod lifecycle;
+mod open;
+mod server;
 mod shared;
 #[cfg(test)]
 mod shared_tests;
 #[cfg(test)]
 mod tests;
+mod timings;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,14 +39,18 @@ use crate::conn::{CancelKey, Conn, Done, Inbox, Killer, Query, Response, Write};
 use crate::error::{CoreError, CoreResult, TimeoutKind};
 use crate::machine;
 
-use acquire::{enqueue_waiter, is_server_full, wake_slots, Grant};
+use acquire::{enqueue_waiter, wake_slots, Grant};
 pub use connector::{Connector, Postgres};
+use deadlines::expire_queued;
 pub use events::PoolEvent;
 use events::{CloseNotice, Observers};
 use handover::Queued;
 pub use handover::{Checkout, Returned};
 use lifecycle::reap_idle;
-use shared::{expire_queued, QueuedRequest, SharedConn, Timings};
+use open::is_server_full;
+pub use server::{Failure, ServerStatus, ServerView};
+use shared::{QueuedRequest, SharedConn};
+use timings::{Timings, FAST};
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
@@ -117,6 +125,9 @@ pub struct Pool {
   machine_dir: std::sync::OnceLock<Option<std::path::PathBuf>>,
   /// Who watches connections open and close (`watch`).
   observers: Observers,
+  /// What the pool knows of its server (`server`).
+  server: ServerStatus,
+  tracks_server: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -173,6 +184,8 @@ impl Pool {
       budget,
       machine_dir: std::sync::OnceLock::new(),
       observers: Observers::default(),
+      server: ServerStatus::default(),
+      tracks_server: std::sync::atomic::AtomicBool::new(false),
     });
     crate::runtime::spawn(reap_idle(Arc::downgrade(&pool)));
     crate::runtime::spawn(expire_queued(Arc::downgrade(&pool), pool.queue_changed.clone()));
@@ -276,7 +289,7 @@ impl Pool {
   fn timeout_error(&self, waited: Duration) -> CoreError {
     let s = self.stats();
     CoreError::PoolTimeout(TimeoutKind::Acquire, format!(
-      "timed out after {} ms waiting for a connection from pool \"{}\" ({}): size {}, idle {}, in use {}, max {}, {} other {} waiting{}",
+      "timeout exceeded after {} ms waiting for a connection from pool \"{}\" ({}): size {}, idle {}, in use {}, max {}, {} other {} waiting{}",
       waited.as_millis(),
       s.name,
       s.target,
