@@ -24,7 +24,10 @@ export declare class NativeCopy {
   write(data: Buffer, request: RequestTag): boolean
   /** COPY FROM: ends the data; answered with the result (`COPY n`) or the error. */
   finish(request: RequestTag): void
-  /** COPY TO: the data that came, as bytes after a `D`, or the end: `E` and the command tag. */
+  /**
+   * COPY TO: the data that came, as bytes after a `D`, or the end: `E` and a result buffer
+   * (`COPY n`, with the COPY's notices).
+   */
   read(request: RequestTag): void
   /**
    * Stops the COPY (CopyFail with `reason`, or a cancel for COPY TO); answered once the
