@@ -24,7 +24,6 @@ use super::stream::{self, Parked};
 use super::transport::{DirectRead, Reader, Writer};
 use super::{ConnState, Field, QueryResult, Reply, Response};
 use crate::error::{CoreError, CoreResult, TimeoutKind};
-use crate::wire;
 
 /// The replies owed for requests sent or queued, oldest first, and the bytes not yet written.
 pub(crate) struct Pending {
@@ -210,7 +209,7 @@ struct Collector {
   /// How many bytes of cells the last statement on this connection had: the same query run
   /// again then fills one allocation instead of a chain of doublings.
   cells_hint: usize,
-  /// The request's notices, encoded (`wire::append_notice`), up to MAX_NOTICE_BYTES.
+  /// The request's notices, encoded (`notices::append_notice`), up to MAX_NOTICE_BYTES.
   notices: Vec<u8>,
   /// The stream whose reply is being read, if it is one (`stream.rs`).
   fed: stream::Current,
@@ -602,7 +601,7 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
     | Message::NotificationResponse(_) => {}
     Message::NoticeResponse(body) => {
       if c.notices.len() < MAX_NOTICE_BYTES {
-        wire::append_notice(&mut c.notices, &mut body.fields())
+        super::notices::append_notice(&mut c.notices, &mut body.fields())
           .map_err(|e| malformed(format!("a malformed NoticeResponse: {e}")))?;
       }
     }

@@ -10,6 +10,7 @@ mod channel_binding;
 mod copy;
 mod framing;
 mod io;
+mod notices;
 mod portal;
 mod query;
 mod session_attrs;
@@ -71,7 +72,7 @@ pub struct QueryResult {
 pub struct Response {
   pub results: Vec<QueryResult>,
   /// The request's notices (NoticeResponse, node-postgres's `notice` event), encoded as
-  /// `wire::append_notice` does; empty when there were none.
+  /// `notices::append_notice` does; empty when there were none.
   pub notices: Vec<u8>,
 }
 

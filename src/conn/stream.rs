@@ -454,7 +454,7 @@ pub(crate) fn run_of(buf: &[u8], tag: u8, max: usize, mut keep: impl FnMut(&[u8]
 /// request's notices have, `io::MAX_NOTICE_BYTES`), for the consumer's client to report.
 pub(crate) fn keep_notice(kept: &mut Vec<u8>, body: &NoticeResponseBody) -> CoreResult<()> {
   if kept.len() < MAX_NOTICE_BYTES {
-    crate::wire::append_notice(kept, &mut body.fields())
+    super::notices::append_notice(kept, &mut body.fields())
       .map_err(|e| malformed(format!("a malformed NoticeResponse: {e}")))?;
   }
   Ok(())
