@@ -74,11 +74,17 @@ class Statement {
     this.fields = fields
     this.parsers = parsers
     this.names = names
-    // Each row starts as a copy of this (as in pg): every column is an own property from the
-    // start, held in the object itself, and a column named __proto__ is a plain property.
-    const shape = Object.create(null)
-    for (const name of names) shape[name] = null
-    this.emptyRow = { ...shape }
+    // A column named __proto__ must be a plain property (as in pg), not the row's prototype:
+    // then each row starts as a copy of an object with every column as an own property. Only
+    // then, because building that object from a prototype-less one costs more than decoding a
+    // small result, and most statements are small.
+    let emptyRow = null
+    if (names.includes('__proto__')) {
+      const shape = Object.create(null)
+      for (const name of names) shape[name] = null
+      emptyRow = { ...shape }
+    }
+    this.emptyRow = emptyRow
     this.rows = new Array(nrows)
     this.row = 0
     this.pos = pos
@@ -96,7 +102,7 @@ class Statement {
     let pos = this.pos
     let r = this.row
     for (; r < last && pos < stopAt; r++) {
-      const row = rowAsArray ? new Array(nfields) : { ...emptyRow }
+      const row = rowAsArray ? new Array(nfields) : emptyRow === null ? {} : { ...emptyRow }
       for (let i = 0; i < nfields; i++) {
         const len = (buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]
         pos += 4
