@@ -111,6 +111,9 @@ pub struct PoolConfig {
   pub conn: ConnSettings,
   pub pool: PoolSettings,
   pub pgbouncer: bool,
+  /// The pool the listening connection comes from instead of this one (`listenUrl`): one
+  /// connection, straight to Postgres.
+  pub listen: Option<Box<PoolConfig>>,
 }
 
 /// Everything JavaScript may pass; `None` means "not given". Types are already checked in JS.
@@ -138,6 +141,8 @@ pub struct ConfigInput {
   pub keepalive: Option<bool>,
   pub statement_cache_size: Option<u32>,
   pub machine_max: Option<u32>,
+  /// A direct connection string for the listening connection (behind PgBouncer).
+  pub listen_url: Option<String>,
   /// `PG*` variables (`PGHOST`, `PGUSER`, ...) and `USER`, as seen by the caller.
   pub env: HashMap<String, String>,
 }

@@ -41,7 +41,39 @@ pub(super) fn pool_config(input: &ConfigInput) -> CoreResult<PoolConfig> {
   if name.is_empty() {
     return Err(invalid("name must not be empty".into()));
   }
-  Ok(PoolConfig { name, target, conn, pool, pgbouncer })
+  let listen = match &input.listen_url {
+    Some(url) => Some(Box::new(listen_config(input, url, &name)?)),
+    None => None,
+  };
+  Ok(PoolConfig { name, target, conn, pool, pgbouncer, listen })
+}
+
+/// The one-connection pool that `listenUrl` names: straight to Postgres (never PgBouncer), with
+/// this pool's timeouts, TLS options and application name, and nothing else from its options
+/// (the URL says where and as whom).
+fn listen_config(input: &ConfigInput, url: &str, name: &str) -> CoreResult<PoolConfig> {
+  if url.trim().is_empty() {
+    return Err(invalid("listenUrl is empty".into()));
+  }
+  let direct = ConfigInput {
+    name: Some(format!("{name} (listen)")),
+    connection_string: Some(url.to_string()),
+    application_name: input.application_name.clone(),
+    ssl_mode: input.ssl_mode.clone(),
+    ssl_root_cert: input.ssl_root_cert.clone(),
+    max: Some(1),
+    acquire_timeout_ms: input.acquire_timeout_ms,
+    connect_timeout_ms: input.connect_timeout_ms,
+    keepalive: input.keepalive,
+    pgbouncer: Some(false),
+    machine_max: input.machine_max,
+    env: input.env.clone(),
+    ..ConfigInput::default()
+  };
+  pool_config(&direct).map_err(|e| match e {
+    CoreError::Config(m) => invalid(format!("listenUrl: {m}")),
+    other => other,
+  })
 }
 
 /// Host, port, database and user: what makes two pools "the same database".

@@ -40,6 +40,8 @@ pub struct PoolOptionsInput {
   pub statement_cache_size: Option<u32>,
   /// Connections of all processes on this machine to the same target together.
   pub machine_max: Option<u32>,
+  /// Where the listening connection goes instead of the pool's target (`listenUrl`).
+  pub listen_url: Option<String>,
   /// The caller's `PG*` environment variables (worker threads have their own `process.env`).
   pub env: Option<HashMap<String, String>>,
 }
@@ -68,6 +70,7 @@ impl From<PoolOptionsInput> for ConfigInput {
       keepalive: o.keepalive,
       statement_cache_size: o.statement_cache_size,
       machine_max: o.machine_max,
+      listen_url: o.listen_url,
       env: o.env.unwrap_or_default(),
     }
   }
@@ -162,6 +165,8 @@ pub struct PoolStatsObject {
   pub acquire_timeouts: f64,
   pub handles: f64,
   pub closed: bool,
+  /// 1 while the pool's listening connection (`listen`) is open: counted in `size`, not in `inUse`.
+  pub listening: u32,
 }
 
 impl From<PoolStats> for PoolStatsObject {
@@ -178,6 +183,7 @@ impl From<PoolStats> for PoolStatsObject {
       acquire_timeouts: s.acquire_timeouts as f64,
       handles: s.handles as f64,
       closed: s.closed,
+      listening: s.listening as u32,
     }
   }
 }

@@ -14,6 +14,9 @@ mod acquire;
 mod connector;
 mod handover;
 mod lifecycle;
+mod listen;
+#[cfg(test)]
+mod listen_tests;
 mod shared;
 #[cfg(test)]
 mod shared_tests;
@@ -39,6 +42,7 @@ pub use connector::{Connector, Postgres};
 use handover::Queued;
 pub use handover::{Checkout, Returned};
 use lifecycle::reap_idle;
+pub use listen::{ListenEvent, Outage, Subscriber};
 use shared::{expire_queued, QueuedRequest, SharedConn, Timings};
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
@@ -67,6 +71,8 @@ struct Settings {
   conn: ConnSettings,
   pool: PoolSettings,
   pgbouncer: bool,
+  /// Where the listening connection goes instead (`listenUrl`).
+  listen: Option<Box<PoolConfig>>,
 }
 
 pub struct Pool {
@@ -85,6 +91,8 @@ pub struct Pool {
   connector: Arc<dyn Connector>,
   /// The process budget (a private one in unit tests).
   budget: &'static Budget,
+  /// The listening connection and its subscriptions (`listen`).
+  listening: listen::Listening,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +108,9 @@ pub struct PoolStats {
   pub acquire_timeouts: u64,
   pub handles: u64,
   pub closed: bool,
+  /// 1 while the pool's listening connection is open (counted in `size`, not in `in_use`; with
+  /// `listenUrl`, in neither: it is another pool's).
+  pub listening: usize,
 }
 
 impl Pool {
@@ -117,6 +128,7 @@ impl Pool {
         conn: cfg.conn.clone(),
         pool: cfg.pool.clone(),
         pgbouncer: cfg.pgbouncer,
+        listen: cfg.listen.clone(),
       }),
       state: Mutex::new(State {
         idle: Vec::new(),
@@ -136,6 +148,7 @@ impl Pool {
       handles: AtomicU64::new(1),
       connector,
       budget,
+      listening: listen::Listening::default(),
     });
     crate::runtime::spawn(reap_idle(Arc::downgrade(&pool)));
     crate::runtime::spawn(expire_queued(Arc::downgrade(&pool), pool.queue_changed.clone()));
@@ -170,6 +183,7 @@ impl Pool {
       s.conn = cfg.conn.clone();
       s.pool = cfg.pool.clone();
       s.pgbouncer = cfg.pgbouncer;
+      s.listen = cfg.listen.clone();
     }
     let retired = {
       let mut st = self.lock();
@@ -198,6 +212,7 @@ impl Pool {
   }
 
   pub fn stats(&self) -> PoolStats {
+    let (listening, own) = self.listening_stats();
     let st = self.lock();
     PoolStats {
       name: self.name.clone(),
@@ -205,12 +220,13 @@ impl Pool {
       max: st.max,
       size: st.size,
       idle: st.idle.len(),
-      in_use: st.size - st.idle.len(),
+      in_use: (st.size - st.idle.len()).saturating_sub(usize::from(own)),
       waiting: st.waiters.iter().filter(|w| !w.is_closed()).count(),
       created: self.created.load(Ordering::Relaxed),
       acquire_timeouts: self.acquire_timeouts.load(Ordering::Relaxed),
       handles: self.handles.load(Ordering::Relaxed),
       closed: st.closed,
+      listening: usize::from(listening),
     }
   }
 
