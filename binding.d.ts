@@ -16,6 +16,13 @@ export declare class AbortHandle {
 
 export declare class NativePool {
   /**
+   * Subscribes environment `envId` to `channel`; with `key`, replaces the subscription of this
+   * thread that holds that key. Its events arrive through `takeListenEvents`.
+   */
+  listen(envId: number, channel: string, key?: string | undefined | null): ListenResult | NativeError
+  /** Ends subscription `id` (a no-op if it already ended or was replaced). */
+  unlisten(id: number): void
+  /**
    * Starts one query whose result arrives through the environment's completion queue
    * (see `initCompletions`) under `request.id`; `crate::route` decides which connection takes
    * it. `lengths`: `values` is one string of all the text parameters, cut at these lengths.
@@ -91,6 +98,12 @@ export declare function initCompletions(onReady: () => unknown): number
  */
 export declare function initTransport(onOps: () => unknown, pid: number, hostname: string): void
 
+export interface ListenResult {
+  id: number
+  /** The subscription this one replaced (same key), if any. */
+  replaced?: number
+}
+
 /** An error as data; `lib/errors.js` turns it into an `OnepoolError`. */
 export interface NativeError {
   code: string
@@ -143,6 +156,8 @@ export interface PoolOptionsInput {
   statementCacheSize?: number
   /** Connections of all processes on this machine to the same target together. */
   machineMax?: number
+  /** Where the listening connection goes instead of the pool's target (`listenUrl`). */
+  listenUrl?: string
   /** The caller's `PG*` environment variables (worker threads have their own `process.env`). */
   env?: Record<string, string>
 }
@@ -160,6 +175,8 @@ export interface PoolStatsObject {
   acquireTimeouts: number
   handles: number
   closed: boolean
+  /** 1 while the pool's listening connection (`listen`) is open: counted in `size`, not in `inUse`. */
+  listening: number
 }
 
 export declare function processStats(): ProcessStatsObject
@@ -190,6 +207,15 @@ export interface RequestTag {
   lone: boolean
 }
 
+export interface ResumedObject {
+  /** When listening stopped, in milliseconds since the epoch. */
+  sinceMs: number
+  /** Connection attempts it took to listen again. */
+  attempts: number
+  /** Why listening stopped. */
+  cause: NativeError
+}
+
 /** Caps the connections of all pools together; `null` or 0 removes the cap. */
 export declare function setProcessMaxConnections(limit?: number | undefined | null): void
 
@@ -200,6 +226,14 @@ export declare function setProcessMaxConnections(limit?: number | undefined | nu
  * result of the batch back to back (each starts where the previous one ended).
  */
 export declare function takeCompletions(envId: number): Array<Buffer | null | number | NativeSession | NativeError>
+
+/**
+ * Takes up to `max` events of this environment's subscriptions, oldest first, four slots
+ * each: `[subscription, kind, a, b, ...]`. Kinds: 0 notification (a = payload, b = the
+ * notifying backend's pid), 1 listening, 2 the first attempt failed (a = NativeError), 3
+ * resumed (a = `ResumedObject`), 4 ended (a = NativeError when its pool was ended, else null).
+ */
+export declare function takeListenEvents(envId: number, max: number): Array<number | string | null | NativeError | ResumedObject>
 
 /** Every queued socket operation, flattened: `op, id, ...arguments` (see `lib/transport.js`). */
 export declare function takeTransportOps(): Array<number | string | boolean | Buffer | null>

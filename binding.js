@@ -846,6 +846,7 @@ module.exports.processStats = nativeBinding.processStats
 module.exports.releaseResult = nativeBinding.releaseResult
 module.exports.setProcessMaxConnections = nativeBinding.setProcessMaxConnections
 module.exports.takeCompletions = nativeBinding.takeCompletions
+module.exports.takeListenEvents = nativeBinding.takeListenEvents
 module.exports.takeTransportOps = nativeBinding.takeTransportOps
 module.exports.terminateAll = nativeBinding.terminateAll
 module.exports.transportData = nativeBinding.transportData

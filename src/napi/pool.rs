@@ -22,7 +22,7 @@ use crate::{registry, route};
 
 #[napi]
 pub struct NativePool {
-  inner: Arc<Pool>,
+  pub(super) inner: Arc<Pool>,
 }
 
 /// Attaches to the process-global pool for these options, creating it if needed.
