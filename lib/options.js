@@ -36,6 +36,8 @@ const OPTIONS = {
   statement_timeout: ['statementTimeoutMs', nonNegative, 'a non-negative number of milliseconds'],
   searchPath: ['searchPath', string, 'a string'],
   pgbouncer: ['pgbouncer', bool, 'a boolean'],
+  listenUrl: ['listenUrl', string, 'a connection string'],
+  directUrl: ['listenUrl', string, 'a connection string'],
   keepAlive: ['keepAlive', bool, 'a boolean'],
   machineMax: ['machineMax', (v) => Number.isInteger(v) && v >= 0 && v <= 100000, 'a non-negative integer'],
   statementCacheSize: ['statementCacheSize', (v) => Number.isInteger(v) && v >= 0 && v <= 100000, 'a non-negative integer'],
@@ -153,6 +155,7 @@ function normalizeOptions(input, env = process.env) {
     keepalive: out.keepAlive,
     statementCacheSize: out.statementCacheSize,
     machineMax: out.machineMax,
+    listenUrl: out.listenUrl,
     env: envVars,
   }
   for (const key of Object.keys(native)) if (native[key] === undefined) delete native[key]

@@ -6,6 +6,7 @@ const { prepareValues } = require('./params')
 const { decode, decodeInSlices, isLarge, defaultTypes } = require('./result')
 const { watchCheckout } = require('./leaks')
 const { makeSql } = require('./sql')
+const listening = require('./listen')
 
 /**
  * Splits pg's overloads: (text, values?, cb?) and ({ text, values, rowMode, types, signal }, values?, cb?),
@@ -323,6 +324,19 @@ class Pool extends EventEmitter {
     } finally {
       if (!handedOn) await client.release()
     }
+  }
+
+  /**
+   * Subscribes `handler` to NOTIFYs on `channel` (lib/listen.js; README, "LISTEN/NOTIFY").
+   * Returns `{ channel, ready, unlisten(), ref(), unref() }`.
+   */
+  listen(channel, handler, options) {
+    return listening.listen(this.#native, this.#addon, channel, handler, options)
+  }
+
+  /** `pg_notify(channel, payload)`; resolves once it ran. */
+  notify(channel, payload) {
+    return listening.notify(this, channel, payload)
   }
 
   stats() {
