@@ -156,7 +156,8 @@ class EnvListener {
    * a later turn of the event loop (no wake-up comes for it: the native queue did not run empty).
    */
   drain() {
-    if (this.draining) return
+    // A slice is already scheduled (it runs in this turn or the next): one slice per turn.
+    if (this.draining || this.rescheduled) return
     this.draining = true
     const started = performance.now()
     try {
