@@ -74,6 +74,7 @@ test('the native options object has exactly the fields the binding reads', () =>
     keepAlive: true,
     machineMax: 2,
     statementCacheSize: 5,
+    listenUrl: 'postgres://u@direct/d',
   }
   const { native } = normalizeOptions(all, {})
   assert.deepEqual(Object.keys(native).sort(), interfaceKeys(read('binding.d.ts'), 'PoolOptionsInput'))
