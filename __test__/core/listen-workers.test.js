@@ -31,10 +31,12 @@ function startWorker(workerData) {
   return { worker: w, got, ready: readyP, exited }
 }
 
-test('worker threads and the main thread on one channel: one listening connection, each gets each notification once', async () => {
+test('worker threads and the main thread on one channel: one listening connection, each gets each notification once', async (t) => {
   const app = uniqueName()
   const channel = uniqueName('workers')
   const workers = [1, 2, 3].map(() => startWorker({ url: TEST_URL, app, channel, max: 3 }))
+  // A failed assertion must not leave the workers (and so this test file) running.
+  t.after(() => Promise.all(workers.map((w) => w.worker.terminate())))
   await Promise.all(workers.map((w) => w.ready))
   const { createPool } = require('../..')
   const db = createPool({ connectionString: TEST_URL, applicationName: app, max: 3 })
