@@ -240,6 +240,8 @@ class Sampler {
 const variantSource = (variant) => fs.readFileSync(path.join(APP, 'variants', `${variant}.ts`), 'utf8')
 const routeFile = (route) => path.join(APP, 'app', 'api', route, 'route.ts')
 const EDGE_ROUTE = path.join(APP, 'app', 'api', 'edge', 'route.ts')
+const LISTEN_ROUTE = path.join(APP, 'app', 'api', 'listen', 'route.ts')
+const LISTEN_ROUTE_SOURCE = fs.readFileSync(LISTEN_ROUTE, 'utf8')
 
 function writeDb(variant, edit, max) {
   let src = variantSource(variant)
@@ -257,6 +259,7 @@ function editRoute(route, edit) {
 function restoreFiles() {
   fs.writeFileSync(DB_FILE, variantSource('onepool'))
   for (const r of ROUTES) editRoute(r, 0)
+  fs.writeFileSync(LISTEN_ROUTE, LISTEN_ROUTE_SOURCE)
   fs.rmSync(path.dirname(EDGE_ROUTE), { recursive: true, force: true })
 }
 
@@ -452,7 +455,7 @@ async function freePort() {
  * Runs `next dev` with `variant` in lib/db.ts and the rounds of edits. Returns per-round rows.
  * `asserting`: record checks (onepool) or only measure (baselines).
  */
-async function devRun({ db, variant, bundler, rounds, asserting, before, after: afterRounds }) {
+async function devRun({ db, variant, bundler, rounds, asserting, before, eachRound, after: afterRounds }) {
   const label = `${variant}/${bundler}`
   restoreFiles()
   writeDb(variant, 0, ROLE_LIMIT)
@@ -496,6 +499,7 @@ async function devRun({ db, variant, bundler, rounds, asserting, before, after: 
         const st = await get(server.port, '/api/stats', 30_000)
         if (st.status === 200 && st.body) handles = st.body.pool.handles
       }
+      if (eachRound) await eachRound(server, round)
       rows.push({ round, max, peak, failed: failed.length, stale: stale.length, editMs, stormMs, after, handles, why: describeFailures(failed) })
       log(
         `${label} round ${round}: max ${max}, peak ${peak}, failed ${failed.length}${failed.length ? ` [${describeFailures(failed)}]` : ''}` +
@@ -606,6 +610,52 @@ async function wrapperChecks(server, db, bundler) {
     s && s.pool && s.pool.max === ROLE_LIMIT && s.server && typeof s.server.connections === 'number',
     s ? `size ${s.pool.size}, idle ${s.pool.idle}, created ${s.pool.created}, handles ${s.pool.handles}, server ${s.server.connections}` : 'no body',
   )
+}
+
+// ---------------------------------------------------------------------------------------------
+// LISTEN/NOTIFY: app/api/listen subscribes at module scope; every round edits it (moving its
+// lines) and lib/db.ts, sends a notification and counts how often the handler ran for it.
+
+async function listenRound(server, db, bundler, round, rows) {
+  const port = server.port
+  if (round > 0) {
+    const moved = '// (a line added by scripts/e2e-next.js)\n'.repeat(round % 3)
+    fs.writeFileSync(LISTEN_ROUTE, LISTEN_ROUTE_SOURCE.replace('// e2e-edit: 0\n', `// e2e-edit: ${round}\n${moved}`))
+  }
+  const t0 = Date.now()
+  let r
+  do {
+    r = await get(port, '/api/listen', 60_000)
+    if (r.status === 200 && r.body && r.body.edit === round) break
+    await sleep(200)
+  } while (Date.now() - t0 < 60_000)
+  const payload = `${bundler}-round-${round}`
+  const sent = await fetch(`http://127.0.0.1:${port}/api/listen?payload=${payload}`, { method: 'POST' }).then((res) => res.status, (e) => e.message)
+  let count = 0
+  for (const deadline = Date.now() + 15_000; Date.now() < deadline; await sleep(100)) {
+    r = await get(port, '/api/listen')
+    count = (r.body && r.body.handled && r.body.handled[payload]) || 0
+    if (count > 0) break
+  }
+  await sleep(500) // a second, leaked subscription would have handled it by now
+  r = await get(port, '/api/listen')
+  count = (r.body && r.body.handled && r.body.handled[payload]) || 0
+  const backends = await db.sampler.count(`and query ~ '^(UN)?LISTEN '`)
+  const row = { round, sent, count, listening: r.body && r.body.listening, backends, ms: Date.now() - t0 }
+  rows.push(row)
+  log(`${bundler} LISTEN round ${round}: POST ${sent}, handled ${count}×, stats().listening ${row.listening}, listening backends ${backends}`)
+}
+
+async function listenChecks(server, bundler, rows) {
+  const bad = rows.filter((r) => r.sent !== 200 || r.count !== 1 || r.listening !== 1 || r.backends !== 1)
+  check(
+    `${bundler}: /api/listen subscribes at module scope; ${rows.length} rounds of edits: each notification handled exactly once, one listening connection`,
+    rows.length > 0 && bad.length === 0,
+    bad.length ? bad.map((r) => `round ${r.round}: POST ${r.sent}, handled ${r.count}×, listening ${r.listening}, backends ${r.backends}`).join('; ') : `${rows.length} notifications`,
+  )
+  const page = await get(server.port, '/listen')
+  const last = rows.length ? `${bundler}-round-${rows[rows.length - 1].round}` : '?'
+  check(`${bundler}: the /listen page shows the last notification`, page.status === 200 && page.text.includes(last), `${page.status}, looking for ${last}`)
 }
 
 /** An Edge-runtime route that imports onepool: what does the developer see? */
@@ -755,6 +805,7 @@ async function main() {
   const runs = []
   const production = []
   const edges = []
+  const listens = []
   try {
     if (!opts.baselines) {
       for (const bundler of opts.bundlers) {
@@ -767,7 +818,11 @@ async function main() {
             asserting: true,
             // before the storms: /api/wrapped-busy needs a connection the main pool leaves free
             before: (server) => wrapperChecks(server, db, bundler),
-            after: async (server) => edges.push(await edgeCheck(server, bundler)),
+            eachRound: (server, round) => listenRound(server, db, bundler, round, listens),
+            after: async (server) => {
+              await listenChecks(server, bundler, listens.splice(0))
+              edges.push(await edgeCheck(server, bundler))
+            },
           }),
         )
       }
