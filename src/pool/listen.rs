@@ -71,6 +71,7 @@ const DISPATCH_BATCH: usize = 256;
 /// notifications would then come under a name nobody subscribed to.
 const CHANNEL_MAX_BYTES: usize = 63;
 
+/// Lock order: this state, then the pool's (`Pool::lock`), never the other way round.
 #[derive(Default)]
 pub(super) struct Listening {
   state: Mutex<ListenState>,
@@ -222,6 +223,11 @@ impl Pool {
     let id = NEXT_SUBSCRIPTION.fetch_add(1, Ordering::Relaxed);
     let start = {
       let mut ls = self.listen_state();
+      // Checked again under this lock: `close` marks the pool closed, then ends the subscriptions
+      // under it, so one added meanwhile cannot outlive the pool unheard.
+      if self.lock().closed {
+        return Err(self.closed_error());
+      }
       let heard = if ls.conn.is_some() && ls.active.contains(channel) {
         to.deliver(id, ListenEvent::Listening);
         Heard::Listening
