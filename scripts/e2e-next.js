@@ -22,7 +22,10 @@
 //     saw the edit, and the pool shrinks to ≤ 3 after the `max: 3` edit; exactly one onepool
 //     `.node` image is mapped into the server process; the onepool/next wrapper (release on
 //     settle, 503 on POOL_TIMEOUT, JSON 500 without leaks); the connections go when it stops.
-//     It also records what an Edge-runtime route importing onepool does.
+//     It also records what an Edge-runtime route importing onepool does. LISTEN/NOTIFY: every
+//     round also edits app/api/listen/route.ts (which subscribes at module scope, and moves its
+//     lines), sends a notification and asserts it was handled exactly once, with one listening
+//     connection on the server; the /listen page shows the last one.
 //  3. `next build` + `next start` (both bundlers): the production server loads the addon from
 //     node_modules (no `.node` under .next/; Turbopack's .next/node_modules/onepool-<hash> alias
 //     is a symlink to it) and serves all 30 routes twice within the limit.
