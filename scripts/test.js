@@ -36,6 +36,8 @@ const WASM_NATIVE_ONLY_FILES = new Set([
   // Worker threads share one listening connection only where they share one pool; each
   // worker's WASM instance has its own (they still each get every notification once).
   '__test__/core/listen-workers.test.js',
+  // The listening connection's goodbye at exit, as exit.test.js above.
+  '__test__/core/listen-exit.test.js',
 ])
 const WASM_NATIVE_ONLY_TESTS = [
   // Deleting the globalThis pin and the module cache evaluates the loader again, which starts a

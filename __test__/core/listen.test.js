@@ -199,6 +199,36 @@ test('re-registering the addon (a new JS environment on this thread) still repla
   delete globalThis.__onepoolListenFixture
 })
 
+test('two subscriptions to one channel at module scope in one evaluation: the second replaces the first, with a warning', async () => {
+  const db = pool(uniqueName())
+  const channel = uniqueName('twice')
+  const warnings = []
+  const onWarning = (w) => warnings.push(w)
+  process.on('warning', onWarning)
+  const got = []
+  try {
+    const context = vm.createContext({ db, channel, got })
+    vm.runInContext(
+      `db.listen(channel, (n) => got.push(['first', n.payload]))
+      db.listen(channel, (n) => got.push(['second', n.payload])).ready`,
+      context,
+      { filename: 'two-subscriptions.js' },
+    )
+    await new Promise((r) => setImmediate(r))
+  } finally {
+    process.off('warning', onWarning)
+  }
+  const warning = warnings.find((w) => w.code === 'ONEPOOL_LISTEN_KEY')
+  assert.ok(warning, 'warned')
+  assert.match(warning.message, new RegExp(`"${channel}".*Give each its own \\{ key \\}`))
+  await waitFor(() => db.stats().listening === 1)
+  await db.notify(channel, 'x')
+  await eventually('delivered', () => got.length === 1)
+  await new Promise((r) => setTimeout(r, 50))
+  assert.deepEqual(got.map((g) => [...g]), [['second', 'x']]) // arrays of the vm realm, copied
+  await db.end()
+})
+
 test('subscriptions made after module evaluation (a request handler) have no key: they coexist until unlisten()', async () => {
   const app = uniqueName()
   const db = pool(app)
