@@ -163,8 +163,14 @@ class EnvListener {
     try {
       for (;;) {
         if (this.at >= this.batch.length) {
-          this.batch = this.binding.takeListenEvents(this.envId, TAKE)
           this.at = 0
+          try {
+            this.batch = this.binding.takeListenEvents(this.envId, TAKE)
+          } catch (e) {
+            // An N-API failure (the environment shutting down): nothing to deliver, no crash.
+            this.batch = []
+            console.error('onepool: could not take LISTEN events:', e)
+          }
           if (this.batch.length === 0) return
         }
         const { batch } = this
