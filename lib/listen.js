@@ -210,8 +210,8 @@ class EnvListener {
         entry.settle(fromNative(a))
         break
       case RESUMED: {
-        const wasPending = entry.settle(null)
-        if (entry.onReconnect && !wasPending) {
+        // Only a subscription that heard LISTENING or FAILED hears this: its ready is settled.
+        if (entry.onReconnect) {
           call(entry, entry.onReconnect, {
             channel: entry.channel,
             since: new Date(a.sinceMs),
@@ -352,13 +352,12 @@ function listen(native, addon, channel, handler, options) {
     onError,
     ready,
     refd: false,
-    /** Settles `ready` the first time; true if it was still pending. */
+    /** Settles `ready` (the first time only): `null` resolves it, an error rejects it. */
     settle(err) {
-      if (!pending) return false
+      if (!pending) return
       pending = false
       listener.ref(-1)
       settleReady(err)
-      return true
     },
   }
   listener.subs.set(out.id, entry)
