@@ -54,7 +54,13 @@ const LOADERS = new Set([
   'VitestExecutor.runModule',
 ])
 
-/** Whether the caller runs as part of a module's evaluation (module scope). */
+const LIB = __dirname + require('node:path').sep
+
+/**
+ * Whether the caller runs as part of a module's evaluation (module scope): a module loader's
+ * frame is on the stack, or, after an `await` has taken the loader off it, the caller is a
+ * module's top level.
+ */
 function duringModuleEvaluation() {
   const prepare = Error.prepareStackTrace
   const limit = Error.stackTraceLimit
@@ -72,15 +78,32 @@ function duringModuleEvaluation() {
     Error.stackTraceLimit = limit
   }
   if (!Array.isArray(sites)) return false
-  return sites.some((site) => {
-    try {
+  try {
+    const caller = sites.find((site) => !(site.getFileName() || '').startsWith(LIB))
+    if (caller !== undefined && topLevelAfterAwait(caller)) return true
+    return sites.some((site) => {
       const fn = site.getFunctionName()
       const type = site.getTypeName()
       return LOADERS.has(fn) || (type !== null && LOADERS.has(`${type}.${fn}`))
-    } catch {
-      return false
-    }
-  })
+    })
+  } catch {
+    return false
+  }
+}
+
+/**
+ * A module's top level, resumed after an await. Node's ES modules (a top-level await): the
+ * script's own code, which starts at 1:1. webpack in development evaluates a module that waits
+ * for an async dependency (onepool itself, an ESM external, makes routes so) inside a wrapper on
+ * the first line of the module's eval'd source.
+ */
+function topLevelAfterAwait(site) {
+  if (typeof site.getEnclosingLineNumber !== 'function') return false
+  const line = site.getEnclosingLineNumber()
+  if (line !== 1) return false
+  const name = site.getFunctionName()
+  if (name === null && site.getEnclosingColumnNumber() === 1) return true
+  return site.isEval() && String(site.getScriptNameOrSourceURL()).startsWith('webpack-internal:///')
 }
 
 function checkChannel(channel) {

@@ -10,6 +10,7 @@ const fs = require('node:fs')
 const net = require('node:net')
 const path = require('node:path')
 const vm = require('node:vm')
+const { pathToFileURL } = require('node:url')
 const { TEST_URL, APP_NAME, admin, uniqueName, waitFor } = require('../helpers/db')
 
 const root = path.join(__dirname, '..', '..')
@@ -31,8 +32,9 @@ async function eventually(what, predicate, timeoutMs = 10000) {
   assert.ok(await waitFor(predicate, { timeoutMs, everyMs: 10 }), `timed out waiting until ${what}`)
 }
 
+/** A pool of its own (its own name): a test's subscriptions never share another test's pool. */
 function pool(app, options = {}) {
-  return createPool({ connectionString: TEST_URL, applicationName: app, max: 3, ...options })
+  return createPool({ connectionString: TEST_URL, name: app, applicationName: app, max: 3, ...options })
 }
 
 /** Clears the require cache of the fixture and, with `onepool`, of onepool's JS layer (not the addon). */
@@ -133,7 +135,7 @@ test('a module that subscribes at module scope, evaluated 50 times, handles each
     forget({ onepool: i % 10 === 0 })
     mod = require(FIXTURE)
     assert.equal(mod.evaluation, i)
-    if (i === 1) await waitFor(() => mod.db.stats().listening === 1)
+    if (i === 1) await mod.sub.ready
     await mod.db.notify(channel, `n${i}`)
     await eventually(`notification ${i} was handled`, () => state.handled.length >= i)
   }
@@ -158,7 +160,7 @@ test('a module evaluated in a fresh realm (node:vm) 20 times replaces its subscr
     const context = vm.createContext({ __onepoolListenFixture: state, require, process, console, module: { exports: {} } })
     vm.runInContext(source, context, { filename: FIXTURE })
     exported = context.module.exports
-    if (i === 1) await waitFor(() => exported.db.stats().listening === 1)
+    if (i === 1) await exported.sub.ready
     await exported.db.notify(channel, `r${i}`)
     await eventually(`notification ${i} was handled`, () => state.handled.length >= i)
   }
@@ -170,6 +172,57 @@ test('a module evaluated in a fresh realm (node:vm) 20 times replaces its subscr
   assert.equal((await listeningBackends(app)).length, 1)
   await exported.db.end()
   delete globalThis.__onepoolListenFixture
+})
+
+test('an ES module that subscribes after a top-level await, imported again 10 times, replaces its subscription each time', async () => {
+  const app = uniqueName()
+  const channel = uniqueName('tla')
+  const state = fixtureState(app, channel)
+  const url = pathToFileURL(path.join(__dirname, '..', 'fixtures', 'listen-module-tla.mjs'))
+  let mod
+  for (let i = 1; i <= 10; i++) {
+    mod = await import(`${url}?evaluation=${i}`)
+    if (i === 1) await mod.sub.ready
+    await mod.db.notify(channel, `t${i}`)
+    await eventually(`notification ${i} was handled`, () => state.handled.length >= i)
+  }
+  await new Promise((r) => setTimeout(r, 100))
+  assert.deepEqual(
+    state.handled.map((h) => [h.evaluation, h.payload]),
+    Array.from({ length: 10 }, (_, i) => [i + 1, `t${i + 1}`]),
+  )
+  assert.equal((await listeningBackends(app)).length, 1)
+  await mod.db.end()
+  delete globalThis.__onepoolListenFixture
+})
+
+test("webpack's async module in development (a module with an ESM external: onepool) is module scope after its await", async () => {
+  // What webpack's dev build evaluates for such a module: its source in an eval, the module body
+  // in an async wrapper on the first line, run on after the dependencies resolved.
+  const db = pool(uniqueName())
+  const channel = uniqueName('webpack')
+  const got = []
+  const scope = { db, channel, got, evaluate: (fn) => fn() }
+  globalThis.__onepoolWebpackScope = scope
+  try {
+    for (let i = 1; i <= 3; i++) {
+      const source =
+        `__onepoolWebpackScope.evaluate(async () => { await null\n` +
+        `  const s = __onepoolWebpackScope\n` +
+        `  s.sub = s.db.listen(s.channel, (n) => s.got.push([${i}, n.payload]))\n` +
+        `})\n//# sourceURL=webpack-internal:///(rsc)/./app/api/listen/route.ts`
+      ;(0, eval)(source)
+      await new Promise((r) => setImmediate(r))
+      await scope.sub.ready
+      await db.notify(channel, `w${i}`)
+      await eventually(`notification ${i} was handled`, () => got.length >= i)
+    }
+    await new Promise((r) => setTimeout(r, 100))
+    assert.deepEqual(got, [[1, 'w1'], [2, 'w2'], [3, 'w3']])
+  } finally {
+    delete globalThis.__onepoolWebpackScope
+  }
+  await db.end()
 })
 
 test('re-registering the addon (a new JS environment on this thread) still replaces the module-scope subscription', async () => {
@@ -185,7 +238,7 @@ test('re-registering the addon (a new JS environment on this thread) still repla
       if (String(sym).startsWith('Symbol(onepool.binding')) delete globalThis[sym]
     }
     mod = require(FIXTURE)
-    if (i === 1) await waitFor(() => mod.db.stats().listening === 1)
+    if (i === 1) await mod.sub.ready
     await mod.db.notify(channel, `e${i}`)
     await eventually(`notification ${i} was handled`, () => state.handled.length >= i)
   }
@@ -206,9 +259,10 @@ test('two subscriptions to one channel at module scope in one evaluation: the se
   const onWarning = (w) => warnings.push(w)
   process.on('warning', onWarning)
   const got = []
+  let ready
   try {
     const context = vm.createContext({ db, channel, got })
-    vm.runInContext(
+    ready = vm.runInContext(
       `db.listen(channel, (n) => got.push(['first', n.payload]))
       db.listen(channel, (n) => got.push(['second', n.payload])).ready`,
       context,
@@ -221,7 +275,7 @@ test('two subscriptions to one channel at module scope in one evaluation: the se
   const warning = warnings.find((w) => w.code === 'ONEPOOL_LISTEN_KEY')
   assert.ok(warning, 'warned')
   assert.match(warning.message, new RegExp(`"${channel}".*Give each its own \\{ key \\}`))
-  await waitFor(() => db.stats().listening === 1)
+  await ready
   await db.notify(channel, 'x')
   await eventually('delivered', () => got.length === 1)
   await new Promise((r) => setTimeout(r, 50))
@@ -449,7 +503,7 @@ test('end() ends the subscriptions and closes the listening connection; listen()
   assert.throws(() => db.listen('c', () => {}), (e) => e.code === 'POOL_CLOSED')
   sub.unlisten() // after end: a no-op
   // A subscription whose LISTEN never happened: its ready rejects with POOL_CLOSED.
-  const other = pool(uniqueName(), { name: uniqueName() })
+  const other = pool(uniqueName())
   const pending = other.listen('c', () => {})
   const ended = other.end()
   await assert.rejects(pending.ready, (e) => e.code === 'POOL_CLOSED')
