@@ -47,7 +47,22 @@ export declare class NativePool {
    * closed within `timeoutMs`.
    */
   end(timeoutMs: number): Promise<boolean | NativeError>
+  /**
+   * A handle on the same pool whose requests go to a standby (a read replica, or a standby of
+   * the host list), and to the pool's own server when no standby is up.
+   */
+  replica(): NativePool
   get isClosed(): boolean
+  /** Unique in the process: a pool ended and created again under the same identity differs. */
+  get poolId(): number
+  /**
+   * Calls `onEvent(kind, connectionId, milliseconds, message)` on this thread for each of the
+   * pool's connection events, without keeping the process alive: kind 0 = opened (in
+   * `milliseconds`), 1 = closed, 2 = an idle connection broke (`message`). Returns the id for
+   * `unwatch`.
+   */
+  watch(onEvent: (arg: EventArgs) => unknown): number
+  unwatch(id: number): void
 }
 
 export declare class NativeSession {
@@ -66,6 +81,12 @@ export declare class NativeSession {
   passOn(envId?: number | undefined | null): boolean | [number, NativeSession]
   /** Returns the connection (rolled back if a transaction is open); `destroy` closes it. */
   release(destroy: boolean): Promise<boolean | NativeError>
+  /** The pool's id for the pinned connection, as in the pool's events (`NativePool.watch`). */
+  get connectionId(): number
+  /** The host (or socket directory) of the server the pinned connection is on. */
+  get host(): string | null
+  /** The port of the server the pinned connection is on. */
+  get port(): number | null
   /** The server process id of the pinned connection (`pg_backend_pid()`). */
   get processId(): number
 }
@@ -82,9 +103,31 @@ export declare function closeAll(timeoutMs: number): Promise<boolean | NativeErr
 
 /**
  * Attaches to the process-global pool for these options, creating it if needed.
- * Invalid options give a `CONFIG_INVALID` error object instead of a pool.
+ * Invalid options give a `CONFIG_INVALID` error object instead of a pool. `password`, when
+ * given, is called with a request id for each new connection; its answer comes back through
+ * `providePassword`.
  */
-export declare function createPool(options: PoolOptionsInput): NativePool | NativeError
+export declare function createPool(options: PoolOptionsInput, password?: ((arg: number) => unknown) | undefined | null): NativePool | NativeError
+
+export interface HostStatsObject {
+  host: string
+  port: number
+  /** A read replica (`replicas`), not in the host list. */
+  replica: boolean
+  /** `primary`, `standby`, or `unknown` before a connection told. */
+  role: string
+  readOnly?: boolean
+  /** `up`, `down` (its connections could not be opened; tried again later) or `unknown`. */
+  state: string
+  size: number
+  idle: number
+  inUse: number
+  waiting: number
+  /** A standby's replication lag in milliseconds, as last checked. */
+  lagMs?: number
+  /** Why the server is down. */
+  error?: string
+}
 
 /**
  * Registers this JS environment's completion callback; returns its id. The callback does not
@@ -128,14 +171,20 @@ export interface NativeError {
   causeMessage?: string
   /** For `POOL_TIMEOUT`: what it waited for (`acquire`, `machineBudget`, `queued`). */
   timeoutKind?: string
+  /** The request never reached the server: it certainly did not run. */
+  notRun?: boolean
+  /** The notices the server sent for the request before its error (encoded as in `wire.rs`). */
+  notices?: Buffer
 }
 
 /** Options as normalised by the JS layer (`lib/options.js`), which validates their types. */
 export interface PoolOptionsInput {
   name?: string
   connectionString?: string
+  /** One host or a comma-separated host list. */
   host?: string
-  port?: number
+  /** One port or a comma-separated port list. */
+  port?: string
   user?: string
   password?: string
   database?: string
@@ -143,7 +192,20 @@ export interface PoolOptionsInput {
   sslMode?: string
   /** PEM of trusted CA certificates (`ssl.ca`). */
   sslRootCert?: string
+  /** PEM of the client certificate chain and its private key (`ssl.cert`, `ssl.key`). */
+  sslCert?: string
+  sslKey?: string
+  /** The private key's passphrase (`ssl.passphrase`). */
+  sslPassword?: string
+  /** SCRAM channel binding: `disable`, `prefer` or `require`. */
+  channelBinding?: string
+  /** `postgres` (SSLRequest first) or `direct` (TLS at once, PostgreSQL 17+). */
+  sslNegotiation?: string
+  /** node-postgres's `options`: startup command-line options (`-c lock_timeout=1000`). */
+  options?: string
   max?: number
+  /** Idle connections are not closed for idleness below this many. */
+  min?: number
   acquireTimeoutMs?: number
   connectTimeoutMs?: number
   idleTimeoutMs?: number
@@ -154,18 +216,30 @@ export interface PoolOptionsInput {
   keepalive?: boolean
   /** Prepared statements kept per connection (default 100; 0 = unnamed only). */
   statementCacheSize?: number
+  /** Largest message accepted from the server, in bytes (default and most: 1 GiB). */
+  maxMessageBytes?: number
   /** Connections of all processes on this machine to the same target together. */
   machineMax?: number
   /** Where the listening connection goes instead of the pool's target (`listenUrl`). */
   listenUrl?: string
+  /** libpq's `target_session_attrs`: which kind of server the pool's connections land on. */
+  targetSessionAttrs?: string
+  /** libpq's `load_balance_hosts`: `disable` or `random`. */
+  loadBalanceHosts?: string
+  /** Servers only reads (`pool.replica`) go to: `host`, `host:port` or connection strings. */
+  replicas?: Array<string>
   /** The caller's `PG*` environment variables (worker threads have their own `process.env`). */
   env?: Record<string, string>
 }
 
 export interface PoolStatsObject {
   name: string
-  /** `user@host:port/database`, never with a password. */
+  /**
+   * `user@host:port/database` (`user@h1:5432,h2:5433/database` for a host list, then
+   * ` replicas r1:5432` when there are replicas), never with a password.
+   */
   target: string
+  /** Most connections per server. */
   max: number
   size: number
   idle: number
@@ -177,6 +251,8 @@ export interface PoolStatsObject {
   closed: boolean
   /** 1 while the pool's listening connection (`listen`) is open: counted in `size`, not in `inUse`. */
   listening: number
+  /** Each server: the host list's in its order, then the replicas. */
+  hosts: Array<HostStatsObject>
 }
 
 export declare function processStats(): ProcessStatsObject
@@ -187,6 +263,9 @@ export interface ProcessStatsObject {
   build: string
   pid: number
 }
+
+/** The answer to password request `id`: the password, or why there is none (never the value). */
+export declare function providePassword(id: number, password?: string | undefined | null, error?: string | undefined | null): void
 
 /**
  * Frees a lent result's memory once JavaScript has decoded it. Decoding a large result
@@ -251,10 +330,11 @@ export declare function terminateAll(boundMs: number): number
 export declare function transportData(id: number, len: number): boolean
 
 /**
- * Socket `id` connected (0), finished its TLS handshake (1), flushed `flushed` bytes in total
- * (2), was closed by the server (3), or failed with Node's `code` and `message` (4).
+ * Socket `id` connected (0), finished its TLS handshake (1: with the server's certificate, DER,
+ * and the ALPN protocol it selected), flushed `flushed` bytes in total (2), was closed by the
+ * server (3), or failed with Node's `code` and `message` (4).
  */
-export declare function transportEvent(id: number, kind: number, flushed?: number | undefined | null, code?: string | undefined | null, message?: string | undefined | null): void
+export declare function transportEvent(id: number, kind: number, flushed?: number | undefined | null, code?: string | undefined | null, message?: string | undefined | null, serverCert?: Buffer | undefined | null, alpn?: string | undefined | null): void
 
 /**
  * Where `transportData` finds received bytes: JavaScript copies each chunk into this view of

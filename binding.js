@@ -843,6 +843,7 @@ module.exports.createPool = nativeBinding.createPool
 module.exports.initCompletions = nativeBinding.initCompletions
 module.exports.initTransport = nativeBinding.initTransport
 module.exports.processStats = nativeBinding.processStats
+module.exports.providePassword = nativeBinding.providePassword
 module.exports.releaseResult = nativeBinding.releaseResult
 module.exports.setProcessMaxConnections = nativeBinding.setProcessMaxConnections
 module.exports.takeCompletions = nativeBinding.takeCompletions

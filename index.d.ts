@@ -6,22 +6,42 @@ export interface CustomTypesConfig {
   getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => any
 }
 
+export type TargetSessionAttrs = 'any' | 'read-write' | 'read-only' | 'primary' | 'standby' | 'prefer-standby'
+
 export interface PoolOptions {
-  /** Pool identity together with the target (host, port, database, user). Default `"default"`. */
+  /** Pool identity together with the target (hosts, ports, database, user, replicas). Default `"default"`. */
   name?: string
   /** `postgres://` or `postgresql://` URL. Without any target option, `DATABASE_URL` is used. */
   connectionString?: string
-  host?: string
-  port?: number | string
+  /** A host, or a host list (`'h1,h2'` or `['h1', 'h2']`): a multi-host target, as libpq's. */
+  host?: string | string[]
+  /** A port for every host, or one port per host (`'5432,5433'` or `[5432, 5433]`). */
+  port?: number | string | number[]
   user?: string
-  password?: string
+  /** A string, or a function (sync or async) asked for each new connection: rotating credentials, cloud IAM tokens. */
+  password?: string | (() => string | Promise<string>)
   database?: string
   /** Sent as `application_name`; default `"onepool"`. Alias: `application_name`. */
   applicationName?: string
   application_name?: string
-  /** node-postgres's: `true` = verify-full; `{ ca, rejectUnauthorized }`; or an sslmode string. */
-  ssl?: boolean | 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full' | { ca?: string | Buffer | Array<string | Buffer>; rejectUnauthorized?: boolean }
+  /**
+   * node-postgres's: `true` = verify-full; an object (verify-full unless `rejectUnauthorized: false`,
+   * then require); or an sslmode string. Alias: `sslmode`.
+   */
+  ssl?: boolean | 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full' | SslOptions
   sslmode?: string
+  /**
+   * SCRAM channel binding (SCRAM-SHA-256-PLUS over TLS), as libpq's `channel_binding`. Default
+   * `"prefer"`; `"require"` fails unless the server authenticated with it. Alias: `channel_binding`.
+   */
+  channelBinding?: 'disable' | 'prefer' | 'require'
+  channel_binding?: 'disable' | 'prefer' | 'require'
+  /**
+   * `"direct"` starts TLS at once (PostgreSQL 17+, ALPN `postgresql`, needs sslmode require or
+   * stronger); default `"postgres"` (SSLRequest first). Alias: `sslnegotiation`.
+   */
+  sslNegotiation?: 'postgres' | 'direct'
+  sslnegotiation?: 'postgres' | 'direct'
   /** Most connections this pool opens. Default 10. Changing it on a live pool resizes it. */
   max?: number
   /** How long a checkout may wait before `POOL_TIMEOUT`. Default 10000; 0 = 24 h. */
@@ -55,6 +75,11 @@ export interface PoolOptions {
   machineMax?: number
   /** Prepared statements kept per connection for queries with parameters. Default 100; 0 = unnamed only (always 0 behind PgBouncer). */
   statementCacheSize?: number
+  /**
+   * Largest message accepted from the server, in bytes: a larger one (a result row, a corrupt or
+   * hostile length) is `PROTOCOL_ERROR` and closes that connection. Default and most: 1 GiB.
+   */
+  maxMessageBytes?: number
   /** TCP keepalive on every connection. Default true. */
   keepAlive?: boolean
   /** Report clients checked out longer than this (with the stack that checked them out). Default off. */
@@ -63,10 +88,73 @@ export interface PoolOptions {
   onLeak?: (event: LeakEvent) => void
   /** node-postgres-compatible type parsers for this pool. */
   types?: CustomTypesConfig
-  /** Accepted for node-postgres compatibility; onepool opens connections lazily. */
+  /** Idle connections are not closed for idleness below this many (never above `max`); connections still open lazily. */
   min?: number
   /** Accepted for node-postgres compatibility; an idle onepool pool never keeps the process alive. */
   allowExitOnIdle?: boolean
+  /** node-postgres's alias of `max`. */
+  poolSize?: number
+  /** Client-side bound for each query, from the call to its result: `QUERY_TIMEOUT`, the statement cancelled. 0/absent = off. */
+  queryTimeoutMs?: number
+  /** node-postgres's name of `queryTimeoutMs`. */
+  query_timeout?: number
+  /** Server-side `lock_timeout` on every connection (ms). */
+  lock_timeout?: number
+  /** Server-side `idle_in_transaction_session_timeout` on every connection (ms). */
+  idle_in_transaction_session_timeout?: number
+  /** Startup command-line options, as in node-postgres and libpq (`'-c geqo=off'`). */
+  options?: string
+  /** `applicationName` when none is given. */
+  fallback_application_name?: string
+  /** Only UTF8 is accepted. */
+  client_encoding?: string
+  /** Close a connection after it was checked out this many times. */
+  maxUses?: number
+  /** Runs on each connection new to this pool object before its first use (may query it). */
+  onConnect?: (client: PoolClient) => void | Promise<void>
+  /** node-postgres's `verify(client, callback)` for new connections; an error fails the checkout. */
+  verify?: (client: PoolClient, callback: (err?: Error) => void) => void
+  /** Receives the pool's log messages (node-postgres's `log`). */
+  log?: (message: string) => void
+  /** node-postgres's `pipeline`: `client.pipeline` shows it; onepool pipelines a client's queries anyway. */
+  pipeline?: boolean
+  /**
+   * libpq's: which kind of server the pool's connections land on, the first of the host list
+   * that fits (see README, "Beyond one machine"). Default `'any'`. Alias: `target_session_attrs`.
+   */
+  targetSessionAttrs?: TargetSessionAttrs
+  target_session_attrs?: TargetSessionAttrs
+  /** libpq's: `'random'` tries the hosts in random order. Default `'disable'`. Alias: `load_balance_hosts`. */
+  loadBalanceHosts?: 'disable' | 'random'
+  load_balance_hosts?: 'disable' | 'random'
+  /** Servers only `pool.replica` reads go to: `'host'`, `'host:port'`, `{ host, port }` or connection strings (same user, database and settings). */
+  replicas?: Array<string | { host: string; port?: number | string }>
+  /** Only `false` (text results, node-postgres's default). */
+  binary?: false
+  /** Only `false` (node-postgres's default). */
+  parseInputDatesAsUTC?: false
+  /** Ignored with a warning: onepool speaks the protocol itself. */
+  Client?: unknown
+  /** Ignored with a warning: native promises. */
+  Promise?: unknown
+  /** Ignored with a warning: the operating system's keepalive delay is used. */
+  keepAliveInitialDelayMillis?: number
+  /** node-postgres's: `true` = `channelBinding: "prefer"`, `false` = `"disable"`. */
+  enableChannelBinding?: boolean
+}
+
+/** node-postgres's `ssl` object: the fields onepool reads. */
+export interface SslOptions {
+  /** Trusted CA certificates, PEM (replaces the public roots). */
+  ca?: string | Buffer | Array<string | Buffer>
+  /** Client certificate (and any intermediates), PEM. */
+  cert?: string | Buffer | Array<string | Buffer>
+  /** The client certificate's private key, PEM: PKCS#8, PKCS#1 or SEC1, clear or encrypted. */
+  key?: string | Buffer
+  /** Passphrase of an encrypted `key`. */
+  passphrase?: string
+  /** `false` = encrypt without verifying (sslmode require). */
+  rejectUnauthorized?: boolean
 }
 
 export interface LeakEvent {
@@ -97,18 +185,29 @@ export interface QueryArrayResult<R extends any[] = any[]> extends QueryResult<R
 }
 
 export interface QueryConfig<I extends any[] = any[]> {
-  text: string
+  /** May be left out after a statement of the same `name` was given its text. */
+  text?: string
   values?: I
   rowMode?: 'array'
   types?: CustomTypesConfig
   signal?: AbortSignal
-  /** Accepted for node-postgres compatibility; statements are unnamed. */
+  /** Milliseconds from the call to the result (`QUERY_TIMEOUT`). */
+  timeout?: number
+  /** node-postgres's spelling of `timeout`. */
+  query_timeout?: number
+  /**
+   * node-postgres's named statement: given with its text once (through this pool object or its
+   * clients), later calls may give only the name; a name used for another text is refused
+   * (`PARAM_INVALID`). onepool's statement cache prepares it on each connection.
+   */
   name?: string
 }
 
 export interface QueryOptions {
   /** Aborting cancels the query on the server (or leaves the queue) and rejects with `ABORTED`. */
   signal?: AbortSignal
+  /** Milliseconds from the call to the result; past it `QUERY_TIMEOUT` and the statement is cancelled. */
+  timeout?: number
 }
 
 export type QueryCallback<R = any> = (err: OnepoolError | null, result: QueryResult<R>) => void
@@ -169,22 +268,82 @@ export interface TransactionOptions {
   deferrable?: boolean
 }
 
+/** A server notice (RAISE NOTICE, "… does not exist, skipping"), as node-postgres's NoticeMessage. */
+export interface Notice {
+  name: 'notice'
+  severity: string | undefined
+  code: string | undefined
+  message: string | undefined
+  detail: string | undefined
+  hint: string | undefined
+  position: string | undefined
+  internalPosition: string | undefined
+  internalQuery: string | undefined
+  where: string | undefined
+  schema: string | undefined
+  table: string | undefined
+  column: string | undefined
+  dataType: string | undefined
+  constraint: string | undefined
+  file: string | undefined
+  line: string | undefined
+  routine: string | undefined
+}
+
 export declare class PoolClient extends EventEmitter implements Queryable {
   query: Queryable['query']
   sql: Sql
   /** `pg_backend_pid()` of the pinned connection. */
   readonly processID: number
+  /** The server the connection is on: its host (or socket directory) and port. */
+  readonly host: string
+  readonly port: number
   readonly released: boolean
+  /** node-postgres's `pipeline` option as given (onepool pipelines a client's queries anyway). */
+  readonly pipeline: boolean
   /** Returns the client to the pool (rolled back if a transaction is open); a truthy argument closes it. */
   release(destroy?: boolean | Error): Promise<void>
+  /** node-postgres's `client.end()`: closes this connection now; a `release()` after it is a no-op. */
+  end(): Promise<void>
+  end(callback: (err?: OnepoolError) => void): void
+  /** This client's parser for a type (node-postgres's per-client type overrides), kept across checkouts. */
+  setTypeParser(oid: number, parser: (value: string) => any): void
+  setTypeParser(oid: number, format: 'text' | 'binary', parser: (value: string) => any): void
+  getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => any
   /** Inside a transaction: a savepoint. Outside: a transaction on this client. */
   transaction<T>(fn: (client: PoolClient) => Promise<T> | T, options?: TransactionOptions): Promise<T>
+  /** Each notice of this client's queries, before the query settles. */
+  on(event: 'notice', listener: (notice: Notice) => void): this
+  /** Its connection broke while idle in the pool (then the pool's 'error' follows). */
+  on(event: 'error', listener: (err: OnepoolError) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+}
+
+export interface HostStats {
+  host: string
+  port: number
+  /** A read replica (`replicas`), not in the host list. */
+  replica: boolean
+  /** What the server said it is; `'unknown'` before a connection told. */
+  role: 'primary' | 'standby' | 'unknown'
+  /** New transactions are read-only there (a standby, or `default_transaction_read_only`). */
+  readOnly: boolean | null
+  /** `'down'`: its connections could not be opened (`error` says why); it is tried again later. */
+  state: 'up' | 'down' | 'unknown'
+  size: number
+  idle: number
+  inUse: number
+  waiting: number
+  /** A standby's replication lag as last checked (0: it replayed all it received). */
+  lagMs: number | null
+  error: string | null
 }
 
 export interface PoolStats {
   name: string
-  /** `user@host:port/database`, never with a password. */
+  /** `user@host:port/database` (`user@h1:5432,h2:5433/database replicas r1:5432` with several servers), never with a password. */
   target: string
+  /** Most connections per server. */
   max: number
   size: number
   idle: number
@@ -195,9 +354,12 @@ export interface PoolStats {
   /** How many `createPool()` calls attached to this native pool. */
   handles: number
   closed: boolean
+  /** Each server: the host list's in its order, then the replicas; which connections are where. */
+  hosts: HostStats[]
   /**
-   * 1 while the pool's listening connection (`listen()`) is open. It counts in `size` (with
-   * `listenUrl`: in the process budget only), not in `inUse`.
+   * 1 while the pool's listening connection (`listen()`) is open. It counts in `size` and in the
+   * `size` of the server it is on (`hosts`; with `listenUrl`: in the process budget only), not in
+   * `inUse`.
    */
   listening: number
 }
@@ -263,12 +425,36 @@ export declare class Pool extends EventEmitter implements Queryable {
   /** `select pg_notify(channel, payload)`; a payload over 7999 bytes is `PARAM_INVALID`. */
   notify(channel: string, payload?: string): Promise<void>
   stats(): PoolStats
+  /**
+   * This pool for reads a standby may serve: a replica or a standby of the host list (random among
+   * those up), else the pool's own server. Lag applies: read your own writes through the pool.
+   */
+  readonly replica: Pool
   readonly totalCount: number
   readonly idleCount: number
   readonly waitingCount: number
+  /** Always 0: connections past their lifetime close as they come back and are not counted apart. */
+  readonly expiredCount: number
+  /** True once `end()` was called on this object (or the pool was ended through another). */
+  readonly ending: boolean
+  /** True once the pool was ended and its last connection closed. */
   readonly ended: boolean
-  /** Closes this native pool for every handle in the process. */
+  /** What was passed to `createPool`, with node-postgres's defaults filled in (the password not enumerable). */
+  readonly options: Readonly<Record<string, unknown>>
+  /**
+   * Lets requests already made through this object finish (queued ones too), then closes this
+   * native pool for every handle in the process; a second call rejects with `POOL_CLOSED`.
+   */
   end(options?: { timeoutMs?: number }): Promise<void>
+  end(callback: (err?: OnepoolError) => void): void
+  on(event: 'connect', listener: (client: PoolClient) => void): this
+  /** `client` is undefined for a `pool.query` that shares a connection (no hook or 'connect' listener). */
+  on(event: 'acquire', listener: (client: PoolClient | undefined) => void): this
+  /** `err`: `release(err)`'s argument, or a `pool.query`'s error (`null` when it succeeded). */
+  on(event: 'release', listener: (err: unknown, client: PoolClient | undefined) => void): this
+  on(event: 'remove', listener: (client: PoolClient | { connectionId: number }) => void): this
+  on(event: 'error', listener: (err: OnepoolError, client: PoolClient | undefined) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
 }
 
 export interface ProcessStats {
@@ -288,7 +474,9 @@ export type ClientErrorCode =
   | 'PARAM_INVALID'
   | 'CLIENT_RELEASED'
   | 'TRANSACTION_ABORTED'
+  | 'COMMIT_UNKNOWN'
   | 'ABORTED'
+  | 'QUERY_TIMEOUT'
   | 'PROTOCOL_ERROR'
   | 'RUNTIME_UNSUPPORTED'
   | 'BINDING_MISSING'
@@ -321,6 +509,8 @@ export declare class OnepoolError extends Error {
    * progress on a shared connection (`queued`).
    */
   timeoutKind?: 'acquire' | 'machineBudget' | 'queued'
+  /** For `CONNECTION_LOST`: true when the request never reached the server (it did not run). */
+  notRun?: boolean
 }
 
 export declare function createPool(options?: PoolOptions | string): Pool
@@ -329,6 +519,11 @@ export declare function setProcessMaxConnections(limit: number | null): void
 export declare function closeAll(options?: { timeoutMs?: number }): Promise<void>
 export declare function isOnepoolError(err: unknown): err is OnepoolError
 export declare const errorCodes: readonly ClientErrorCode[]
+/** node-postgres's `pg.defaults`, for what onepool takes from it. */
+export declare const defaults: {
+  /** `true`: every `int8` (and `int8[]`) is a number, in every pool of the process (precision lost above 2^53). */
+  parseInt8: boolean
+}
 export declare const types: {
   getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => any
   setTypeParser(oid: number, parser: (value: string) => any): void

@@ -1,10 +1,14 @@
 'use strict'
 
 const { loadBinding } = require('./lib/native')
-const { normalizeOptions } = require('./lib/options')
-const { Pool, PoolClient } = require('./lib/pool')
+const { normalizeOptions, publicOptions } = require('./lib/options')
+const { Pool, PoolClient, withNulls } = require('./lib/pool')
+const { creationSite } = require('./lib/events')
+const { askPassword } = require('./lib/password')
+const telemetry = require('./lib/otel')
 const { OnepoolError, isOnepoolError, fromNative, CODES } = require('./lib/errors')
 const { Result } = require('./lib/result')
+const { defaults } = require('./lib/types')
 
 const { binding, dispatcher } = loadBinding()
 
@@ -14,17 +18,20 @@ const { binding, dispatcher } = loadBinding()
  * native pool; changed options apply live.
  */
 function createPool(options) {
-  const { native, js } = normalizeOptions(options)
-  const handle = binding.createPool(native)
+  const site = creationSite(new Error().stack)
+  const { native, js, passwordFunction } = normalizeOptions(options)
+  const handle = binding.createPool(native, passwordFunction && askPassword(binding, passwordFunction))
   // Duck-typed: after the addon is re-registered, its classes are new objects.
   if (typeof handle.submit !== 'function') throw fromNative(handle)
-  return new Pool(handle, js, binding, dispatcher)
+  js.telemetry = telemetry.forPool(handle, native)
+  return new Pool(handle, js, binding, dispatcher, publicOptions(options), site)
 }
 
 /** Every pool in this process, the process budget, and which build is running. */
 function processStats() {
   const stats = binding.processStats()
   stats.budget.limit = stats.budget.limit ?? null
+  stats.pools.forEach(withNulls)
   return stats
 }
 
@@ -53,4 +60,5 @@ module.exports = {
   PoolClient,
   Result,
   types: require('pg-types'),
+  defaults,
 }

@@ -19,5 +19,6 @@ export const {
   PoolClient,
   Result,
   types,
+  defaults,
 } = onepool
 export default onepool

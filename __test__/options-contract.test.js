@@ -62,7 +62,9 @@ test('the native options object has exactly the fields the binding reads', () =>
     password: 'p',
     database: 'd',
     applicationName: 'a',
-    ssl: { ca: 'PEM', rejectUnauthorized: true },
+    ssl: { ca: 'PEM', cert: 'PEM', key: 'PEM', passphrase: 'p', rejectUnauthorized: true },
+    channelBinding: 'prefer',
+    sslNegotiation: 'direct',
     max: 3,
     acquireTimeoutMs: 1,
     connectTimeoutMs: 1,
@@ -75,6 +77,12 @@ test('the native options object has exactly the fields the binding reads', () =>
     machineMax: 2,
     statementCacheSize: 5,
     listenUrl: 'postgres://u@direct/d',
+    maxMessageBytes: 65536,
+    min: 1,
+    options: '-c geqo=off',
+    targetSessionAttrs: 'read-write',
+    loadBalanceHosts: 'random',
+    replicas: ['r1:5433'],
   }
   const { native } = normalizeOptions(all, {})
   assert.deepEqual(Object.keys(native).sort(), interfaceKeys(read('binding.d.ts'), 'PoolOptionsInput'))

@@ -13,7 +13,7 @@
 //   thresholds: { idleInTransactionSeconds, nearLimitPercent: 80 },
 //   role:   { name, superuser, used, limit /* null: none applies */, configuredLimit, percent },
 //   server: { version, used, limit /* max_connections minus reserved */, maxConnections,
-//             superuserReservedConnections, reservedConnections, percent },
+//             superuserReservedConnections, reservedConnections, percent, standby /* in recovery */ },
 //   groups: [{ application, clientAddr, owner /* "pid@host" | null */, ownerStatus, state
 //              /* pg_stat_activity.state, or "hidden" */, orphaned, count, longestSeconds, backendPids }],
 //   connections: [{ backendPid, user, database, applicationName /* as sent */, application
@@ -30,11 +30,18 @@
 //   exitCode: 0 | 1
 // }
 // On a usage or connection error (exit 2) it prints { error: { code, causeCode?, message, stage } }.
+//
+// A multi-host target (`postgres://u@h1:5432,h2:5433/db`, `?host=h1,h2`) is examined one server
+// at a time: { onepoolDoctor: 1, target, hosts: [{ endpoint: "h1:5432", ...the document above,
+// or error: { code, causeCode?, message, stage } }], exitCode } — 2 when no server could be
+// reached, 1 when one could not or one has problems, else 0.
 
 const { parseArgs } = require('node:util')
 const { analyze, NEAR_LIMIT } = require('./analyze')
 const system = require('./system')
 const { renderText, renderTerminated } = require('./report')
+const { cut } = require('./format')
+const { splitHosts } = require('./hosts')
 
 const HELP = `Usage: onepool doctor [options]
 
@@ -44,6 +51,8 @@ server's connection limits, and points out problems:
   - orphaned onepool connections: tagged with this host, owner process gone
   - sessions idle in transaction
   - the role or the server at or above ${Math.round(NEAR_LIMIT * 100)}% of its connection limit
+
+A multi-host URL (postgres://u@h1,h2/db) is checked one server at a time.
 
 Options:
   --url <url>          database to check (default: $DATABASE_URL); prefer the
@@ -101,7 +110,8 @@ const INFO_SQL = `select current_user as role,
        current_setting('superuser_reserved_connections')::int as superuser_reserved,
        coalesce(current_setting('reserved_connections', true), '0')::int as reserved,
        (select rolconnlimit from pg_roles where rolname = current_user) as role_conn_limit,
-       (select rolsuper from pg_roles where rolname = current_user) as role_superuser`
+       (select rolsuper from pg_roles where rolname = current_user) as role_superuser,
+       pg_is_in_recovery() as standby`
 
 // Client backends. Durations are null when the time is unknown (greatest() alone would turn a
 // null into 0). Sessions of other roles show no backend_type to an ordinary role: those with a
@@ -135,6 +145,7 @@ async function snapshot(pool) {
       reserved: i.reserved,
       roleConnLimit: i.role_conn_limit,
       roleSuperuser: i.role_superuser,
+      standby: i.standby,
     },
     rows: activity.rows,
   }
@@ -211,17 +222,66 @@ async function run(argv, io = {}) {
     return 2
   }
 
+  const errorOf = (err, stage) => {
+    const error = { code: (err && err.code) || null, message: err && err.message, stage }
+    if (err && err.cause && err.cause.code) error.causeCode = err.cause.code
+    return error
+  }
   const fail = (err, stage) => {
-    const message = describeError(err)
-    if (opts.json) {
-      const error = { code: (err && err.code) || null, message: err && err.message, stage }
-      if (err && err.cause && err.cause.code) error.causeCode = err.cause.code
-      stdout.write(JSON.stringify({ error }, null, 2) + '\n')
-    }
-    stderr.write(`onepool doctor: ${message}\n`)
+    if (opts.json) stdout.write(JSON.stringify({ error: errorOf(err, stage) }, null, 2) + '\n')
+    stderr.write(`onepool doctor: ${describeError(err)}\n`)
     return 2
   }
 
+  const { createPool } = require('..')
+  // A multi-host target: each server is examined on its own (its own connections and limits).
+  const servers = splitHosts(url)
+  if (!servers) {
+    const one = await examine(createPool, url, opts)
+    if (one.error) return fail(one.error, one.stage)
+    if (opts.json) {
+      stdout.write(JSON.stringify(one.doc, null, 2) + '\n')
+    } else {
+      stdout.write(renderText(one.doc, { width: columns }))
+      if (opts.killOrphans) stdout.write(renderTerminated(one.doc, { width: columns }))
+    }
+    return one.doc.exitCode
+  }
+  let target
+  try {
+    const all = createPool({ connectionString: url, name: 'onepool-doctor-target', max: 1 })
+    target = all.stats().target
+    await all.end({ timeoutMs: 1000 }).catch(() => {})
+  } catch (e) {
+    return fail(e, 'config')
+  }
+  const hosts = []
+  for (const server of servers) {
+    const one = await examine(createPool, server.url, opts)
+    hosts.push(one.error ? { endpoint: server.endpoint, error: errorOf(one.error, one.stage) } : { endpoint: server.endpoint, ...one.doc })
+    if (!opts.json) {
+      const what = one.error ? 'not reachable' : one.doc.server.standby ? 'standby' : 'primary'
+      stdout.write(`${hosts.length > 1 ? '\n' : ''}${cut(`=== ${server.endpoint} (${what}) ===`, Math.max(60, columns))}\n`)
+      if (one.error) stdout.write(`${describeError(one.error)}\n`)
+      else {
+        stdout.write(renderText(one.doc, { width: columns }))
+        if (opts.killOrphans) stdout.write(renderTerminated(one.doc, { width: columns }))
+      }
+    }
+  }
+  // Every server unreachable is a connection error; one of several is a problem to report.
+  const reached = hosts.filter((h) => !h.error)
+  const exitCode = reached.length === 0 ? 2 : hosts.some((h) => h.error || h.exitCode !== 0) ? 1 : 0
+  if (opts.json) stdout.write(JSON.stringify({ onepoolDoctor: 1, target, hosts, exitCode }, null, 2) + '\n')
+  else if (reached.length < hosts.length) stderr.write(`onepool doctor: ${hosts.length - reached.length} of ${hosts.length} servers could not be reached\n`)
+  return exitCode
+}
+
+/**
+ * Examines one server: `{ doc }` (the report, see the top of this file), or `{ error, stage }`
+ * when it could not be reached or read.
+ */
+async function examine(createPool, url, opts) {
   let pgbouncer = false
   try {
     const v = new URL(url).searchParams.get('pgbouncer')
@@ -229,8 +289,6 @@ async function run(argv, io = {}) {
   } catch {
     // onepool reports unparsable URLs itself, redacted.
   }
-
-  const { createPool } = require('..')
   let pool
   try {
     pool = createPool({
@@ -242,14 +300,14 @@ async function run(argv, io = {}) {
       acquireTimeoutMs: 15000,
     })
   } catch (e) {
-    return fail(e, 'config')
+    return { error: e, stage: 'config' }
   }
   try {
     let snap
     try {
       snap = await snapshot(pool)
     } catch (e) {
-      return fail(e, 'connect')
+      return { error: e, stage: 'connect' }
     }
     const machine = {
       host: system.tagHost(),
@@ -263,7 +321,7 @@ async function run(argv, io = {}) {
       try {
         terminated = await killOrphans(pool, report, snap.info, system.processExists)
       } catch (e) {
-        return fail(e, 'kill-orphans')
+        return { error: e, stage: 'kill-orphans' }
       }
     }
     const exitCode = report.problems.length > 0 ? 1 : 0
@@ -276,7 +334,7 @@ async function run(argv, io = {}) {
       doctor: { pid: process.pid, backendPid: snap.info.selfPid, clientAddr: snap.info.selfAddr },
       thresholds: { idleInTransactionSeconds: opts.idleTx, nearLimitPercent: Math.round(NEAR_LIMIT * 100) },
       role: report.role,
-      server: report.server,
+      server: { ...report.server, standby: snap.info.standby },
       groups: report.groups,
       connections: report.connections,
       problems: report.problems,
@@ -285,13 +343,7 @@ async function run(argv, io = {}) {
       terminated,
       exitCode,
     }
-    if (opts.json) {
-      stdout.write(JSON.stringify(doc, null, 2) + '\n')
-    } else {
-      stdout.write(renderText(doc, { width: columns }))
-      if (opts.killOrphans) stdout.write(renderTerminated(doc, { width: columns }))
-    }
-    return exitCode
+    return { doc }
   } finally {
     await pool.end({ timeoutMs: 5000 }).catch(() => {})
   }

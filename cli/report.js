@@ -96,7 +96,7 @@ function limitLine(label, used, limit, extra, width) {
 function renderText(doc, { width = 80 } = {}) {
   width = Math.max(60, width)
   let out = ''
-  const header = `onepool doctor: ${doc.target} (PostgreSQL ${doc.server.version})`
+  const header = `onepool doctor: ${doc.target} (PostgreSQL ${doc.server.version}${doc.server.standby ? ', a standby' : ''})`
   out += cut(header, width) + '\n'
   out += cut(`checked ${doc.checkedAt} from host ${doc.host}`, width) + '\n\n'
 

@@ -28,7 +28,9 @@ const CODES = Object.freeze([
   'PARAM_INVALID',
   'CLIENT_RELEASED',
   'TRANSACTION_ABORTED',
+  'COMMIT_UNKNOWN',
   'ABORTED',
+  'QUERY_TIMEOUT',
   'PROTOCOL_ERROR',
   'RUNTIME_UNSUPPORTED',
   'BINDING_MISSING',
@@ -36,7 +38,7 @@ const CODES = Object.freeze([
 ])
 
 /** Client error fields that say more about the failure. */
-const CLIENT_FIELDS = ['timeoutKind']
+const CLIENT_FIELDS = ['timeoutKind', 'notRun']
 
 class OnepoolError extends Error {
   constructor(code, message, fields) {
@@ -75,4 +77,20 @@ function clientError(code, message, cause) {
   return new OnepoolError(code, message, cause === undefined ? undefined : { cause })
 }
 
-module.exports = { OnepoolError, isOnepoolError, fromNative, clientError, CODES }
+/** onepool was loaded outside Node.js (the Edge runtime), where no native addon can load. */
+function runtimeUnsupported() {
+  return new OnepoolError(
+    'RUNTIME_UNSUPPORTED',
+    'onepool needs the Node.js runtime: it is a native addon and cannot run in the Edge runtime. ' +
+      "Add `export const runtime = 'nodejs'` to the route (or middleware) that imports it.",
+  )
+}
+
+module.exports = {
+  runtimeUnsupported,
+  OnepoolError,
+  isOnepoolError,
+  fromNative,
+  clientError,
+  CODES,
+}

@@ -6,6 +6,7 @@
 // registry (lib/transport.js) are pinned together.
 
 const { version } = require('../package.json')
+const { runtimeUnsupported } = require('./errors')
 
 const KEY = Symbol.for(`onepool.binding@${version}`)
 
@@ -13,12 +14,7 @@ function assertNodeRuntime() {
   const isEdge = typeof globalThis.EdgeRuntime === 'string'
   const isNode = typeof process !== 'undefined' && process.versions != null && process.versions.node != null
   if (isEdge || !isNode) {
-    const err = new Error(
-      'onepool needs the Node.js runtime: it is a native addon and cannot run in the Edge runtime. ' +
-        "Add `export const runtime = 'nodejs'` to the route (or middleware) that imports it.",
-    )
-    err.code = 'RUNTIME_UNSUPPORTED'
-    throw err
+    throw runtimeUnsupported()
   }
 }
 
@@ -82,7 +78,7 @@ function loadBinding() {
     // be well-formed before they cross (see lib/dispatch.js), options included.
     const transport = wasm ? require('./transport').transportFor(raw) : null
     const binding = wasm
-      ? Object.create(raw, { createPool: { value: (options) => raw.createPool(wellFormedDeep(options)) } })
+      ? Object.create(raw, { createPool: { value: (options, password) => raw.createPool(wellFormedDeep(options), password) } })
       : raw
     loaded = { binding, dispatcher: createDispatcher(raw, { wellFormed: wasm }), transport }
     // The WebAssembly build's sockets belong to JavaScript, which closes them at exit itself.

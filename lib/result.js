@@ -10,6 +10,7 @@
 const pgTypes = require('pg-types')
 const { readerFor } = require('./readers')
 const { clientError } = require('./errors')
+const { HAS_NOTICES } = require('./notices')
 
 const defaultTypes = { getTypeParser: (oid, format) => pgTypes.getTypeParser(oid, format) }
 
@@ -33,6 +34,9 @@ class Result {
   }
 }
 
+// The native side checks every row against its own bytes and its columns before keeping it
+// (src/conn/io.rs), so a server's lie never gets here: a bad buffer is onepool's bug. The
+// checks stay so that it fails at once instead of being read to a claimed end.
 const corrupt = () => clientError('INTERNAL', 'onepool: corrupt result buffer')
 
 /**
@@ -86,7 +90,7 @@ class Statement {
 
   /** Decodes rows until `maxRows` more are done or the cells reach byte `stopAt`. */
   decodeRows(maxRows, stopAt) {
-    const { buf, rows, parsers, names, rowAsArray, emptyRow } = this
+    const { buf, rows, parsers, names, rowAsArray, emptyRow, end } = this
     const nfields = parsers.length
     const last = Math.min(rows.length, this.row + maxRows)
     let pos = this.pos
@@ -98,9 +102,10 @@ class Statement {
         pos += 4
         let value = null
         if (len >= 0) {
+          if (len > end - pos) throw corrupt()
           value = parsers[i](buf, pos, pos + len, r)
           pos += len
-        }
+        } else if (len !== -1) throw corrupt()
         if (rowAsArray) row[i] = value
         else row[names[i]] = value
       }
@@ -132,7 +137,12 @@ class Statement {
 /** Where each statement's cells and description start: `[starts, descs]`, in order. */
 function locate(buf) {
   let end = buf.length - 4
-  const n = buf.readUInt32BE(end)
+  let n = buf.readUInt32BE(end)
+  // Notices (lib/notices.js) sit between the results and their count.
+  if (n >= HAS_NOTICES) {
+    n -= HAS_NOTICES
+    end -= 4 + buf.readUInt32BE(end - 4)
+  }
   // Each description ends with its own length: walk back from the end to every result's start.
   const starts = new Array(n)
   const descs = new Array(n)

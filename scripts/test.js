@@ -66,9 +66,10 @@ function testFiles(dir) {
   return out.sort()
 }
 
-// The core suite, plus TLS: in the WebAssembly build node:tls does the handshake.
+// The core suite, plus the TLS files: in the WebAssembly build node:tls does the handshake.
 function wasmFiles() {
-  const files = [...testFiles(path.join(root, '__test__', 'core')), path.join(root, '__test__', 'integration', 'tls.test.js')]
+  const tlsFiles = testFiles(path.join(root, '__test__', 'integration')).filter((f) => /^tls(-[\w-]+)?\.test\.js$/.test(path.basename(f)))
+  const files = [...testFiles(path.join(root, '__test__', 'core')), ...tlsFiles]
   return files.filter((f) => !WASM_NATIVE_ONLY_FILES.has(path.relative(root, f).split(path.sep).join('/')))
 }
 

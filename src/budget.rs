@@ -2,6 +2,7 @@
 //! (or being opened) at once. Waiters are served first come, first served.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use once_cell::sync::Lazy;
@@ -17,6 +18,8 @@ pub static BUDGET: Lazy<Budget> = Lazy::new(|| {
 
 pub struct Budget {
   state: Mutex<State>,
+  /// How many wait for a slot (as of the last change): read on every connection's return.
+  waiting: AtomicUsize,
   /// Who holds connections under this budget and can close an idle one for a waiter.
   holders: Mutex<Vec<Weak<dyn IdleHolder>>>,
 }
@@ -50,11 +53,19 @@ impl Drop for BudgetPermit {
 pub struct Lease {
   _budget: BudgetPermit,
   _machine: Option<crate::machine::MachineSlot>,
+  /// Dropped with the connection too, after the slots are free (the pool's close notice).
+  _notice: Option<Box<dyn Send + Sync>>,
 }
 
 impl Lease {
   pub fn new(budget: BudgetPermit, machine: Option<crate::machine::MachineSlot>) -> Lease {
-    Lease { _budget: budget, _machine: machine }
+    Lease { _budget: budget, _machine: machine, _notice: None }
+  }
+
+  /// Drops `notice` when the connection holding this lease is dropped.
+  pub fn with_notice(mut self, notice: Box<dyn Send + Sync>) -> Lease {
+    self._notice = Some(notice);
+    self
   }
 }
 
@@ -69,6 +80,7 @@ impl Budget {
   pub fn new(limit: Option<usize>) -> Budget {
     Budget {
       state: Mutex::new(State { limit, used: 0, waiters: VecDeque::new() }),
+      waiting: AtomicUsize::new(0),
       holders: Mutex::new(Vec::new()),
     }
   }
@@ -100,7 +112,19 @@ impl Budget {
     } else {
       s.waiters.push_back(tx);
     }
+    self.waiting.store(s.waiters.len(), Ordering::Release);
     rx
+  }
+
+  /// Whether a pool waits for a slot: a connection coming back idle then closes instead, so
+  /// idle connections never hold the budget while someone waits for it.
+  pub fn someone_waits(&self) -> bool {
+    self.waiting.load(Ordering::Acquire) > 0 && {
+      let mut s = self.lock();
+      s.waiters.retain(|w| !w.is_closed());
+      self.waiting.store(s.waiters.len(), Ordering::Release);
+      !s.waiters.is_empty()
+    }
   }
 
   fn release(&'static self) {
@@ -121,6 +145,7 @@ impl Budget {
         s.used -= 1;
       }
     }
+    self.waiting.store(s.waiters.len(), Ordering::Release);
   }
 
   pub fn set_limit(&'static self, limit: Option<usize>) {

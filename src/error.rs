@@ -24,6 +24,9 @@ pub struct DbError {
   pub file: Option<String>,
   pub line: Option<String>,
   pub routine: Option<String>,
+  /// The notices (NoticeResponse) the server sent for the same request before this error,
+  /// encoded as `wire::append_notice` does; empty when there were none.
+  pub notices: Vec<u8>,
 }
 
 /// Why opening a connection failed: an OS-level cause (`ECONNREFUSED`) or a server error
@@ -82,6 +85,10 @@ pub enum CoreError {
   Protocol(String),
   /// A bug in onepool, contained (a panic caught before it could cross into Node).
   Internal(String),
+  /// The request never reached the server (its connection failed first): `.0` is what
+  /// happened to the connection. A shared request is retried on another connection; anything
+  /// else reports `.0`, marked as never run (`notRun`).
+  NotRun(Box<CoreError>),
 }
 
 impl CoreError {
@@ -99,6 +106,7 @@ impl CoreError {
       CoreError::Aborted => "ABORTED",
       CoreError::Protocol(_) => "PROTOCOL_ERROR",
       CoreError::Internal(_) => "INTERNAL",
+      CoreError::NotRun(e) => e.code(),
     }
   }
 
@@ -123,6 +131,7 @@ impl fmt::Display for CoreError {
       | CoreError::Protocol(m)
       | CoreError::Internal(m) => f.write_str(m),
       CoreError::ClientReleased => f.write_str("the client was already released to the pool"),
+      CoreError::NotRun(e) => write!(f, "{e} (the request never reached the server)"),
       CoreError::Aborted => f.write_str("the query was aborted"),
       CoreError::ConnectFailed { target, cause } => match cause {
         ConnectCause::Os { code, message } => {
@@ -132,7 +141,7 @@ impl fmt::Display for CoreError {
           write!(f, "could not connect to {target}: {} ({})", db.message, db.code)
         }
         ConnectCause::Timeout => {
-          write!(f, "could not connect to {target}: connect timed out")
+          write!(f, "could not connect to {target}: timeout expired")
         }
         ConnectCause::Other(m) => write!(f, "could not connect to {target}: {m}"),
       },

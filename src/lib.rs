@@ -1,6 +1,6 @@
 //! onepool: a process-global Postgres connection pool for Node.js.
 //!
-//! The core (`config`, `conn`, `pool`, `budget`, `registry`, `session`, `wire`, `columns`) is plain Rust;
+//! The core (`config`, `conn`, `pool`, `cluster`, `budget`, `registry`, `session`, `wire`, `columns`) is plain Rust;
 //! `napi/` is the only code that talks to Node.
 
 #![deny(clippy::unwrap_used)]
@@ -11,6 +11,7 @@ pub mod abort;
 #[cfg(target_os = "linux")]
 mod alloc;
 pub mod budget;
+pub mod cluster;
 pub mod columns;
 pub mod config;
 pub mod conn;

@@ -4,14 +4,21 @@
 //! a process that dies, however it dies (SIGKILL included). Locks are `flock` on Linux and macOS
 //! and `LockFileEx` on Windows, through `std::fs::File::try_lock`.
 //!
-//! A process waiting for a slot holds a `want-*` lock file; pools that see one close an idle
-//! connection (their reaper checks twice a second), so idle connections elsewhere never starve it.
+//! A process waiting for a slot holds a `want-<since>-*` lock file. Waiters are served first come,
+//! first served across processes: a free slot is taken only by the longest waiter, and a process
+//! whose connection comes back while another process waits closes it, so the slot goes to the
+//! longest waiter (`should_yield`). Idle connections close too when someone waits (the reaper
+//! checks twice a second).
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use once_cell::sync::Lazy;
 
 use crate::config::Target;
 
@@ -78,19 +85,26 @@ pub fn try_acquire(dir: &Path, max: usize) -> io::Result<Option<MachineSlot>> {
   Ok(None)
 }
 
-/// Marks this process as waiting for a slot while it lives.
+fn now_nanos() -> u128 {
+  SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+/// Marks this process as waiting for a slot while it lives. The file name carries when it
+/// started waiting, so that waiters across processes can be served in that order.
 pub struct WantMarker {
   path: PathBuf,
+  since: u128,
   _file: File,
 }
 
 impl WantMarker {
   pub fn new(dir: &Path) -> io::Result<WantMarker> {
     let n = NEXT_WANT.fetch_add(1, Ordering::Relaxed);
-    let path = dir.join(format!("want-{}-{n}.lock", std::process::id()));
+    let since = now_nanos();
+    let path = dir.join(format!("want-{since:039}-{}-{n}.lock", std::process::id()));
     let file = open_lock_file(&path)?;
     file.lock()?;
-    Ok(WantMarker { path, _file: file })
+    Ok(WantMarker { path, since, _file: file })
   }
 }
 
@@ -100,47 +114,96 @@ impl Drop for WantMarker {
   }
 }
 
-/// Whether some process (maybe this one) waits for a slot; stale markers of dead processes
-/// are removed on the way.
-pub fn someone_waits(dir: &Path) -> bool {
-  let Ok(entries) = fs::read_dir(dir) else { return false };
-  let mut waits = false;
+/// When the longest-waiting *other* process started waiting for a slot in `dir`, if any.
+fn oldest_other_want(dir: &Path) -> Option<u128> {
+  oldest_want(dir, Some(&std::process::id().to_string()))
+}
+
+/// When the longest waiter (of any process but `skip`) started waiting for a slot in `dir`, if
+/// any; markers of dead processes are removed on the way.
+fn oldest_want(dir: &Path, skip: Option<&str>) -> Option<u128> {
+  let Ok(entries) = fs::read_dir(dir) else { return None };
+  let mut oldest = None;
   for entry in entries.flatten() {
     let name = entry.file_name();
-    if !name.to_string_lossy().starts_with("want-") {
+    let name = name.to_string_lossy();
+    let Some(rest) = name.strip_prefix("want-") else { continue };
+    let mut parts = rest.split('-');
+    let (Some(since), Some(owner)) = (parts.next().and_then(|s| s.parse::<u128>().ok()), parts.next()) else {
+      continue;
+    };
+    if skip == Some(owner) {
       continue;
     }
     let Ok(file) = open_lock_file(&entry.path()) else { continue };
     match file.try_lock() {
-      Err(fs::TryLockError::WouldBlock) => waits = true,
+      Err(fs::TryLockError::WouldBlock) => oldest = Some(oldest.map_or(since, |o: u128| o.min(since))),
       Ok(()) => {
         let _ = fs::remove_file(entry.path());
       }
       Err(_) => {}
     }
   }
-  waits
+  oldest
 }
 
-/// Polls for a slot until `deadline`; `None` on timeout.
+/// Whether another process has waited for a slot in `dir` for `YIELD_AFTER`: then a connection
+/// this process is done with closes, and its slot goes to the longest waiter (`acquire` serves them in order), rather
+/// than serving this process again while the other waits — a busy process would otherwise keep
+/// its slots for as long as it stays busy. Looked up at most every `LOOK_EVERY` (connections come
+/// back often).
+pub fn should_yield(dir: &Path) -> bool {
+  /// Per directory: when it was last looked at, and whether another process waited then.
+  type Seen = HashMap<PathBuf, (Instant, bool)>;
+  static SEEN: Lazy<Mutex<Seen>> = Lazy::new(|| Mutex::new(HashMap::new()));
+  let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+  match seen.get(dir) {
+    Some((at, waits)) if at.elapsed() < LOOK_EVERY => *waits,
+    _ => {
+      let waits = oldest_other_want(dir)
+        .is_some_and(|since| now_nanos().saturating_sub(since) >= YIELD_AFTER.as_nanos());
+      seen.insert(dir.to_path_buf(), (Instant::now(), waits));
+      waits
+    }
+  }
+}
+
+const LOOK_EVERY: Duration = Duration::from_millis(20);
+
+/// How long another process must have waited before a connection here is closed for it: a
+/// moment's wait is cheaper than closing a connection and opening another.
+const YIELD_AFTER: Duration = Duration::from_millis(100);
+
+/// Whether some process (maybe this one) waits for a slot; stale markers of dead processes are
+/// removed on the way.
+pub fn someone_waits(dir: &Path) -> bool {
+  oldest_want(dir, None).is_some()
+}
+
+/// Waits for a slot until `deadline`, first come first served across processes: a free slot
+/// is taken only when no other process has been waiting longer. `None` on timeout.
 pub async fn acquire(
   dir: &Path,
   max: usize,
   deadline: tokio::time::Instant,
 ) -> io::Result<Option<MachineSlot>> {
-  if let Some(slot) = try_acquire(dir, max)? {
-    return Ok(Some(slot));
+  if oldest_other_want(dir).is_none() {
+    if let Some(slot) = try_acquire(dir, max)? {
+      return Ok(Some(slot));
+    }
   }
-  let _want = WantMarker::new(dir)?;
+  let want = WantMarker::new(dir)?;
   let mut pause = Duration::from_millis(5);
   loop {
+    if oldest_other_want(dir).is_none_or(|other| other > want.since) {
+      if let Some(slot) = try_acquire(dir, max)? {
+        return Ok(Some(slot));
+      }
+    }
     if tokio::time::Instant::now() + pause > deadline {
       return Ok(None);
     }
     tokio::time::sleep(pause).await;
-    if let Some(slot) = try_acquire(dir, max)? {
-      return Ok(Some(slot));
-    }
     pause = (pause * 2).min(Duration::from_millis(50));
   }
 }

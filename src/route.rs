@@ -8,11 +8,15 @@
 //!   whatever the backend runs at that moment, and session state must not leak to other requests.
 //! - On a pinned session (`pool.connect()`, transactions) requests run in order on its connection;
 //!   with a signal, a cancel waits for the requests of an earlier owner first (`abort::run`).
+//!
+//! A pool with several servers (a multi-host target, read replicas) first picks the server
+//! (`cluster`); the request then reaches that server's pool as above.
 
 use std::sync::Arc;
 
 use crate::abort::{self, AbortToken};
-use crate::conn::{pipelinable, Done, Inbox, Query, Response};
+use crate::cluster::{Cluster, Intent};
+use crate::conn::{pipelinable, Conn, Done, Inbox, Query, Response};
 use crate::error::{CoreError, CoreResult};
 use crate::pool::Pool;
 use crate::session::Session;
@@ -36,30 +40,55 @@ fn internal() -> CoreResult<Response> {
   Err(CoreError::Internal("internal error in onepool (please report it)".into()))
 }
 
-/// Starts a `pool.query()`; its outcome goes to `done`. Returns the read side of the connection
-/// the request was written to, when it went out synchronously and the calling thread may read
-/// the reply itself.
+/// Starts a `pool.query()` for a server `intent` accepts; its outcome goes to `done`. Returns
+/// the read side of the connection the request was written to, when it went out synchronously
+/// and the calling thread may read the reply itself.
 pub fn submit_to_pool(
+  cluster: &Arc<Cluster>,
+  intent: Intent,
+  query: Arc<Query>,
+  token: Option<AbortToken>,
+  done: Done,
+) -> Option<Arc<Inbox>> {
+  if let Some(pool) = cluster.direct() {
+    return submit_to_server(pool, query, token, done);
+  }
+  match route(&query, &token) {
+    Route::Shared => cluster.submit(intent, query, done, shared),
+    Route::Own => {
+      let cluster = cluster.clone();
+      let checkout = async move { cluster.acquire(intent).await };
+      crate::runtime::spawn_settled(on_own_connection(checkout, query, token), done, internal());
+      None
+    }
+  }
+}
+
+/// Starts a `pool.query()` on the pool of one server (see `submit_to_pool`).
+pub fn submit_to_server(
   pool: &Arc<Pool>,
   query: Arc<Query>,
   token: Option<AbortToken>,
   done: Done,
 ) -> Option<Arc<Inbox>> {
-  let pool = pool.clone();
   match route(&query, &token) {
-    Route::Shared => match pool.try_submit_shared(query, done) {
-      Ok(inbox) => inbox,
-      Err((query, done)) => {
-        crate::runtime::spawn_settled(async move { pool.query_shared(query).await }, done, internal());
-        None
-      }
-    },
+    Route::Shared => shared(pool, query, done),
     Route::Own => {
-      crate::runtime::spawn_settled(
-        async move { on_own_connection(&pool, query, token).await },
-        done,
-        internal(),
-      );
+      let pool = pool.clone();
+      let checkout = async move { Ok((pool.clone(), pool.acquire().await?)) };
+      crate::runtime::spawn_settled(on_own_connection(checkout, query, token), done, internal());
+      None
+    }
+  }
+}
+
+/// A shared request on one server's pool: sent from this thread when it can be, else by a task.
+fn shared(pool: &Arc<Pool>, query: Arc<Query>, done: Done) -> Option<Arc<Inbox>> {
+  match pool.try_submit_shared(query, done) {
+    Ok(inbox) => inbox,
+    Err((query, done)) => {
+      let pool = pool.clone();
+      crate::runtime::spawn_settled(async move { pool.query_shared(query).await }, done, internal());
       None
     }
   }
@@ -85,13 +114,13 @@ pub fn submit_to_session(
 
 /// A connection checked out for one request (abortable while it waits), given back after it.
 async fn on_own_connection(
-  pool: &Arc<Pool>,
+  checkout: impl std::future::Future<Output = CoreResult<(Arc<Pool>, Conn)>>,
   query: Arc<Query>,
   token: Option<AbortToken>,
 ) -> CoreResult<Response> {
-  let conn = tokio::select! {
+  let (pool, conn) = tokio::select! {
     biased;
-    c = pool.acquire() => c?,
+    c = checkout => c?,
     _ = abort::aborted(&token) => return Err(CoreError::Aborted),
   };
   let result =

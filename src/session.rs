@@ -22,6 +22,16 @@ impl Session {
     self.conn.lock().unwrap_or_else(|e| e.into_inner())
   }
 
+  /// The pool's id for the pinned connection (0 once given back).
+  pub fn connection_id(&self) -> u64 {
+    self.conn().as_ref().map_or(0, |c| c.id)
+  }
+
+  /// The server the pinned connection is on: its host (or socket directory) and port.
+  pub fn server(&self) -> Option<(String, u16)> {
+    self.conn().as_ref().map(|c| (c.cancel_key.host.to_string(), c.cancel_key.port))
+  }
+
   pub fn process_id(&self) -> i32 {
     self.conn().as_ref().map_or(0, |c| c.cancel_key.process_id)
   }

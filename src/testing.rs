@@ -181,7 +181,7 @@ pub fn submit(
 ) -> tokio::sync::oneshot::Receiver<CoreResult<crate::conn::Response>> {
   let (tx, rx) = tokio::sync::oneshot::channel();
   let query = crate::conn::Query::new(sql.to_string(), Vec::new()).unwrap();
-  crate::route::submit_to_pool(pool, query, None, Box::new(move |outcome| drop(tx.send(outcome))));
+  crate::route::submit_to_server(pool, query, None, Box::new(move |outcome| drop(tx.send(outcome))));
   rx
 }
 

@@ -4,10 +4,30 @@
 //! description, so the cells the I/O thread collected become the buffer as they are, without a
 //! copy: `cells` `extras` `nrows` `cellsLen` `extrasLen` `nfields` (per field: `oid`, `flags`,
 //! `extraLen`, name as len + utf8) `command` (len + utf8) `descriptionLen`; after the last
-//! result, `nresults`.
+//! result, `nresults`. When the server sent notices, they come between the last result and
+//! `nresults`, followed by their length, and `nresults` has its top bit (`HAS_NOTICES`) set.
+//! Each notice is its fields as the protocol sends them (a type byte, then the value: here
+//! as len + utf8), ended by a 0 byte (`lib/notices.js` reads them).
+
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::message::backend::ErrorFields;
 
 use crate::columns;
 use crate::conn::Response;
+
+/// In the trailing result count: notices precede it.
+const HAS_NOTICES: u32 = 0x8000_0000;
+
+/// Appends one NoticeResponse's fields to `out`.
+pub fn append_notice(out: &mut Vec<u8>, fields: &mut ErrorFields<'_>) -> std::io::Result<()> {
+  while let Some(f) = fields.next()? {
+    out.push(f.type_());
+    put_u32(out, f.value_bytes().len());
+    out.extend_from_slice(f.value_bytes());
+  }
+  out.push(0);
+  Ok(())
+}
 
 fn put_u32(out: &mut Vec<u8>, n: usize) {
   out.extend_from_slice(&(n as u32).to_be_bytes());
@@ -50,6 +70,12 @@ pub fn encode(resp: Response) -> Vec<u8> {
     let len = out.len() - start;
     put_u32(&mut out, len);
   }
-  put_u32(&mut out, count);
+  if resp.notices.is_empty() {
+    put_u32(&mut out, count);
+  } else {
+    out.extend_from_slice(&resp.notices);
+    put_u32(&mut out, resp.notices.len());
+    out.extend_from_slice(&(count as u32 | HAS_NOTICES).to_be_bytes());
+  }
   out
 }

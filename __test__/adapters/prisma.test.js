@@ -10,6 +10,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const Module = require('node:module')
 const { spawnSync } = require('node:child_process')
+const pg = require('pg')
 const { createPool, processStats, closeAll } = require('../..')
 const { PrismaOnepool, DriverAdapterError, isDriverAdapterError, ColumnTypeEnum } = require('onepool/prisma')
 const { TEST_URL, admin, countConnections, watchPeak, createRole, dropRole, uniqueName, waitFor } = require('../helpers/db')
@@ -338,20 +339,22 @@ test('connection failures map to P1000, P1001, P1003 and P2037', async () => {
     const actual = e.meta.driverAdapterError.cause
     for (const [key, value] of Object.entries(cause)) assert.deepEqual(actual[key], value, `${code} ${key}`)
   }
-  // A role allowed one connection: the pool holds it, the next connection is refused (53300).
+  // A role allowed one connection, held by another client: the pool's connection is refused
+  // (53300). (A pool that holds a connection of its own waits for it instead: server-full.test.js.)
   const role = await createRole({ connectionLimit: 1 })
   cleanup.push(() => dropRole(role.name))
   await admin(`grant usage on schema ${schema} to ${role.name}; grant select on all tables in schema ${schema} to ${role.name}`)
-  const { prisma: limited, adapter } = client({ connectionString: databaseUrl({ from: role.url }), max: 2, ...fast })
-  const held = await adapter.pool.connect()
+  const { prisma: limited } = client({ connectionString: databaseUrl({ from: role.url }), max: 2, ...fast })
+  const other = new pg.Client({ connectionString: role.url })
+  await other.connect()
   try {
     const e = await rejection(limited.user.count())
     assert.equal(e.code, 'P2037', e.message)
     assert.equal(e.meta.driverAdapterError.cause.originalCode, '53300')
   } finally {
-    await held.release()
+    await other.end()
   }
-  assert.equal(await limited.user.count({ where: { id: -1 } }), 0, 'the held connection serves the next query')
+  assert.equal(await limited.user.count({ where: { id: -1 } }), 0, 'with the slot free, the next query is served')
 })
 
 test('a connection killed inside a transaction is P1017, and the pool carries on', async () => {

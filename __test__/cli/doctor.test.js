@@ -14,6 +14,7 @@ const { TEST_URL, APP_NAME, admin, createRole, dropRole, uniqueName, waitFor } =
 const { analyze, parseTag } = require('../../cli/analyze')
 const { wrap } = require('../../cli/report')
 const system = require('../../cli/system')
+const { freePort } = require('../../scripts/embedded-server')
 
 const ROOT = path.join(__dirname, '..', '..')
 const BIN = path.join(ROOT, 'bin', 'onepool.js')
@@ -323,6 +324,45 @@ describe('onepool doctor: usage and connection errors', () => {
     assert.equal(r.code, 2)
     assert.match(r.stderr, /CONFIG_INVALID/)
     assert.ok(!r.stderr.includes('hunter2'))
+  })
+})
+
+describe('onepool doctor on a multi-host target', () => {
+  const u = new URL(TEST_URL)
+  const hostList = (...ports) => `postgres://${u.username}:${u.password}@${ports.map((p) => `127.0.0.1:${p}`).join(',')}/postgres?target_session_attrs=any`
+
+  test('each server gets its own report; one that is down is reported, exit 1', async () => {
+    const dead = await freePort()
+    const url = hostList(u.port, dead)
+    const { code, doc, stdout } = await doctorJson([], { DATABASE_URL: url })
+    assert.equal(code, 1, stdout)
+    assert.equal(doc.exitCode, 1)
+    assert.equal(doc.target, `${u.username}@127.0.0.1:${u.port},127.0.0.1:${dead}/postgres`)
+    assert.deepEqual(
+      doc.hosts.map((h) => h.endpoint),
+      [`127.0.0.1:${u.port}`, `127.0.0.1:${dead}`],
+    )
+    const [up, down] = doc.hosts
+    assert.equal(up.target, `${u.username}@127.0.0.1:${u.port}/postgres`)
+    assert.equal(up.server.standby, false)
+    assert.equal(typeof up.server.used, 'number')
+    assert.equal(up.role.name, u.username)
+    assert.equal(down.error.code, 'CONNECT_FAILED')
+    assert.equal(down.error.causeCode, 'ECONNREFUSED')
+    assert.ok(!stdout.includes(u.password), 'no password in the report')
+
+    const text = await doctor([], { DATABASE_URL: url })
+    assert.equal(text.code, 1)
+    assert.match(text.stdout, new RegExp(`=== 127\\.0\\.0\\.1:${u.port} \\(primary\\) ===`))
+    assert.match(text.stdout, new RegExp(`=== 127\\.0\\.0\\.1:${dead} \\(not reachable\\) ===`))
+    assert.match(text.stderr, /1 of 2 servers could not be reached/)
+  })
+
+  test('no server reachable: exit 2', async () => {
+    const { code, doc } = await doctorJson([], { DATABASE_URL: hostList(await freePort(), await freePort()) })
+    assert.equal(code, 2)
+    assert.equal(doc.hosts.length, 2)
+    assert.ok(doc.hosts.every((h) => h.error.causeCode === 'ECONNREFUSED'))
   })
 })
 

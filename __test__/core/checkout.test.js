@@ -49,7 +49,7 @@ test('a queued connect() gets POOL_TIMEOUT after acquireTimeoutMs and no longer 
   const held = await pool.connect()
   await assert.rejects(pool.connect(), (e) => {
     expectCode('POOL_TIMEOUT')(e)
-    assert.match(e.message, /timed out after 150 ms .* size 1, idle 0, in use 1, max 1, 0 other checkouts waiting$/)
+    assert.match(e.message, /timeout exceeded after 150 ms .* size 1, idle 0, in use 1, max 1, 0 other checkouts waiting$/)
     return true
   })
   assert.equal(pool.stats().acquireTimeouts, 1)

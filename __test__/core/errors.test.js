@@ -206,3 +206,20 @@ test('CLIENT_RELEASED: using a client after release()', async () => {
   assert.throws(() => client.release(), expectCode('CLIENT_RELEASED'))
   await pool.end()
 })
+
+test('RUNTIME_UNSUPPORTED (the Edge runtime entry) is an OnepoolError like every other', () => {
+  const { execFileSync } = require('node:child_process')
+  const path = require('node:path')
+  const out = execFileSync(
+    process.execPath,
+    [
+      '-e',
+      `try { require(${JSON.stringify(path.join(__dirname, '..', '..', 'lib', 'edge.js'))}) } catch (e) {
+         const { OnepoolError, isOnepoolError } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'lib', 'errors.js'))})
+         console.log(JSON.stringify({ code: e.code, name: e.name, instance: e instanceof OnepoolError, is: isOnepoolError(e) }))
+       }`,
+    ],
+    { encoding: 'utf8' },
+  )
+  assert.deepEqual(JSON.parse(out), { code: 'RUNTIME_UNSUPPORTED', name: 'OnepoolError', instance: true, is: true })
+})

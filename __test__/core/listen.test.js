@@ -112,7 +112,13 @@ test('bad arguments are PARAM_INVALID, thrown by listen() itself', async () => {
 })
 
 test('listenUrl (alias directUrl) is checked by createPool: CONFIG_INVALID naming it, without the password', () => {
-  for (const [option, url] of [['listenUrl', 'mysql://u:s3cret-pw@h/d'], ['directUrl', 'postgres://u:s3cret-pw@h/d#x'], ['listenUrl', ' ']]) {
+  for (const [option, url] of [
+    ['listenUrl', 'mysql://u:s3cret-pw@h/d'],
+    ['directUrl', 'postgres://u:s3cret-pw@h/d#x'],
+    ['listenUrl', ' '],
+    // Its pool has one server: a host list would silently come down to the first host.
+    ['listenUrl', 'postgres://u:s3cret-pw@h1,h2:5433/d'],
+  ]) {
     assert.throws(
       () => createPool({ connectionString: TEST_URL, name: uniqueName(), [option]: url }),
       (e) => e.code === 'CONFIG_INVALID' && /listenUrl/.test(e.message) && !e.message.includes('s3cret'),

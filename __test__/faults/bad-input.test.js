@@ -184,18 +184,27 @@ test('unknown options: CONFIG_INVALID naming the option and the closest known on
 const stringOpt = (v) => typeof v === 'string'
 const boolOpt = (v) => typeof v === 'boolean'
 const msOpt = (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0
+const onePortOpt = (v) => (Number.isInteger(v) && v >= 1 && v <= 65535) || (typeof v === 'string' && /^\d+$/.test(v) && +v >= 1 && +v <= 65535)
+const SESSION_ATTRS = ['any', 'read-write', 'read-only', 'primary', 'standby', 'prefer-standby']
 const ACCEPTS = {
   name: stringOpt,
   connectionString: stringOpt,
-  host: stringOpt,
-  port: (v) => (Number.isInteger(v) && v >= 1 && v <= 65535) || (typeof v === 'string' && /^\d+$/.test(v) && +v >= 1 && +v <= 65535),
+  host: (v) => stringOpt(v) || (Array.isArray(v) && v.length > 0 && v.every((h) => typeof h === 'string' && h !== '' && !h.includes(','))),
+  port: (v) =>
+    onePortOpt(v) ||
+    (Array.isArray(v) && v.length > 0 && v.every(onePortOpt)) ||
+    (typeof v === 'string' && v.includes(',') && v.split(',').every((p) => p.trim() === '' || onePortOpt(p.trim()))),
   user: stringOpt,
-  password: stringOpt,
+  password: (v) => stringOpt(v) || typeof v === 'function',
   database: stringOpt,
   applicationName: stringOpt,
   application_name: stringOpt,
   ssl: (v) => boolOpt(v) || stringOpt(v) || (typeof v === 'object' && v !== null),
   sslmode: stringOpt,
+  channelBinding: (v) => ['disable', 'prefer', 'require'].includes(v),
+  channel_binding: (v) => ['disable', 'prefer', 'require'].includes(v),
+  sslNegotiation: (v) => ['postgres', 'direct'].includes(v),
+  sslnegotiation: (v) => ['postgres', 'direct'].includes(v),
   max: (v) => Number.isInteger(v) && v >= 1,
   acquireTimeoutMs: msOpt,
   connectTimeoutMs: msOpt,
@@ -215,9 +224,37 @@ const ACCEPTS = {
   leakDetectionMs: msOpt,
   onLeak: (v) => typeof v === 'function',
   statementCacheSize: (v) => Number.isInteger(v) && v >= 0,
+  maxMessageBytes: (v) => Number.isInteger(v) && v >= 1024,
   machineMax: (v) => Number.isInteger(v) && v >= 0,
   min: (v) => Number.isInteger(v) && v >= 0,
   allowExitOnIdle: boolOpt,
+  poolSize: (v) => Number.isInteger(v) && v >= 1,
+  queryTimeoutMs: msOpt,
+  query_timeout: msOpt,
+  lock_timeout: msOpt,
+  idle_in_transaction_session_timeout: msOpt,
+  options: stringOpt,
+  fallback_application_name: stringOpt,
+  client_encoding: (v) => typeof v === 'string' && /^utf-?8$/i.test(v),
+  maxUses: (v) => v === Infinity || (Number.isInteger(v) && v >= 1),
+  onConnect: (v) => typeof v === 'function',
+  verify: (v) => typeof v === 'function',
+  log: (v) => typeof v === 'function',
+  pipeline: boolOpt,
+  targetSessionAttrs: (v) => SESSION_ATTRS.includes(v),
+  target_session_attrs: (v) => SESSION_ATTRS.includes(v),
+  loadBalanceHosts: (v) => v === 'disable' || v === 'random',
+  load_balance_hosts: (v) => v === 'disable' || v === 'random',
+  replicas: (v) =>
+    Array.isArray(v) &&
+    v.every((r) => (typeof r === 'string' && r.trim() !== '') || (r !== null && typeof r === 'object' && typeof r.host === 'string' && (r.port === undefined || onePortOpt(r.port)))),
+  binary: (v) => v === false,
+  parseInputDatesAsUTC: (v) => v === false,
+  enableChannelBinding: boolOpt,
+  // Accepted whatever they are, and ignored with a warning.
+  Client: () => true,
+  Promise: () => true,
+  keepAliveInitialDelayMillis: msOpt,
 }
 
 const WRONG = [
@@ -528,7 +565,7 @@ test('misuse of clients: CLIENT_RELEASED for use after release and double releas
   await stillServing('client misuse')
 })
 
-test('queries after end(): POOL_CLOSED for query, connect and transaction; end() twice is fine', LIMIT, async () => {
+test('queries after end(): POOL_CLOSED for query, connect and transaction; a second end() rejects with POOL_CLOSED, as in pg', LIMIT, async () => {
   const app = uniqueName('ended')
   const pool = createPool({ connectionString: TEST_URL, name: app, applicationName: app, max: 2 })
   await pool.query('select 1')
@@ -546,7 +583,7 @@ test('queries after end(): POOL_CLOSED for query, connect and transaction; end()
   assert.equal((await held.query('select 1 as one')).rows[0].one, 1, 'a client held across end() still works until released')
   await held.release()
   await ending
-  await pool.end()
+  assert.equal((await rejects(() => pool.end(), 'second end()')).code, 'POOL_CLOSED')
   assert.equal(pool.ended, true)
   const e = await rejects(() => pool.query('select 1'), 'after end resolved')
   assert.equal(e.code, 'POOL_CLOSED')

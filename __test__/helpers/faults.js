@@ -7,7 +7,7 @@ const pg = require('pg')
 const { APP_NAME } = require('./db')
 
 /** Codes a query may fail with when the server goes away under it. */
-const LOST_CODES = new Set(['CONNECTION_LOST', 'CONNECT_FAILED', '57P01', '57P02', '57P03'])
+const LOST_CODES = new Set(['CONNECTION_LOST', 'COMMIT_UNKNOWN', 'CONNECT_FAILED', '57P01', '57P02', '57P03'])
 
 /** Runs one statement through node-postgres on `url` (independent of onepool). */
 async function adminAt(url, sql, values) {

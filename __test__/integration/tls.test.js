@@ -7,10 +7,9 @@ const { describe } = test
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const pg = require('pg')
 const { createPool } = require('../..')
 const { startServer, SUPERUSER, PASSWORD } = require('../../scripts/embedded-server')
-const { makeCerts, makeSelfSigned } = require('../helpers/certs')
+const { makeCerts, makeSelfSigned, serveCertificate } = require('../helpers/certs')
 const { TEST_URL, uniqueName } = require('../helpers/db')
 
 let server
@@ -112,31 +111,7 @@ describe("certificates libpq accepts: the PostgreSQL docs' self-signed one, a ho
     for (const c of [recipe, other, expired, forIp, commonNameOnly]) c.cleanup()
   })
 
-  /** Makes the server present `certs` to new connections: a configuration reload, no restart. */
-  async function serve(certs) {
-    const admin = new pg.Client({ connectionString: docs.superuserUrl })
-    await admin.connect()
-    try {
-      await admin.query(`alter system set ssl_cert_file = ${admin.escapeLiteral(certs.cert)}`)
-      await admin.query(`alter system set ssl_key_file = ${admin.escapeLiteral(certs.key)}`)
-      await admin.query('alter system set ssl = on')
-      await admin.query('select pg_reload_conf()')
-    } finally {
-      await admin.end()
-    }
-    // The postmaster reloads when it gets to it; a new backend shows what it took over.
-    for (let attempt = 0; attempt < 100; attempt++) {
-      const probe = new pg.Client({ connectionString: docs.superuserUrl })
-      await probe.connect()
-      try {
-        if ((await probe.query('show ssl_cert_file')).rows[0].ssl_cert_file === certs.cert) return
-      } finally {
-        await probe.end()
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
-    throw new Error(`the server did not take up ${certs.cert}`)
-  }
+  const serve = (certs) => serveCertificate(docs, certs)
 
   const docsUrl = (host, mode, rootcert) =>
     `postgres://${SUPERUSER}:${PASSWORD}@${host}:${docs.port}/postgres?sslmode=${mode}&sslrootcert=${encodeURIComponent(rootcert)}`

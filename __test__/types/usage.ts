@@ -1,5 +1,5 @@
 // Compiled by `npm run typecheck` (tsc --noEmit): the public typings as a user writes against them.
-import { createPool, isOnepoolError, processStats, setProcessMaxConnections, type PoolClient } from 'onepool'
+import { createPool, defaults, isOnepoolError, processStats, setProcessMaxConnections, type Notice, type PoolClient } from 'onepool'
 
 interface User {
   id: number
@@ -51,6 +51,17 @@ export async function handler(): Promise<User | undefined> {
   const inUse: number = s.inUse + processStats().budget.used
   void inUse
   setProcessMaxConnections(8)
+  // node-postgres's client surface: notices, per-client type parsers, named statements, parseInt8
+  defaults.parseInt8 = true
+  const pinned = await db.connect()
+  pinned.on('notice', (n: Notice) => console.log(n.severity, n.message))
+  pinned.setTypeParser(20, (v) => BigInt(v))
+  pinned.setTypeParser(1700, 'text', Number)
+  const parse: (value: string) => any = pinned.getTypeParser(20)
+  void parse
+  await pinned.query({ name: 'by-id', text: 'select * from users where id = $1', values: [1] })
+  await pinned.query({ name: 'by-id', values: [2] })
+  await pinned.end()
   try {
     await db.query('select 1')
   } catch (e) {

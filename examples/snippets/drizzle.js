@@ -1,7 +1,6 @@
-const { drizzle } = require('drizzle-orm/node-postgres')
-const { createPool } = require('onepool')
+const { drizzle } = require('onepool/drizzle')
 
-// Drizzle's node-postgres driver accepts onepool's pg-compatible Pool as its client.
-const db = drizzle({ client: createPool({ max: 5 }) })
+// Drizzle's node-postgres driver on onepool's pool (createPool() options, or a pool).
+const db = drizzle({ max: 5 })
 
 module.exports = { db }

@@ -1,9 +1,7 @@
-const { Kysely, PostgresDialect } = require('kysely')
-const { createPool } = require('onepool')
+const { Kysely } = require('kysely')
+const { onepoolDialect } = require('onepool/kysely')
 
-// Kysely's PostgresDialect takes any pg-compatible pool: give it onepool's.
-const db = new Kysely({
-  dialect: new PostgresDialect({ pool: createPool({ max: 5 }) }),
-})
+// Kysely's PostgresDialect on onepool's pool (createPool() options, or a pool).
+const db = new Kysely({ dialect: onepoolDialect({ max: 5 }) })
 
 module.exports = { db }

@@ -4,24 +4,34 @@
 use percent_encoding::percent_decode_str;
 use url::Url;
 
+use super::hosts::{split_authority, PLACEHOLDER};
 use crate::error::{CoreError, CoreResult};
 
 /// Values found in a connection string.
 #[derive(Debug, Default)]
 pub(super) struct UrlParts {
+  /// One host, or a comma-separated host list (`h1,h2`).
   pub(super) host: Option<String>,
-  pub(super) port: Option<u16>,
+  /// One port, or a comma-separated port list (`5432,5433`; an empty entry is the default).
+  pub(super) port: Option<String>,
   pub(super) user: Option<String>,
   pub(super) password: Option<String>,
   pub(super) database: Option<String>,
   pub(super) application_name: Option<String>,
   pub(super) ssl_mode: Option<String>,
   pub(super) ssl_root_cert_path: Option<String>,
+  pub(super) ssl_cert_path: Option<String>,
+  pub(super) ssl_key_path: Option<String>,
+  pub(super) ssl_password: Option<String>,
+  pub(super) channel_binding: Option<String>,
+  pub(super) ssl_negotiation: Option<String>,
   pub(super) connect_timeout_sec: Option<f64>,
   pub(super) connection_limit: Option<u32>,
   pub(super) pool_timeout_sec: Option<f64>,
   pub(super) schema: Option<String>,
   pub(super) pgbouncer: Option<bool>,
+  pub(super) target_session_attrs: Option<String>,
+  pub(super) load_balance_hosts: Option<String>,
 }
 
 fn invalid(msg: String) -> CoreError {
@@ -59,7 +69,11 @@ pub(super) fn parse_url(raw: &str) -> CoreResult<UrlParts> {
       "invalid connection string {shown}: it must start with postgres:// or postgresql://"
     )));
   }
-  let url = Url::parse(raw).map_err(|e| invalid(format!("invalid connection string {shown}: {e}")))?;
+  // libpq's multi-host form (`h1:5432,h2:5433`) is not one authority to the `url` crate: the
+  // host list is taken out first, and the rest parsed around a placeholder.
+  let host_list = split_authority(raw);
+  let parsed = host_list.as_ref().map_or(raw, |(placeholder, _, _)| placeholder.as_str());
+  let url = Url::parse(parsed).map_err(|e| invalid(format!("invalid connection string {shown}: {e}")))?;
   if url.scheme() != "postgres" && url.scheme() != "postgresql" {
     return Err(invalid(format!(
       "invalid connection string {shown}: the scheme must be postgres:// or postgresql://"
@@ -89,14 +103,19 @@ pub(super) fn parse_url(raw: &str) -> CoreResult<UrlParts> {
     return Err(misshapen("a parameter name contains '@'"));
   }
   let mut parts = UrlParts::default();
-  if let Some(h) = url.host_str() {
-    if !h.is_empty() {
-      let h = decode(h);
-      // IPv6 literals come back bracketed.
-      parts.host = Some(h.trim_start_matches('[').trim_end_matches(']').to_string());
+  if let Some((_, hosts, ports)) = host_list {
+    parts.host = Some(hosts);
+    parts.port = Some(check_ports(&shown, &ports)?);
+  } else {
+    if let Some(h) = url.host_str() {
+      if !h.is_empty() {
+        let h = decode(h);
+        // IPv6 literals come back bracketed.
+        parts.host = Some(h.trim_start_matches('[').trim_end_matches(']').to_string());
+      }
     }
+    parts.port = url.port().map(|p| p.to_string());
   }
-  parts.port = url.port();
   if !url.username().is_empty() {
     parts.user = Some(decode(url.username()));
   }
@@ -109,17 +128,18 @@ pub(super) fn parse_url(raw: &str) -> CoreResult<UrlParts> {
     let v = v.into_owned();
     match k.as_ref() {
       "host" => parts.host = Some(v),
-      "port" => {
-        parts.port = Some(v.parse().map_err(|_| {
-          invalid(format!("invalid connection string {shown}: port {v} is not a port number"))
-        })?)
-      }
+      "port" => parts.port = Some(check_ports(&shown, &v)?),
       "user" => parts.user = Some(v),
       "password" => parts.password = Some(v),
       "dbname" | "database" => parts.database = Some(v),
       "application_name" => parts.application_name = Some(v),
       "sslmode" => parts.ssl_mode = Some(v),
       "sslrootcert" => parts.ssl_root_cert_path = Some(v),
+      "sslcert" => parts.ssl_cert_path = Some(v),
+      "sslkey" => parts.ssl_key_path = Some(v),
+      "sslpassword" => parts.ssl_password = Some(v),
+      "channel_binding" => parts.channel_binding = Some(v),
+      "sslnegotiation" => parts.ssl_negotiation = Some(v),
       "ssl" if parse_bool("ssl", &v)? => {
         parts.ssl_mode.get_or_insert_with(|| "require".into());
       }
@@ -132,16 +152,45 @@ pub(super) fn parse_url(raw: &str) -> CoreResult<UrlParts> {
       "pool_timeout" => parts.pool_timeout_sec = Some(parse_num("pool_timeout", &v)?),
       "schema" => parts.schema = Some(v),
       "pgbouncer" => parts.pgbouncer = Some(parse_bool("pgbouncer", &v)?),
-      // Parameters other clients understand (sslrootcert, channel_binding, statement_cache_size,
-      // ...) are accepted and ignored, so a pasted dashboard URL never fails on them.
+      "target_session_attrs" => parts.target_session_attrs = Some(v),
+      "load_balance_hosts" => parts.load_balance_hosts = Some(v),
+      // Parameters other clients understand (statement_cache_size, sslcompression, ...) are
+      // accepted and ignored, so a pasted dashboard URL never fails on them.
       _ => {}
     }
   }
   Ok(parts)
 }
 
+/// A port or a port list, each entry a port number or empty (the default port).
+fn check_ports(shown: &str, list: &str) -> CoreResult<String> {
+  for p in list.split(',').map(str::trim) {
+    if !p.is_empty() && p.parse::<u16>().ok().filter(|p| *p > 0).is_none() {
+      return Err(invalid(format!("invalid connection string {shown}: port {p} is not a port number")));
+    }
+  }
+  Ok(list.to_string())
+}
+
 /// The connection string with its password replaced by `***`, safe to print.
 pub fn redact_url(raw: &str) -> String {
+  // A multi-host URL: redacted around a placeholder, then its host list put back.
+  if let Some((placeholder, _, _)) = split_authority(raw) {
+    let list = raw.find("://").and_then(|start| {
+      let rest = &raw[start + 3..];
+      let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+      authority.rsplit('@').next()
+    });
+    let redacted = redact_one(&placeholder);
+    return match list {
+      Some(list) if redacted.contains(PLACEHOLDER) => redacted.replacen(PLACEHOLDER, list, 1),
+      _ => redacted,
+    };
+  }
+  redact_one(raw)
+}
+
+fn redact_one(raw: &str) -> String {
   // Without an authority part (`postgres:/u:pw@h`), with a '#', or with an '@' in the path, a
   // password with unencoded characters split the URL and its pieces could be anywhere: treat
   // such a string as unparsable.
@@ -162,11 +211,12 @@ pub fn redact_url(raw: &str) -> String {
     let pairs: Vec<(String, String)> = url
       .query_pairs()
       .map(|(k, v)| {
-        let v = if k == "password" { "***".to_string() } else { v.into_owned() };
+        let secret = k == "password" || k == "sslpassword";
+        let v = if secret { "***".to_string() } else { v.into_owned() };
         (k.into_owned(), v)
       })
       .collect();
-    if pairs.iter().any(|(k, _)| k == "password") {
+    if pairs.iter().any(|(k, _)| k == "password" || k == "sslpassword") {
       url.query_pairs_mut().clear().extend_pairs(pairs);
     }
     return url.to_string();

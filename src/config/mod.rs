@@ -6,9 +6,13 @@
 //!
 //! - this file: the settings' types and defaults;
 //! - `conn_string`: connection strings, parsed and redacted;
-//! - `resolve`: options, connection string and environment → settings, one concern at a time.
+//! - `hosts`: multi-host targets (host lists, `target_session_attrs`, replicas);
+//! - `resolve`: options, connection string and environment → settings, one concern at a time;
+//! - `client_cert`: a client certificate and its key, read and decrypted.
 
+mod client_cert;
 mod conn_string;
+mod hosts;
 mod resolve;
 #[cfg(test)]
 mod tests;
@@ -16,11 +20,16 @@ mod tests;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 
 use crate::error::CoreResult;
 
+pub use client_cert::{ClientCert, KeyFormat};
 pub use conn_string::redact_url;
+pub use hosts::{LoadBalance, Routing, Servers, SessionAttrs};
 pub use resolve::tag_application_name;
 
 /// A password that never prints.
@@ -30,6 +39,30 @@ pub struct Secret(pub String);
 impl fmt::Debug for Secret {
   fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     f.write_str("***")
+  }
+}
+
+/// A password asked for each time a connection is opened (rotating credentials, cloud IAM
+/// tokens). The embedder supplies it: the Node binding asks a JavaScript function.
+#[derive(Clone)]
+pub struct PasswordProvider(pub Arc<dyn Fn() -> BoxFuture<'static, CoreResult<Secret>> + Send + Sync>);
+
+impl PasswordProvider {
+  pub fn get(&self) -> BoxFuture<'static, CoreResult<Secret>> {
+    (self.0)()
+  }
+}
+
+impl fmt::Debug for PasswordProvider {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str("PasswordProvider")
+  }
+}
+
+/// Two providers are the same only when they are the same function object.
+impl PartialEq for PasswordProvider {
+  fn eq(&self, other: &Self) -> bool {
+    Arc::ptr_eq(&self.0, &other.0)
   }
 }
 
@@ -49,7 +82,8 @@ impl fmt::Display for Host {
   }
 }
 
-/// What makes two pools "the same database": part of the registry key.
+/// One server of a pool: where its connections go (host and port) and as whom. A pool's
+/// identity holds one per server (`Servers`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Target {
   pub host: Host,
@@ -73,15 +107,46 @@ pub enum SslMode {
   VerifyFull,
 }
 
+/// SCRAM channel binding, as libpq's `channel_binding`: binds the authentication to the TLS
+/// connection (SCRAM-SHA-256-PLUS, `tls-server-end-point`), so a man in the middle who
+/// terminates TLS cannot relay it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelBinding {
+  Disable,
+  /// Bind when the connection uses TLS and the server offers it (libpq's default).
+  Prefer,
+  /// Fail unless the server authenticated with channel binding.
+  Require,
+}
+
+/// How TLS starts, as libpq's `sslnegotiation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslNegotiation {
+  /// An SSLRequest first, then TLS if the server agrees (every PostgreSQL version).
+  Postgres,
+  /// The TLS handshake at once, with ALPN `postgresql` (PostgreSQL 17 and later): one round
+  /// trip less.
+  Direct,
+}
+
 /// How each new connection is opened. May change live under the same identity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnSettings {
   pub password: Option<Secret>,
+  /// Asked for a password for each new connection; wins over `password`.
+  pub password_provider: Option<PasswordProvider>,
+  /// node-postgres's `options`: command-line options sent in the startup packet
+  /// (`-c lock_timeout=1000`), after onepool's own.
+  pub startup_options: Option<String>,
   pub application_name: String,
   pub connect_timeout: Duration,
   pub ssl_mode: SslMode,
   /// PEM of the CA(s) that verify-ca / verify-full trust; `None` = the public web roots.
   pub ssl_root_cert: Option<String>,
+  /// The certificate and key offered when the server asks for one (TLS only).
+  pub client_cert: Option<Arc<ClientCert>>,
+  pub channel_binding: ChannelBinding,
+  pub ssl_negotiation: SslNegotiation,
   pub search_path: Option<String>,
   /// The schema the user asked for (URL `schema` or `searchPath`), also when not applied.
   pub schema: Option<String>,
@@ -89,12 +154,17 @@ pub struct ConnSettings {
   pub keepalive: bool,
   /// Prepared statements kept per connection; 0 (always behind PgBouncer) = unnamed only.
   pub statement_cache_size: usize,
+  /// The largest message body accepted from the server; a longer claim is a protocol error.
+  pub max_message_size: usize,
 }
 
 /// How the pool behaves. May change live under the same identity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolSettings {
   pub max: usize,
+  /// Idle connections are not closed for idleness below this many (node-postgres's `min`;
+  /// never above `max`).
+  pub min: usize,
   pub acquire_timeout: Duration,
   pub idle_timeout: Option<Duration>,
   pub max_lifetime: Option<Duration>,
@@ -107,7 +177,13 @@ pub struct PoolSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
   pub name: String,
+  /// The server a pool of one server connects to: the first of `servers.hosts`. A pool with
+  /// several servers gives each server's pool a config of its own (`for_server`).
   pub target: Target,
+  /// Every server the pool may connect to: with `name`, what makes two pools the same.
+  pub servers: Servers,
+  /// How a request picks one of several servers.
+  pub routing: Routing,
   pub conn: ConnSettings,
   pub pool: PoolSettings,
   pub pgbouncer: bool,
@@ -121,16 +197,31 @@ pub struct PoolConfig {
 pub struct ConfigInput {
   pub name: Option<String>,
   pub connection_string: Option<String>,
+  /// One host or a comma-separated host list.
   pub host: Option<String>,
-  pub port: Option<u32>,
+  /// One port or a comma-separated port list.
+  pub port: Option<String>,
   pub user: Option<String>,
   pub password: Option<String>,
+  pub password_provider: Option<PasswordProvider>,
   pub database: Option<String>,
   pub application_name: Option<String>,
   pub ssl_mode: Option<String>,
   /// PEM text of trusted CA certificates (node-postgres's `ssl.ca`).
   pub ssl_root_cert: Option<String>,
+  /// PEM text of the client certificate (chain) and its private key (node-postgres's `ssl.cert`,
+  /// `ssl.key`), and the key's passphrase (`ssl.passphrase`).
+  pub ssl_cert: Option<String>,
+  pub ssl_key: Option<String>,
+  pub ssl_password: Option<String>,
+  /// `disable`, `prefer` or `require` (libpq's `channel_binding`).
+  pub channel_binding: Option<String>,
+  /// `postgres` or `direct` (libpq's `sslnegotiation`).
+  pub ssl_negotiation: Option<String>,
+  /// node-postgres's `options` (startup command-line options).
+  pub options: Option<String>,
   pub max: Option<u32>,
+  pub min: Option<u32>,
   pub acquire_timeout_ms: Option<f64>,
   pub connect_timeout_ms: Option<f64>,
   pub idle_timeout_ms: Option<f64>,
@@ -140,9 +231,14 @@ pub struct ConfigInput {
   pub pgbouncer: Option<bool>,
   pub keepalive: Option<bool>,
   pub statement_cache_size: Option<u32>,
+  pub max_message_bytes: Option<u32>,
   pub machine_max: Option<u32>,
   /// A direct connection string for the listening connection (behind PgBouncer).
   pub listen_url: Option<String>,
+  pub target_session_attrs: Option<String>,
+  pub load_balance_hosts: Option<String>,
+  /// Servers only reads go to: `host`, `host:port` or connection strings.
+  pub replicas: Vec<String>,
   /// `PG*` variables (`PGHOST`, `PGUSER`, ...) and `USER`, as seen by the caller.
   pub env: HashMap<String, String>,
 }
@@ -155,9 +251,17 @@ pub const DEFAULT_MAX_LIFETIME_SEC: u64 = 1_800;
 pub const DEFAULT_PING_AFTER_IDLE_MS: u64 = 1_000;
 pub const DEFAULT_APPLICATION_NAME: &str = "onepool";
 pub const DEFAULT_STATEMENT_CACHE_SIZE: usize = 100;
+/// 1 GiB: PostgreSQL's own limit for a message body (MaxAllocSize, 1 GiB - 1), so no real
+/// server's message is refused, while a length read from another protocol's bytes mostly is.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 30;
 
 impl PoolConfig {
   pub fn from_input(input: &ConfigInput) -> CoreResult<PoolConfig> {
     resolve::pool_config(input)
+  }
+
+  /// This config for the pool of one of its servers.
+  pub fn for_server(&self, target: &Target) -> PoolConfig {
+    PoolConfig { target: target.clone(), ..self.clone() }
   }
 }

@@ -1,10 +1,11 @@
 //! `ConfigInput` → `PoolConfig`, one concern at a time: where to connect (the target), how to
 //! open each connection, how the pool behaves, then the checks that need them all.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use super::conn_string::{parse_url, UrlParts};
+use super::client_cert;
+use super::conn_string::{parse_url, redact_url, UrlParts};
+use super::hosts::{self, LoadBalance, Routing, Servers, SessionAttrs};
 use super::*;
 use crate::error::{CoreError, CoreResult};
 
@@ -33,7 +34,8 @@ pub(super) fn pool_config(input: &ConfigInput) -> CoreResult<PoolConfig> {
     None => UrlParts::default(),
   };
   let src = Sources { url, input };
-  let target = target(&src)?;
+  let hosts = servers(&src)?;
+  let routing = routing(&src)?;
   let pgbouncer = input.pgbouncer.or(src.url.pgbouncer).unwrap_or(false);
   let conn = conn_settings(&src, pgbouncer)?;
   let pool = pool_settings(&src)?;
@@ -45,12 +47,16 @@ pub(super) fn pool_config(input: &ConfigInput) -> CoreResult<PoolConfig> {
     Some(url) => Some(Box::new(listen_config(input, url, &name)?)),
     None => None,
   };
-  Ok(PoolConfig { name, target, conn, pool, pgbouncer, listen })
+  let target = hosts[0].clone();
+  let servers = Servers { hosts, replicas: Vec::new() };
+  let mut cfg = PoolConfig { name, target, servers, routing, conn, pool, pgbouncer, listen };
+  cfg.servers.replicas = replicas(&src, &cfg)?;
+  Ok(cfg)
 }
 
 /// The one-connection pool that `listenUrl` names: straight to Postgres (never PgBouncer), with
-/// this pool's timeouts, TLS options and application name, and nothing else from its options
-/// (the URL says where and as whom).
+/// this pool's timeouts, TLS options (client certificate included) and application name, and
+/// nothing else from its options (the URL says where and as whom).
 fn listen_config(input: &ConfigInput, url: &str, name: &str) -> CoreResult<PoolConfig> {
   if url.trim().is_empty() {
     return Err(invalid("listenUrl is empty".into()));
@@ -61,6 +67,12 @@ fn listen_config(input: &ConfigInput, url: &str, name: &str) -> CoreResult<PoolC
     application_name: input.application_name.clone(),
     ssl_mode: input.ssl_mode.clone(),
     ssl_root_cert: input.ssl_root_cert.clone(),
+    ssl_cert: input.ssl_cert.clone(),
+    ssl_key: input.ssl_key.clone(),
+    ssl_password: input.ssl_password.clone(),
+    channel_binding: input.channel_binding.clone(),
+    ssl_negotiation: input.ssl_negotiation.clone(),
+    max_message_bytes: input.max_message_bytes,
     max: Some(1),
     acquire_timeout_ms: input.acquire_timeout_ms,
     connect_timeout_ms: input.connect_timeout_ms,
@@ -70,34 +82,37 @@ fn listen_config(input: &ConfigInput, url: &str, name: &str) -> CoreResult<PoolC
     env: input.env.clone(),
     ..ConfigInput::default()
   };
-  pool_config(&direct).map_err(|e| match e {
+  let cfg = pool_config(&direct).map_err(|e| match e {
     CoreError::Config(m) => invalid(format!("listenUrl: {m}")),
     other => other,
-  })
+  })?;
+  // Its pool has one server: a host list there would silently come down to its first host.
+  if cfg.servers.hosts.len() > 1 {
+    return Err(invalid(format!(
+      "listenUrl names {} servers ({}); it takes one: the primary, straight (not through PgBouncer)",
+      cfg.servers.hosts.len(),
+      cfg.servers
+    )));
+  }
+  Ok(cfg)
 }
 
-/// Host, port, database and user: what makes two pools "the same database".
-fn target(src: &Sources) -> CoreResult<Target> {
+/// Host (or host list), port (or port list), database and user: what makes two pools "the
+/// same database".
+fn servers(src: &Sources) -> CoreResult<Vec<Target>> {
   let input = src.input;
-  let host = src.pick(&src.url.host, &input.host, "PGHOST").unwrap_or_else(|| "localhost".into());
-  let host = if host.starts_with('/') {
-    Host::Unix(PathBuf::from(&host))
-  } else if host.is_empty() {
-    return Err(invalid("host is empty".into()));
-  } else {
-    Host::Tcp(host)
+  let hosts = src.pick(&src.url.host, &input.host, "PGHOST").unwrap_or_else(|| "localhost".into());
+  // A port list pairs with the host list; one port (or none) is also the default for hosts
+  // whose port entry is empty.
+  let ports = src.url.port.clone().or_else(|| input.port.clone()).or_else(|| src.env("PGPORT"));
+  let default_port = match ports.as_deref().filter(|p| !p.contains(',')) {
+    Some(p) if !p.trim().is_empty() => p.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+      let from = if src.url.port.is_some() || input.port.is_some() { "port" } else { "PGPORT" };
+      invalid(format!("{from} must be a port number between 1 and 65535, got {p}"))
+    })?,
+    _ => 5432,
   };
-  let port = match (src.url.port, input.port) {
-    (Some(p), _) => p,
-    (None, Some(p)) => u16::try_from(p)
-      .ok()
-      .filter(|p| *p > 0)
-      .ok_or_else(|| invalid(format!("port must be between 1 and 65535, got {p}")))?,
-    (None, None) => match src.env("PGPORT") {
-      Some(p) => p.parse().map_err(|_| invalid(format!("PGPORT={p} is not a port number")))?,
-      None => 5432,
-    },
-  };
+  let pairs = hosts::pair_up(&hosts, ports.as_deref(), default_port)?;
   let user = src
     .pick(&src.url.user, &input.user, "PGUSER")
     .or_else(|| src.env("USER"))
@@ -108,7 +123,107 @@ fn target(src: &Sources) -> CoreResult<Target> {
   for (option, value) in [("user", &user), ("database", &database)] {
     refuse_nul(option, value)?;
   }
-  Ok(Target { host, port, database, user })
+  Ok(
+    pairs
+      .into_iter()
+      .map(|(host, port)| Target { host, port, database: database.clone(), user: user.clone() })
+      .collect(),
+  )
+}
+
+/// `target_session_attrs` and `load_balance_hosts`: the option's value, else the connection
+/// string's, else the environment's (libpq's `PGTARGETSESSIONATTRS`, `PGLOADBALANCEHOSTS`).
+fn routing(src: &Sources) -> CoreResult<Routing> {
+  let input = src.input;
+  let attrs = src.pick(&src.url.target_session_attrs, &input.target_session_attrs, "PGTARGETSESSIONATTRS");
+  let balance = src.pick(&src.url.load_balance_hosts, &input.load_balance_hosts, "PGLOADBALANCEHOSTS");
+  Ok(Routing {
+    session_attrs: attrs.as_deref().map_or(Ok(SessionAttrs::Any), SessionAttrs::parse)?,
+    load_balance: balance.as_deref().map_or(Ok(LoadBalance::Disable), LoadBalance::parse)?,
+  })
+}
+
+/// The read replicas: `host`, `host:port`, `[v6]:port`, a socket directory, or a connection
+/// string. A replica is another server of the same database: a connection string contributes
+/// its hosts and ports, and anything else it says must be what the pool's own says.
+fn replicas(src: &Sources, main: &PoolConfig) -> CoreResult<Vec<Target>> {
+  let first = &main.target;
+  let mut out = Vec::new();
+  for spec in &src.input.replicas {
+    let spec = spec.trim();
+    let lower = spec.get(..13).unwrap_or(spec).to_ascii_lowercase();
+    let (hosts, ports) = if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+      replica_url(src, spec, main)?
+    } else {
+      match spec.strip_prefix('[').and_then(|v6| v6.split_once(']')) {
+        Some((h, tail)) => (h.to_string(), tail.strip_prefix(':').map(str::to_string)),
+        None if spec.starts_with('/') => (spec.to_string(), None),
+        None => match spec.rsplit_once(':') {
+          Some((h, p)) if !h.contains(':') => (h.to_string(), Some(p.to_string())),
+          _ => (spec.to_string(), None),
+        },
+      }
+    };
+    for (host, port) in hosts::pair_up(&hosts, ports.as_deref(), first.port)? {
+      out.push(Target { host, port, database: first.database.clone(), user: first.user.clone() });
+    }
+  }
+  Ok(out)
+}
+
+/// A replica's connection string: its host list and ports, once every other value in it is
+/// found to be the pool's (the list below names each field, so a new one must be decided here).
+fn replica_url(src: &Sources, spec: &str, main: &PoolConfig) -> CoreResult<(String, Option<String>)> {
+  let UrlParts {
+    host,
+    port,
+    user,
+    password,
+    database,
+    application_name,
+    ssl_mode,
+    ssl_root_cert_path,
+    ssl_cert_path,
+    ssl_key_path,
+    ssl_password,
+    channel_binding,
+    ssl_negotiation,
+    connect_timeout_sec,
+    connection_limit,
+    pool_timeout_sec,
+    schema,
+    pgbouncer,
+    target_session_attrs,
+    load_balance_hosts,
+  } = parse_url(spec)?;
+  let pool = &src.url;
+  let password_differs = password.is_some() && password.map(Secret) != main.conn.password;
+  let differs = (user.is_some() && user.as_ref() != Some(&main.target.user))
+    || (database.is_some() && database.as_ref() != Some(&main.target.database))
+    || password_differs
+    || (application_name.is_some() && application_name != pool.application_name)
+    || (ssl_mode.is_some() && ssl_mode != pool.ssl_mode)
+    || (ssl_root_cert_path.is_some() && ssl_root_cert_path != pool.ssl_root_cert_path)
+    || (ssl_cert_path.is_some() && ssl_cert_path != pool.ssl_cert_path)
+    || (ssl_key_path.is_some() && ssl_key_path != pool.ssl_key_path)
+    || (ssl_password.is_some() && ssl_password != pool.ssl_password)
+    || (channel_binding.is_some() && channel_binding != pool.channel_binding)
+    || (ssl_negotiation.is_some() && ssl_negotiation != pool.ssl_negotiation)
+    || (connect_timeout_sec.is_some() && connect_timeout_sec != pool.connect_timeout_sec)
+    || (connection_limit.is_some() && connection_limit != pool.connection_limit)
+    || (pool_timeout_sec.is_some() && pool_timeout_sec != pool.pool_timeout_sec)
+    || (schema.is_some() && schema != pool.schema)
+    || (pgbouncer.is_some() && pgbouncer != pool.pgbouncer)
+    || target_session_attrs.is_some()
+    || load_balance_hosts.is_some();
+  if differs {
+    return Err(invalid(format!(
+      "replica {} says more than its hosts and ports: a replica uses the pool's user, database, password \
+       and settings, so anything else in its connection string must be what the pool's says",
+      redact_url(spec).split('?').next().unwrap_or("")
+    )));
+  }
+  Ok((host.unwrap_or_else(|| "localhost".into()), port))
 }
 
 /// How each connection is opened and which session settings it starts with.
@@ -125,7 +240,8 @@ fn conn_settings(src: &Sources, pgbouncer: bool) -> CoreResult<ConnSettings> {
     Some(m) => ssl_mode(&m)?,
     None => SslMode::Disable,
   };
-  let ssl_root_cert = match (&input.ssl_root_cert, &src.url.ssl_root_cert_path) {
+  let ssl_root_cert_path = src.url.ssl_root_cert_path.clone().or_else(|| src.env("PGSSLROOTCERT"));
+  let ssl_root_cert = match (&input.ssl_root_cert, &ssl_root_cert_path) {
     (Some(pem), _) => Some(pem.clone()),
     // libpq's "system": the public roots, which is also what no file means here.
     (None, Some(path)) if path == "system" => None,
@@ -162,6 +278,16 @@ fn conn_settings(src: &Sources, pgbouncer: bool) -> CoreResult<ConnSettings> {
   if let Some(path) = &search_path {
     refuse_nul("searchPath", path)?;
   }
+  if let Some(options) = &input.options {
+    refuse_nul("options", options)?;
+  }
+  if pgbouncer && input.options.as_deref().is_some_and(|o| !o.trim().is_empty()) {
+    return Err(invalid(
+      "options cannot be applied behind PgBouncer (pgbouncer: true): PgBouncer refuses unknown \
+       startup parameters and no session setting survives in transaction mode"
+        .into(),
+    ));
+  }
   if pgbouncer && (input.search_path.is_some() || statement_timeout.is_some()) {
     return Err(invalid(
       "searchPath and statementTimeoutMs cannot be applied behind PgBouncer (pgbouncer: true): in \
@@ -172,10 +298,15 @@ fn conn_settings(src: &Sources, pgbouncer: bool) -> CoreResult<ConnSettings> {
   }
   Ok(ConnSettings {
     password,
+    password_provider: input.password_provider.clone(),
+    startup_options: input.options.clone().filter(|o| !o.trim().is_empty()),
     application_name,
     connect_timeout,
     ssl_mode,
     ssl_root_cert,
+    client_cert: client_cert(src, ssl_mode)?,
+    channel_binding: channel_binding(src, ssl_mode)?,
+    ssl_negotiation: ssl_negotiation(src, ssl_mode)?,
     // Behind PgBouncer no session setting survives; Prisma qualifies names with its `schema`
     // itself, so the URL's schema is only reported, not applied.
     search_path: if pgbouncer { None } else { search_path.clone() },
@@ -187,6 +318,9 @@ fn conn_settings(src: &Sources, pgbouncer: bool) -> CoreResult<ConnSettings> {
     } else {
       input.statement_cache_size.map_or(DEFAULT_STATEMENT_CACHE_SIZE, |n| n as usize)
     },
+    max_message_size: input
+      .max_message_bytes
+      .map_or(DEFAULT_MAX_MESSAGE_SIZE, |n| (n as usize).min(DEFAULT_MAX_MESSAGE_SIZE)),
   })
 }
 
@@ -236,6 +370,8 @@ fn pool_settings(src: &Sources) -> CoreResult<PoolSettings> {
   }
   Ok(PoolSettings {
     max,
+    // pg's `min`: kept open, but never more than `max`.
+    min: input.min.map_or(0, |m| m as usize).min(max),
     acquire_timeout,
     idle_timeout,
     max_lifetime,
@@ -297,4 +433,126 @@ fn ms(name: &str, v: f64) -> CoreResult<Duration> {
 fn optional_ms(name: &str, v: f64) -> CoreResult<Option<Duration>> {
   let d = ms(name, v)?;
   Ok(if d.is_zero() { None } else { Some(d) })
+}
+
+/// Where a client certificate or key comes from: PEM text given as an option, or a file.
+enum Pem {
+  Text(&'static str, String),
+  File(&'static str, String),
+}
+
+impl Pem {
+  fn name(&self) -> String {
+    match self {
+      Pem::Text(option, _) => option.to_string(),
+      Pem::File(param, path) => format!("{param} {path}"),
+    }
+  }
+
+  fn read(&self) -> CoreResult<Vec<u8>> {
+    match self {
+      Pem::Text(_, pem) => Ok(pem.clone().into_bytes()),
+      Pem::File(param, path) => {
+        std::fs::read(path).map_err(|e| invalid(format!("{param} {path} cannot be read: {e}")))
+      }
+    }
+  }
+}
+
+/// The client certificate and key: `ssl.cert` and `ssl.key` (PEM text), else the URL's
+/// `sslcert` and `sslkey`, else `PGSSLCERT` and `PGSSLKEY` (files), each pair from one place.
+/// Used over TLS only, as in libpq; given explicitly to a pool without TLS, it is an error (the
+/// server would never see it).
+fn client_cert(src: &Sources, ssl_mode: SslMode) -> CoreResult<Option<Arc<ClientCert>>> {
+  let input = src.input;
+  let url = &src.url;
+  let (cert, key, explicit) = if input.ssl_cert.is_some() || input.ssl_key.is_some() {
+    let text = |option, pem: &Option<String>| pem.clone().map(|pem| Pem::Text(option, pem));
+    (text("ssl.cert", &input.ssl_cert), text("ssl.key", &input.ssl_key), true)
+  } else if url.ssl_cert_path.is_some() || url.ssl_key_path.is_some() {
+    let file = |param, path: &Option<String>| path.clone().map(|path| Pem::File(param, path));
+    (file("sslcert", &url.ssl_cert_path), file("sslkey", &url.ssl_key_path), true)
+  } else {
+    let file = |param, var| src.env(var).map(|path| Pem::File(param, path));
+    (file("PGSSLCERT", "PGSSLCERT"), file("PGSSLKEY", "PGSSLKEY"), false)
+  };
+  if cert.is_none() && key.is_none() {
+    return Ok(None);
+  }
+  if ssl_mode == SslMode::Disable {
+    if !explicit {
+      return Ok(None);
+    }
+    return Err(invalid(
+      "a client certificate (sslcert/sslkey, ssl.cert/ssl.key) is sent over TLS only, and sslmode is \
+       disable: set sslmode=require, verify-ca or verify-full"
+        .into(),
+    ));
+  }
+  let (cert, key) = match (cert, key) {
+    (Some(cert), Some(key)) => (cert, key),
+    (Some(cert), None) => {
+      return Err(invalid(format!(
+        "{} is given without its private key: set sslkey (ssl.key) too",
+        cert.name()
+      )))
+    }
+    (None, Some(key)) => {
+      return Err(invalid(format!(
+        "{} is given without its certificate: set sslcert (ssl.cert) too",
+        key.name()
+      )))
+    }
+    (None, None) => return Ok(None),
+  };
+  let passphrase = input.ssl_password.as_deref().or(url.ssl_password.as_deref());
+  let (cert_name, key_name) = (cert.name(), key.name());
+  let (cert_pem, key_pem) = (cert.read()?, key.read()?);
+  let loaded = ClientCert::load(
+    client_cert::Source { name: &cert_name, pem: &cert_pem },
+    client_cert::Source { name: &key_name, pem: &key_pem },
+    passphrase,
+  )
+  .map_err(invalid)?;
+  Ok(Some(Arc::new(loaded)))
+}
+
+fn channel_binding(src: &Sources, ssl_mode: SslMode) -> CoreResult<ChannelBinding> {
+  let binding =
+    match src.pick(&src.url.channel_binding, &src.input.channel_binding, "PGCHANNELBINDING").as_deref() {
+      None | Some("prefer") => ChannelBinding::Prefer,
+      Some("disable") => ChannelBinding::Disable,
+      Some("require") => ChannelBinding::Require,
+      Some(other) => {
+        return Err(invalid(format!("channel_binding \"{other}\" is not one of disable, prefer, require")))
+      }
+    };
+  if binding == ChannelBinding::Require && ssl_mode == SslMode::Disable {
+    return Err(invalid(
+      "channel_binding=require binds authentication to TLS, and sslmode is disable: set sslmode=require, \
+       verify-ca or verify-full"
+        .into(),
+    ));
+  }
+  Ok(binding)
+}
+
+fn ssl_negotiation(src: &Sources, ssl_mode: SslMode) -> CoreResult<SslNegotiation> {
+  let negotiation = match src
+    .pick(&src.url.ssl_negotiation, &src.input.ssl_negotiation, "PGSSLNEGOTIATION")
+    .as_deref()
+  {
+    None | Some("postgres") => SslNegotiation::Postgres,
+    Some("direct") => SslNegotiation::Direct,
+    Some(other) => return Err(invalid(format!("sslnegotiation \"{other}\" is not one of postgres, direct"))),
+  };
+  // As libpq: a direct handshake cannot fall back to plaintext, so weaker modes are refused.
+  if negotiation == SslNegotiation::Direct && matches!(ssl_mode, SslMode::Disable | SslMode::Prefer) {
+    return Err(invalid(
+      "sslnegotiation=direct starts TLS at once, with no plaintext fallback: it needs sslmode=require, \
+       verify-ca or verify-full"
+        .into(),
+    ));
+  }
+  Ok(negotiation)
 }

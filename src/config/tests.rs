@@ -123,3 +123,53 @@ fn zero_max_is_invalid() {
   let err = PoolConfig::from_input(&ConfigInput { max: Some(0), ..Default::default() }).unwrap_err();
   assert_eq!(err.code(), "CONFIG_INVALID");
 }
+
+fn tls_cfg(url: &str, env: &[(&str, &str)]) -> CoreResult<PoolConfig> {
+  let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+  PoolConfig::from_input(&ConfigInput { connection_string: Some(url.into()), env, ..Default::default() })
+}
+
+#[test]
+fn sslpassword_is_redacted_like_password() {
+  let shown = redact_url("postgres://u@h/d?sslmode=require&sslpassword=k3y-secret&sslkey=/k");
+  assert!(!shown.contains("k3y-secret"), "{shown}");
+  assert!(shown.contains("sslkey=%2Fk") || shown.contains("sslkey=/k"), "{shown}");
+}
+
+#[test]
+fn channel_binding_and_ssl_negotiation_as_libpq_reads_them() {
+  let c = cfg("postgres://u@h/d");
+  assert_eq!(
+    (c.conn.channel_binding, c.conn.ssl_negotiation),
+    (ChannelBinding::Prefer, SslNegotiation::Postgres)
+  );
+  let c = cfg("postgres://u@h/d?sslmode=require&channel_binding=require&sslnegotiation=direct");
+  assert_eq!(
+    (c.conn.channel_binding, c.conn.ssl_negotiation),
+    (ChannelBinding::Require, SslNegotiation::Direct)
+  );
+  let from_env = tls_cfg("postgres://u@h/d?sslmode=verify-ca", &[("PGCHANNELBINDING", "disable")]).unwrap();
+  assert_eq!(from_env.conn.channel_binding, ChannelBinding::Disable);
+  for (url, why) in [
+    ("postgres://u@h/d?channel_binding=require", "sslmode is disable"),
+    ("postgres://u@h/d?sslmode=prefer&sslnegotiation=direct", "needs sslmode=require"),
+    ("postgres://u@h/d?channel_binding=always", "is not one of disable, prefer, require"),
+    ("postgres://u@h/d?sslmode=require&sslnegotiation=fast", "is not one of postgres, direct"),
+    ("postgres://u@h/d?sslcert=/c&sslkey=/k", "sent over TLS only"),
+    ("postgres://u@h/d?sslmode=require&sslcert=/c", "without its private key"),
+    ("postgres://u@h/d?sslmode=require&sslkey=/k", "without its certificate"),
+    ("postgres://u@h/d?sslmode=require&sslcert=/nonexistent/c&sslkey=/nonexistent/k", "cannot be read"),
+  ] {
+    let err = tls_cfg(url, &[]).unwrap_err().to_string();
+    assert!(err.contains(why), "{url}: {err}");
+  }
+}
+
+#[test]
+fn pgsslcert_is_used_over_tls_only() {
+  // As in libpq: the variables do not break a pool without TLS.
+  let env = [("PGSSLCERT", "/nonexistent/c"), ("PGSSLKEY", "/nonexistent/k")];
+  assert_eq!(tls_cfg("postgres://u@h/d", &env).unwrap().conn.client_cert, None);
+  let err = tls_cfg("postgres://u@h/d?sslmode=require", &env).unwrap_err().to_string();
+  assert!(err.contains("PGSSLCERT /nonexistent/c cannot be read"), "{err}");
+}

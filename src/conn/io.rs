@@ -18,10 +18,12 @@ use postgres_protocol::message::frontend;
 use tokio::io::AsyncRead;
 use tokio::sync::Notify;
 
-use super::startup::{parse_db_error, read_message};
+use super::framing::{make_room, next_message, read_message, ReadError};
+use super::startup::{parse_db_error, without_sqlstate};
 use super::transport::{DirectRead, Reader, Writer};
 use super::{ConnState, Field, QueryResult, Reply, Response};
 use crate::error::{CoreError, CoreResult, TimeoutKind};
+use crate::wire;
 
 /// The replies owed for requests sent or queued, oldest first, and the bytes not yet written.
 pub(crate) struct Pending {
@@ -32,6 +34,9 @@ pub(crate) struct Pending {
   pub(crate) writing: bool,
   /// The connection's handle is gone: say goodbye once everything queued is written.
   pub(crate) hung_up: bool,
+  /// How many of the last requests in `replies` have no byte written yet: if the connection
+  /// fails, they certainly never ran.
+  pub(crate) unsent_requests: usize,
 }
 
 impl Pending {
@@ -42,6 +47,7 @@ impl Pending {
       unsent: BytesMut::new(),
       writing: false,
       hung_up: false,
+      unsent_requests: 0,
     }
   }
 }
@@ -53,31 +59,39 @@ enum Reading {
 }
 
 /// Starts the connection's I/O task. Returns the socket's read side when other threads may
-/// read it too (a plain socket).
+/// read it too (a plain socket). A message whose body claims more than `max_message` bytes
+/// ends the connection with a protocol error.
 pub(crate) fn start(
   reader: Reader,
   writer: Writer,
   state: Arc<ConnState>,
   pending: Arc<Mutex<Pending>>,
+  max_message: usize,
 ) -> Option<Arc<Inbox>> {
   let (reading, inbox) = match reader {
     Reader::Direct(socket) => {
-      let inbox = Arc::new(Inbox::new(socket, pending.clone(), state.clone()));
+      let inbox = Arc::new(Inbox::new(socket, pending.clone(), state.clone(), max_message));
       (Reading::Shared(inbox.clone()), Some(inbox))
     }
     Reader::Task(rd) => (Reading::Alone(rd), None),
   };
-  crate::runtime::spawn(run(reading, writer, state, pending));
+  crate::runtime::spawn(run(reading, writer, state, pending, max_message));
   inbox
 }
 
-async fn run(reading: Reading, writer: Writer, state: Arc<ConnState>, pending: Arc<Mutex<Pending>>) {
+async fn run(
+  reading: Reading,
+  writer: Writer,
+  state: Arc<ConnState>,
+  pending: Arc<Mutex<Pending>>,
+  max_message: usize,
+) {
   let _alive = super::sockets::SocketGuard::hold();
   let mut killed = false;
   let read = async {
     match reading {
       Reading::Shared(inbox) => inbox.read_loop().await,
-      Reading::Alone(rd) => read_loop(rd, &pending, &state).await,
+      Reading::Alone(rd) => read_loop(rd, &pending, &state, max_message).await,
     }
   };
   let failure = tokio::select! {
@@ -102,18 +116,26 @@ async fn run(reading: Reading, writer: Writer, state: Arc<ConnState>, pending: A
       .into(),
   );
   let reason = state.kill_reason.lock().unwrap_or_else(|e| e.into_inner()).take();
-  let drained: Vec<Reply> = {
+  let (drained, unsent): (Vec<Reply>, usize) = {
     let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
     p.closed = Some(err.clone());
     p.unsent.clear();
-    p.replies.drain(..).collect()
+    (p.replies.drain(..).collect(), p.unsent_requests)
   };
+  // Requests that never ran: those with no byte written, and after a FATAL error (the backend
+  // ends without reading further) every one behind the request it answered.
+  let ran = if state.fatal.load(Ordering::Acquire) { 0 } else { drained.len().saturating_sub(unsent) };
   for (i, reply) in drained.into_iter().enumerate() {
     state.answered_one();
-    reply.send(Err(match &reason {
+    let outcome = match &reason {
       Some(reason) => reason.clone(),
       None if killed && i > 0 => queued_err.clone(),
       None => err.clone(),
+    };
+    reply.send(Err(if i >= ran && reason.is_none() {
+      CoreError::NotRun(Box::new(outcome))
+    } else {
+      outcome
     }));
   }
 }
@@ -130,6 +152,7 @@ async fn write_loop(mut writer: Writer, pending: &Mutex<Pending>, state: &ConnSt
         None
       } else {
         p.writing = true;
+        p.unsent_requests = 0;
         Some(p.unsent.split())
       }
     };
@@ -147,24 +170,62 @@ async fn write_loop(mut writer: Writer, pending: &Mutex<Pending>, state: &ConnSt
   Ok(())
 }
 
+/// What the rows of the statement being read must look like. JavaScript decodes the cells
+/// without checking them again, so a row is checked here, against its own bytes and against
+/// the statement's columns, before it is kept.
+#[derive(Default, Clone, Copy)]
+enum Expect {
+  /// Nothing said yet: a DataRow now breaks the protocol.
+  #[default]
+  Nothing,
+  /// NoData: the statement returns no rows.
+  NoRows,
+  /// A cached statement was bound (BindComplete before any description): its rows come without
+  /// a RowDescription, the cache has the columns (checked against `QueryResult::width` when the
+  /// reply is answered, see `cached_columns`).
+  Bound,
+  /// Rows of exactly this many cells.
+  Cells(u16),
+}
+
 /// Builds the response of the request at the head of the queue.
 #[derive(Default)]
 struct Collector {
   results: Vec<QueryResult>,
   current: Option<QueryResult>,
   error: Option<CoreError>,
+  expect: Expect,
   /// How many bytes of cells the last statement on this connection had: the same query run
   /// again then fills one allocation instead of a chain of doublings.
   cells_hint: usize,
+  /// The request's notices, encoded (`wire::append_notice`), up to MAX_NOTICE_BYTES.
+  notices: Vec<u8>,
 }
 
 impl Collector {
   fn start_statement(&mut self, fields: Vec<Field>) -> &mut QueryResult {
     let rows = Vec::with_capacity(self.cells_hint);
-    self.current.insert(QueryResult { fields: Arc::new(fields), rows, ..Default::default() })
+    let width = fields.len() as u16;
+    self.current.insert(QueryResult { fields: Arc::new(fields), rows, width, ..Default::default() })
+  }
+
+  /// The width a DataRow of `cells` cells must have, or why it cannot be kept.
+  fn row_width(&mut self, cells: u16) -> CoreResult<u16> {
+    match self.expect {
+      Expect::Cells(n) if n == cells => Ok(n),
+      Expect::Cells(n) => {
+        Err(malformed(format!("a DataRow of {cells} cells for a RowDescription of {n} columns")))
+      }
+      Expect::Bound => {
+        self.expect = Expect::Cells(cells);
+        Ok(cells)
+      }
+      Expect::Nothing | Expect::NoRows => Err(malformed("a DataRow without a RowDescription".into())),
+    }
   }
 
   fn finish_statement(&mut self, command: String) {
+    self.expect = Expect::Nothing;
     let mut r = self.current.take().unwrap_or_default();
     r.command = command;
     self.cells_hint = r.rows.len().min(MAX_CELLS_HINT);
@@ -186,18 +247,23 @@ impl Collector {
 
 const MAX_CELLS_HINT: usize = 16 << 20;
 
+/// Notices kept for one request: a server (or a function raising notices in a loop) cannot make
+/// a connection hold more than this; later notices of the same request are dropped.
+const MAX_NOTICE_BYTES: usize = 1 << 20;
+
 /// Reads a TLS stream or a socket JavaScript owns: only this task reads it.
 async fn read_loop(
   mut rd: Box<dyn AsyncRead + Send + Unpin>,
   pending: &Mutex<Pending>,
   state: &ConnState,
+  max_message: usize,
 ) -> CoreError {
   let mut buf = BytesMut::with_capacity(READ_CHUNK);
   let mut c = Collector::default();
   loop {
-    let msg = match read_message(&mut rd, &mut buf).await {
+    let msg = match read_message(&mut rd, &mut buf, max_message).await {
       Ok(m) => m,
-      Err(e) => return CoreError::lost(&e),
+      Err(e) => return e.into_core(),
     };
     if let Err(e) = absorb(msg, &mut c, pending, state) {
       return e;
@@ -206,6 +272,9 @@ async fn read_loop(
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+/// A result this large is left to the I/O thread to finish (`Inbox::read_now`).
+#[cfg(unix)]
+const HAND_OVER_ABOVE: usize = 256 * 1024;
 /// How much a JavaScript thread reads in one go (`Inbox::read_now`).
 #[cfg(unix)]
 const READ_NOW_BUDGET: usize = 1 << 20;
@@ -223,6 +292,7 @@ pub struct Inbox {
   /// threads do not race for them (the loser of that race would wait for the winner).
   watched: AtomicBool,
   unwatched: Notify,
+  max_message: usize,
 }
 
 #[derive(Default)]
@@ -234,7 +304,12 @@ struct Parsed {
 }
 
 impl Inbox {
-  fn new(socket: Arc<dyn DirectRead>, pending: Arc<Mutex<Pending>>, state: Arc<ConnState>) -> Inbox {
+  fn new(
+    socket: Arc<dyn DirectRead>,
+    pending: Arc<Mutex<Pending>>,
+    state: Arc<ConnState>,
+    max_message: usize,
+  ) -> Inbox {
     let parsed = Parsed { buf: BytesMut::with_capacity(READ_CHUNK), ..Default::default() };
     Inbox {
       socket,
@@ -243,6 +318,7 @@ impl Inbox {
       state,
       watched: AtomicBool::new(false),
       unwatched: Notify::new(),
+      max_message,
     }
   }
 
@@ -306,7 +382,14 @@ impl Inbox {
       self.state.read_failed.notify_one();
       return false;
     }
+    // A large result is finished on the I/O thread: preparing it for JavaScript (`wire`) takes
+    // long enough to hold up the event loop, which reading a lone small reply here never does.
+    let large = parsed.c.current.as_ref().is_some_and(|r| r.rows.len() >= HAND_OVER_ABOVE);
     drop(parsed);
+    if large {
+      self.unwatch();
+      return false;
+    }
     !self.pending.lock().unwrap_or_else(|e| e.into_inner()).replies.is_empty()
   }
 
@@ -349,11 +432,13 @@ impl Inbox {
     mut read: impl FnMut(&mut BytesMut) -> std::io::Result<usize>,
   ) -> CoreResult<()> {
     loop {
-      while let Some(msg) = Message::parse(&mut p.buf).map_err(|e| CoreError::lost(&e))? {
+      while let Some(msg) = next_message(&mut p.buf, self.max_message).map_err(ReadError::into_core)? {
         absorb(msg, &mut p.c, &self.pending, &self.state)?;
       }
+      // Grows with what arrived (doubling while a long message comes in), never to the length
+      // a header claims.
       if p.buf.capacity() - p.buf.len() < READ_CHUNK / 4 {
-        p.buf.reserve(READ_CHUNK);
+        make_room(&mut p.buf, READ_CHUNK).map_err(ReadError::into_core)?;
       }
       match read(&mut p.buf) {
         Ok(0) => return Err(CoreError::lost(&std::io::ErrorKind::UnexpectedEof.into())),
@@ -370,20 +455,41 @@ impl Inbox {
 fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &ConnState) -> CoreResult<()> {
   match msg {
     Message::DataRow(body) => {
+      let cells = body.buffer();
+      // The row's declared cell count (postgres-protocol shows it only as this size hint).
+      let count = body.ranges().size_hint().0 as u16;
+      check_cells(cells, count)?;
+      let width = c.row_width(count)?;
       let r = match c.current.as_mut() {
         Some(r) => r,
-        None => c.start_statement(Vec::new()),
+        None => {
+          let r = c.start_statement(Vec::new());
+          r.width = width;
+          r
+        }
       };
-      r.rows.extend_from_slice(body.buffer());
+      r.rows.try_reserve(cells.len()).map_err(|_| ReadError::NoMemory(r.rows.len()).into_core())?;
+      r.rows.extend_from_slice(cells);
       r.row_count += 1;
     }
     Message::RowDescription(body) => {
       let mut fields = Vec::new();
       let mut it = body.fields();
-      while let Ok(Some(f)) = it.next() {
-        fields.push(Field { name: f.name().to_string(), type_oid: f.type_oid() });
+      loop {
+        match it.next() {
+          Ok(Some(f)) => fields.push(Field { name: f.name().to_string(), type_oid: f.type_oid() }),
+          Ok(None) => break,
+          Err(e) => return Err(malformed(format!("a malformed RowDescription: {e}"))),
+        }
       }
+      c.expect = Expect::Cells(fields.len() as u16);
       c.start_statement(fields);
+    }
+    Message::NoData => c.expect = Expect::NoRows,
+    Message::BindComplete => {
+      if matches!(c.expect, Expect::Nothing) {
+        c.expect = Expect::Bound;
+      }
     }
     Message::CommandComplete(body) => {
       let tag = body.tag().unwrap_or("").to_string();
@@ -392,15 +498,23 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
     Message::EmptyQueryResponse => c.finish_statement(String::new()),
     Message::ErrorResponse(body) => {
       let db = parse_db_error(&mut body.fields());
+      c.expect = Expect::Nothing;
       // FATAL errors (admin shutdown, terminated backend) end the session.
       let fatal = db.severity == "FATAL" || db.severity == "PANIC";
       if c.error.is_none() {
-        c.error = Some(CoreError::Db(Box::new(db.clone())));
+        c.error = Some(if db.code.is_empty() {
+          malformed(without_sqlstate(&db))
+        } else {
+          CoreError::Db(Box::new(db.clone()))
+        });
       }
       if fatal {
-        let lost = CoreError::ConnectionLost(format!("connection lost: {} ({})", db.message, db.code));
+        let why =
+          if db.code.is_empty() { without_sqlstate(&db) } else { format!("{} ({})", db.message, db.code) };
+        let lost = CoreError::ConnectionLost(format!("connection lost: {why}"));
         // Closed before the reply goes out: its callback may hand the connection back to the
         // pool, which must then discard it, not lend it again.
+        state.fatal.store(true, Ordering::Release);
         state.closed.store(true, Ordering::Release);
         if let Some(reply) = pop(pending) {
           state.answered_one();
@@ -411,6 +525,7 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
       c.current = None;
     }
     Message::ReadyForQuery(body) => {
+      c.expect = Expect::Nothing;
       state.tx_status.store(body.status(), Ordering::Release);
       state.made_progress();
       let done = c.take();
@@ -419,18 +534,19 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
       };
       state.answered_one();
       reply.send(match done.error {
+        Some(CoreError::Db(mut db)) if !done.notices.is_empty() => {
+          db.notices = done.notices;
+          Err(CoreError::Db(db))
+        }
         Some(e) => Err(e),
-        None => Ok(Response { results: done.results }),
+        None => Ok(Response { results: done.results, notices: done.notices }),
       });
     }
     Message::ParseComplete
-    | Message::BindComplete
     | Message::CloseComplete
-    | Message::NoData
     | Message::PortalSuspended
     | Message::ParameterDescription(_)
-    | Message::ParameterStatus(_)
-    | Message::NoticeResponse(_) => {}
+    | Message::ParameterStatus(_) => {}
     Message::NotificationResponse(body) => {
       if let Some(tx) = state.notifications.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
         // The session's client_encoding is UTF8, so both are valid UTF-8.
@@ -441,6 +557,12 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
         }));
       }
     }
+    Message::NoticeResponse(body) => {
+      if c.notices.len() < MAX_NOTICE_BYTES {
+        wire::append_notice(&mut c.notices, &mut body.fields())
+          .map_err(|e| malformed(format!("a malformed NoticeResponse: {e}")))?;
+      }
+    }
     Message::CopyInResponse(_) | Message::CopyOutResponse(_) => {
       return Err(CoreError::Protocol(
         "COPY is not supported through onepool's query(); use a COPY-capable client".into(),
@@ -448,6 +570,51 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
     }
     _ => return Err(CoreError::Protocol("protocol error: unexpected message from the server".into())),
   }
+  Ok(())
+}
+
+fn malformed(what: String) -> CoreError {
+  CoreError::Protocol(format!("protocol error: {what}"))
+}
+
+/// Checks a DataRow's cells against its own bytes: `count` cells, each NULL (-1) or a length
+/// that stays inside the row, and nothing after the last one. JavaScript then reads cells
+/// without bounds checks of its own that could loop to a claimed end.
+#[inline]
+fn check_cells(cells: &[u8], count: u16) -> CoreResult<()> {
+  let mut at = 0usize;
+  for _ in 0..count {
+    let Some(&[a, b, c, d]) = cells.get(at..at + 4) else {
+      return Err(malformed("a DataRow that ends inside a cell length".into()));
+    };
+    at += 4;
+    let len = i32::from_be_bytes([a, b, c, d]);
+    if len >= 0 {
+      at = at.saturating_add(len as usize);
+      if at > cells.len() {
+        return Err(malformed(format!("a DataRow cell of {len} bytes that runs past the end of its row")));
+      }
+    } else if len != -1 {
+      return Err(malformed(format!("a DataRow cell length of {len}")));
+    }
+  }
+  if at != cells.len() {
+    return Err(malformed(format!("{} bytes after the last cell of a DataRow", cells.len() - at)));
+  }
+  Ok(())
+}
+
+/// The columns of a cached statement for its rows (Bind/Execute sends no RowDescription): the
+/// rows must be as wide as the cache says, or the server broke the protocol.
+pub(crate) fn cached_columns(result: &mut QueryResult, fields: Arc<Vec<Field>>) -> CoreResult<()> {
+  if result.row_count > 0 && usize::from(result.width) != fields.len() {
+    return Err(malformed(format!(
+      "rows of {} cells for a prepared statement of {} columns",
+      result.width,
+      fields.len()
+    )));
+  }
+  result.fields = fields;
   Ok(())
 }
 

@@ -6,8 +6,11 @@
 //! multi-statement simple queries), the server's transaction status after every request (to
 //! never hand out a connection that is inside a transaction), and Buffers sent in binary.
 
+mod channel_binding;
+mod framing;
 mod io;
 mod query;
+mod session_attrs;
 pub mod sockets;
 mod startup;
 mod tls;
@@ -29,6 +32,7 @@ use transport::DirectWrite;
 pub use io::Inbox;
 pub use query::Query;
 use query::{encode_bound, encode_prepare, encode_simple, encode_unnamed, with_closes, Plan, Statements};
+pub use session_attrs::{check, Checked, ServerState};
 pub use startup::cancel;
 
 /// A query parameter as prepared by the JS layer (node-postgres's `prepareValue`).
@@ -53,12 +57,17 @@ pub struct QueryResult {
   pub fields: Arc<Vec<Field>>,
   pub rows: Vec<u8>,
   pub row_count: u32,
+  /// Cells in each row (every row was checked to have this many as it arrived).
+  pub width: u16,
   pub command: String,
 }
 
 #[derive(Debug)]
 pub struct Response {
   pub results: Vec<QueryResult>,
+  /// The request's notices (NoticeResponse, node-postgres's `notice` event), encoded as
+  /// `wire::append_notice` does; empty when there were none.
+  pub notices: Vec<u8>,
 }
 
 /// Transaction status byte from ReadyForQuery: idle, in transaction, failed transaction.
@@ -79,6 +88,8 @@ struct ConnState {
   kill: Notify,
   /// Why it was killed, when the requests on it should hear that rather than "lost".
   kill_reason: Mutex<Option<CoreError>>,
+  /// The server ended the session with a FATAL error: it ran nothing after that.
+  fatal: AtomicBool,
   /// Bytes were queued for the writer task (or the handle was dropped).
   wake_writer: Notify,
   /// A thread outside the I/O task found the socket failed (`Inbox::read_now`).
@@ -172,6 +183,8 @@ pub struct Conn {
   pub idle_since: Instant,
   /// Requests queued before this count belong to an earlier owner (`change_owner`).
   earlier_until: u64,
+  /// What the server said it is when the connection opened (`in_hot_standby`, ...).
+  pub server_at_start: ServerState,
   _lease: Lease,
 }
 
@@ -245,6 +258,7 @@ impl Conn {
       progress: Mutex::new(Instant::now()),
       kill: Notify::new(),
       kill_reason: Mutex::new(None),
+      fatal: AtomicBool::new(false),
       wake_writer: Notify::new(),
       read_failed: Notify::new(),
       notifications: Mutex::new(None),
@@ -258,7 +272,7 @@ impl Conn {
       secret_key: opened.secret_key,
     };
     let pending = Arc::new(Mutex::new(io::Pending::new()));
-    let inbox = io::start(reader, writer, state.clone(), pending.clone());
+    let inbox = io::start(reader, writer, state.clone(), pending.clone(), settings.max_message_size);
     let statements = Mutex::new(Statements::new(settings.statement_cache_size));
     Conn {
       shared: Arc::new(Shared { direct, inbox, state, pending, statements }),
@@ -267,6 +281,7 @@ impl Conn {
       retire_at,
       idle_since: Instant::now(),
       earlier_until: 0,
+      server_at_start: opened.server,
       _lease: lease,
     }
   }
@@ -454,6 +469,9 @@ impl Shared {
       }
       _ => 0,
     };
+    if written == 0 {
+      p.unsent_requests += 1;
+    }
     if written < bytes.len() {
       p.unsent.extend_from_slice(&bytes[written..]);
       drop(p);
@@ -511,9 +529,12 @@ impl Shared {
           Box::new(move |outcome: CoreResult<Response>| match outcome {
             Ok(mut resp) => {
               // Bind/Execute sends no RowDescription: the columns come from the cache.
-              if let Some(first) = resp.results.first_mut() {
-                if first.fields.is_empty() {
-                  first.fields = fields;
+              if let Some(first) = resp.results.first_mut().filter(|r| r.fields.is_empty()) {
+                if let Err(e) = io::cached_columns(first, fields) {
+                  // A server that sends rows of the wrong shape is not trusted with more.
+                  shared.state.closed.store(true, Ordering::Release);
+                  shared.state.kill.notify_one();
+                  return done(Err(e));
                 }
               }
               done(Ok(resp))

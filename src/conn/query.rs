@@ -23,6 +23,8 @@ pub struct Query {
   pub params: Vec<Param>,
   /// The statement text's hash: the pool keeps its timings under it.
   pub statement: u64,
+  /// How often it was tried again after its connection failed before it was sent.
+  pub retries: std::sync::atomic::AtomicU8,
 }
 
 impl Query {
@@ -40,7 +42,7 @@ impl Query {
       return Err(CoreError::ParamInvalid(format!("parameter ${} contains a NUL character", i + 1)));
     }
     let statement = fnv1a(sql.as_bytes());
-    Ok(Arc::new(Query { sql, params, statement }))
+    Ok(Arc::new(Query { sql, params, statement, retries: std::sync::atomic::AtomicU8::new(0) }))
   }
 }
 

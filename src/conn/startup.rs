@@ -8,8 +8,10 @@ use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::framing::{preview, read_message, ReadError, STARTUP_MAX_MESSAGE};
+use super::session_attrs::ServerState;
 use super::transport::{self, Stream};
 use crate::config::{ConnSettings, Host, Target};
 use crate::error::{describe_io, io_code, ConnectCause, CoreError, CoreResult, DbError};
@@ -18,6 +20,8 @@ pub struct Opened {
   pub stream: Box<dyn Stream>,
   pub process_id: i32,
   pub secret_key: i32,
+  /// What the server reported about itself at startup (PostgreSQL 14 and later).
+  pub server: ServerState,
 }
 
 fn connect_failed(target: &Target, cause: ConnectCause) -> CoreError {
@@ -57,18 +61,40 @@ pub fn parse_db_error(fields: &mut postgres_protocol::message::backend::ErrorFie
   e
 }
 
-/// Reads one backend message, buffering as needed.
-pub async fn read_message<S: AsyncRead + Unpin + ?Sized>(
-  s: &mut S,
-  buf: &mut BytesMut,
-) -> std::io::Result<Message> {
-  loop {
-    if let Some(m) = Message::parse(buf)? {
-      return Ok(m);
+/// What a client is told about an ErrorResponse without a SQLSTATE (`C`) field, which every
+/// PostgreSQL error has: a made-up SQLSTATE would be a lie, so the caller reports a protocol
+/// error with this text (and the server's message, if it sent one).
+pub fn without_sqlstate(db: &DbError) -> String {
+  let mut out = String::from("the server sent an error without a SQLSTATE code");
+  if !db.message.is_empty() {
+    out.push_str(": ");
+    out.push_str(&db.message);
+  }
+  out
+}
+
+/// A reply that cannot come from PostgreSQL. `EPROTO` is the POSIX name for a protocol error,
+/// next to the OS codes (`ECONNREFUSED`) a failed connect carries.
+fn not_postgres(target: &Target, what: String) -> CoreError {
+  connect_failed(target, ConnectCause::Os { code: "EPROTO".into(), message: what })
+}
+
+fn read_failure(target: &Target, buf: &[u8], err: ReadError) -> CoreError {
+  match err {
+    ReadError::Io(e) => os_failure(target, &e),
+    // A bad header is still at the front of `buf`: show what the peer sent (an HTTP status
+    // line, an SSH banner) so the user sees at once what DATABASE_URL points at.
+    ReadError::BadHeader(what) => {
+      not_postgres(target, format!("not a PostgreSQL server (it sent {}): {what}", preview(buf)))
     }
-    if s.read_buf(buf).await? == 0 {
-      return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
+    ReadError::Malformed(what) => not_postgres(target, format!("not a PostgreSQL server: {what}")),
+    ReadError::NoMemory(n) => connect_failed(
+      target,
+      ConnectCause::Os {
+        code: "ENOMEM".into(),
+        message: format!("out of memory reading from the server ({n} bytes held)"),
+      },
+    ),
   }
 }
 
@@ -83,11 +109,9 @@ pub async fn open(target: &Target, settings: &ConnSettings) -> CoreResult<Opened
     .map_err(|e| os_failure(target, &e))?;
   // libpq does not use TLS over unix sockets; neither do we.
   let stream = match &target.host {
-    Host::Tcp(name) => {
-      super::tls::negotiate(socket, settings.ssl_mode, name, settings.ssl_root_cert.as_deref())
-        .await
-        .map_err(|f| connect_failed(target, ConnectCause::Os { code: f.code, message: f.message }))?
-    }
+    Host::Tcp(name) => super::tls::negotiate(socket, settings, name)
+      .await
+      .map_err(|f| connect_failed(target, ConnectCause::Os { code: f.code, message: f.message }))?,
     Host::Unix(_) => transport::into_stream(socket),
   };
   handshake(stream, target, settings).await
@@ -113,6 +137,9 @@ pub async fn handshake(
   if let Some(t) = settings.statement_timeout {
     options.push(format!("-c statement_timeout={}", t.as_millis()));
   }
+  if let Some(raw) = &settings.startup_options {
+    options.push(raw.clone());
+  }
   if !options.is_empty() {
     params.push(("options", options.join(" ")));
   }
@@ -132,34 +159,46 @@ pub async fn handshake(
     })
   };
   let mut scram: Option<sasl::ScramSha256> = None;
+  let mut binder = super::channel_binding::Binder::new(settings.channel_binding, &*stream);
+  let auth_failed = |why: String| connect_failed(target, ConnectCause::Other(why));
   let mut process_id = 0;
   let mut secret_key = 0;
+  let mut server = ServerState::default();
+  let mut first = true;
   loop {
-    let msg = read_message(&mut stream, &mut buf).await.map_err(io_err)?;
+    let msg = match read_message(&mut stream, &mut buf, STARTUP_MAX_MESSAGE).await {
+      Ok(m) => m,
+      Err(e) => {
+        let refused =
+          if first { super::tls::hung_up_after_client_cert(settings, &*stream, &e) } else { None };
+        return Err(match refused {
+          Some(message) => connect_failed(target, ConnectCause::Os { code: "ECONNRESET".into(), message }),
+          None => read_failure(target, &buf, e),
+        });
+      }
+    };
+    first = false;
     out.clear();
     match msg {
-      Message::AuthenticationOk => {}
+      Message::AuthenticationOk => binder.check_authenticated().map_err(auth_failed)?,
       Message::AuthenticationCleartextPassword => {
+        binder.check_other_method().map_err(auth_failed)?;
         frontend::password_message(&password()?, &mut out).map_err(io_err)?;
       }
       Message::AuthenticationMd5Password(body) => {
+        binder.check_other_method().map_err(auth_failed)?;
         let hash = md5_hash(target.user.as_bytes(), &password()?, body.salt());
         frontend::password_message(hash.as_bytes(), &mut out).map_err(io_err)?;
       }
       Message::AuthenticationSasl(body) => {
         let mut mechanisms = body.mechanisms();
-        let mut has_scram = false;
+        let mut offered = Vec::new();
         while let Ok(Some(m)) = mechanisms.next() {
-          has_scram |= m == sasl::SCRAM_SHA_256;
+          offered.push(m.to_string());
         }
-        if !has_scram {
-          return Err(connect_failed(
-            target,
-            ConnectCause::Other("the server offered no supported SASL mechanism".into()),
-          ));
-        }
-        let s = sasl::ScramSha256::new(&password()?, sasl::ChannelBinding::unsupported());
-        frontend::sasl_initial_response(sasl::SCRAM_SHA_256, s.message(), &mut out).map_err(io_err)?;
+        let (mechanism, binding) = binder.scram(&offered).map_err(auth_failed)?;
+        let s = sasl::ScramSha256::new(&password()?, binding);
+        frontend::sasl_initial_response(mechanism, s.message(), &mut out).map_err(io_err)?;
         scram = Some(s);
       }
       Message::AuthenticationSaslContinue(body) => {
@@ -175,10 +214,18 @@ pub async fn handshake(
         process_id = body.process_id();
         secret_key = body.secret_key();
       }
-      Message::ParameterStatus(_) | Message::NoticeResponse(_) => {}
+      Message::ParameterStatus(body) => {
+        if let (Ok(name), Ok(value)) = (body.name(), body.value()) {
+          server.parameter(name, value);
+        }
+      }
+      Message::NoticeResponse(_) => {}
       Message::ReadyForQuery(_) => break,
       Message::ErrorResponse(body) => {
         let db = parse_db_error(&mut body.fields());
+        if db.code.is_empty() {
+          return Err(not_postgres(target, without_sqlstate(&db)));
+        }
         return Err(connect_failed(target, ConnectCause::Server(Box::new(db))));
       }
       _ => return Err(protocol(target, "unsupported authentication method")),
@@ -187,7 +234,7 @@ pub async fn handshake(
       stream.write_all(&out).await.map_err(io_err)?;
     }
   }
-  Ok(Opened { stream, process_id, secret_key })
+  Ok(Opened { stream, process_id, secret_key, server })
 }
 
 /// Asks the server to cancel whatever the connection identified by `key` is running.

@@ -105,6 +105,24 @@ impl Checkout for EnvCheckout {
   }
 }
 
+/// Delivers the session checked out for `request_id` of environment `env_id` (a checkout that
+/// picked its server first, so no pool's queue holds it).
+pub fn deliver_session(
+  env_id: u32,
+  request_id: u32,
+) -> napi::Result<impl FnOnce(CoreResult<Session>) + Send> {
+  let queue = queue(env_id)?;
+  Ok(move |outcome: CoreResult<Session>| {
+    queue.push(
+      request_id,
+      match outcome {
+        Ok(session) => Outcome::Session(session),
+        Err(e) => Outcome::Failed(e),
+      },
+    )
+  })
+}
+
 /// Checkout `request_id` of environment `env_id`, to queue on `pool` or run as a task.
 pub fn checkout(env_id: u32, request_id: u32, pool: &Arc<Pool>) -> napi::Result<Box<dyn Checkout>> {
   Ok(Box::new(EnvCheckout { queue: queue(env_id)?, env_id, id: request_id, pool: pool.clone() }))

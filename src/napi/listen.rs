@@ -67,8 +67,8 @@ fn subscriber(env: &Env, env_id: u32) -> napi::Result<Arc<EnvSubscriber>> {
     if let Some(s) = gone {
       s.gone.store(true, Ordering::Release);
       s.events.lock().unwrap_or_else(|e| e.into_inner()).clear();
-      for pool in registry::all() {
-        pool.forget_gone_subscribers();
+      for cluster in registry::all() {
+        cluster.listener().forget_gone_subscribers();
       }
     }
   })?;
@@ -115,7 +115,7 @@ impl NativePool {
   ) -> napi::Result<Either<ListenResult, NativeError>> {
     let to = subscriber(env, env_id)?;
     let key = key.map(|name| Key { scope: THREAD_SCOPE.with(|s| *s), name });
-    Ok(match listen::listen(&self.inner, &channel, key, to) {
+    Ok(match listen::listen(self.inner.listener(), &channel, key, to) {
       Ok(s) => Either::A(ListenResult { id: s.id as f64, replaced: s.replaced.map(|r| r as f64) }),
       Err(e) => Either::B(NativeError::from(&e)),
     })
@@ -124,7 +124,7 @@ impl NativePool {
   /// Ends subscription `id` (a no-op if it already ended or was replaced).
   #[napi(catch_unwind)]
   pub fn unlisten(&self, id: f64) {
-    listen::unlisten(&self.inner, id as u64);
+    listen::unlisten(self.inner.listener(), id as u64);
   }
 }
 

@@ -7,6 +7,7 @@ mod abort;
 mod completions;
 mod listen;
 mod objects;
+mod password;
 mod pool;
 mod session;
 mod transport;

@@ -7,10 +7,10 @@ use napi::bindgen_prelude::{Buffer, Either, Object, ToNapiValue, Utf16String};
 use napi::Env;
 use napi_derive::napi;
 
+use crate::cluster::{ClusterStats, HostStats};
 use crate::config::ConfigInput;
 use crate::conn::Param;
 use crate::error::{ConnectCause, CoreError, CoreResult};
-use crate::pool::PoolStats;
 
 /// Options as normalised by the JS layer (`lib/options.js`), which validates their types.
 #[napi(object)]
@@ -18,8 +18,10 @@ use crate::pool::PoolStats;
 pub struct PoolOptionsInput {
   pub name: Option<String>,
   pub connection_string: Option<String>,
+  /// One host or a comma-separated host list.
   pub host: Option<String>,
-  pub port: Option<u32>,
+  /// One port or a comma-separated port list.
+  pub port: Option<String>,
   pub user: Option<String>,
   pub password: Option<String>,
   pub database: Option<String>,
@@ -27,7 +29,20 @@ pub struct PoolOptionsInput {
   pub ssl_mode: Option<String>,
   /// PEM of trusted CA certificates (`ssl.ca`).
   pub ssl_root_cert: Option<String>,
+  /// PEM of the client certificate chain and its private key (`ssl.cert`, `ssl.key`).
+  pub ssl_cert: Option<String>,
+  pub ssl_key: Option<String>,
+  /// The private key's passphrase (`ssl.passphrase`).
+  pub ssl_password: Option<String>,
+  /// SCRAM channel binding: `disable`, `prefer` or `require`.
+  pub channel_binding: Option<String>,
+  /// `postgres` (SSLRequest first) or `direct` (TLS at once, PostgreSQL 17+).
+  pub ssl_negotiation: Option<String>,
+  /// node-postgres's `options`: startup command-line options (`-c lock_timeout=1000`).
+  pub options: Option<String>,
   pub max: Option<u32>,
+  /// Idle connections are not closed for idleness below this many.
+  pub min: Option<u32>,
   pub acquire_timeout_ms: Option<f64>,
   pub connect_timeout_ms: Option<f64>,
   pub idle_timeout_ms: Option<f64>,
@@ -38,10 +53,18 @@ pub struct PoolOptionsInput {
   pub keepalive: Option<bool>,
   /// Prepared statements kept per connection (default 100; 0 = unnamed only).
   pub statement_cache_size: Option<u32>,
+  /// Largest message accepted from the server, in bytes (default and most: 1 GiB).
+  pub max_message_bytes: Option<u32>,
   /// Connections of all processes on this machine to the same target together.
   pub machine_max: Option<u32>,
   /// Where the listening connection goes instead of the pool's target (`listenUrl`).
   pub listen_url: Option<String>,
+  /// libpq's `target_session_attrs`: which kind of server the pool's connections land on.
+  pub target_session_attrs: Option<String>,
+  /// libpq's `load_balance_hosts`: `disable` or `random`.
+  pub load_balance_hosts: Option<String>,
+  /// Servers only reads (`pool.replica`) go to: `host`, `host:port` or connection strings.
+  pub replicas: Option<Vec<String>>,
   /// The caller's `PG*` environment variables (worker threads have their own `process.env`).
   pub env: Option<HashMap<String, String>>,
 }
@@ -55,11 +78,19 @@ impl From<PoolOptionsInput> for ConfigInput {
       port: o.port,
       user: o.user,
       password: o.password,
+      password_provider: None,
       database: o.database,
       application_name: o.application_name,
       ssl_mode: o.ssl_mode,
       ssl_root_cert: o.ssl_root_cert,
+      ssl_cert: o.ssl_cert,
+      ssl_key: o.ssl_key,
+      ssl_password: o.ssl_password,
+      channel_binding: o.channel_binding,
+      ssl_negotiation: o.ssl_negotiation,
+      options: o.options,
       max: o.max,
+      min: o.min,
       acquire_timeout_ms: o.acquire_timeout_ms,
       connect_timeout_ms: o.connect_timeout_ms,
       idle_timeout_ms: o.idle_timeout_ms,
@@ -69,8 +100,12 @@ impl From<PoolOptionsInput> for ConfigInput {
       pgbouncer: o.pgbouncer,
       keepalive: o.keepalive,
       statement_cache_size: o.statement_cache_size,
+      max_message_bytes: o.max_message_bytes,
       machine_max: o.machine_max,
       listen_url: o.listen_url,
+      target_session_attrs: o.target_session_attrs,
+      load_balance_hosts: o.load_balance_hosts,
+      replicas: o.replicas.unwrap_or_default(),
       env: o.env.unwrap_or_default(),
     }
   }
@@ -111,10 +146,21 @@ pub struct NativeError {
   pub cause_message: Option<String>,
   /// For `POOL_TIMEOUT`: what it waited for (`acquire`, `machineBudget`, `queued`).
   pub timeout_kind: Option<String>,
+  /// The request never reached the server: it certainly did not run.
+  pub not_run: Option<bool>,
+  /// The notices the server sent for the request before its error (encoded as in `wire.rs`).
+  pub notices: Option<Buffer>,
 }
 
 impl From<&CoreError> for NativeError {
   fn from(e: &CoreError) -> NativeError {
+    if let CoreError::NotRun(inner) = e {
+      return NativeError {
+        message: e.to_string(),
+        not_run: Some(true),
+        ..NativeError::from(inner.as_ref())
+      };
+    }
     let mut out = NativeError { code: e.code().to_string(), message: e.to_string(), ..Default::default() };
     match e {
       CoreError::Db(db) => {
@@ -133,12 +179,15 @@ impl From<&CoreError> for NativeError {
         out.file = db.file.clone();
         out.line = db.line.clone();
         out.routine = db.routine.clone();
+        if !db.notices.is_empty() {
+          out.notices = Some(db.notices.clone().into());
+        }
       }
       CoreError::ConnectFailed { cause, .. } => {
         let (code, message) = match cause {
           ConnectCause::Os { code, message } => (code.clone(), message.clone()),
           ConnectCause::Server(db) => (db.code.clone(), db.message.clone()),
-          ConnectCause::Timeout => ("ETIMEDOUT".to_string(), "connect timed out".to_string()),
+          ConnectCause::Timeout => ("ETIMEDOUT".to_string(), "timeout expired".to_string()),
           ConnectCause::Other(m) => ("ECONNECT".to_string(), m.clone()),
         };
         out.cause_code = Some(code);
@@ -154,8 +203,10 @@ impl From<&CoreError> for NativeError {
 #[napi(object)]
 pub struct PoolStatsObject {
   pub name: String,
-  /// `user@host:port/database`, never with a password.
+  /// `user@host:port/database` (`user@h1:5432,h2:5433/database` for a host list, then
+  /// ` replicas r1:5432` when there are replicas), never with a password.
   pub target: String,
+  /// Most connections per server.
   pub max: u32,
   pub size: u32,
   pub idle: u32,
@@ -167,10 +218,53 @@ pub struct PoolStatsObject {
   pub closed: bool,
   /// 1 while the pool's listening connection (`listen`) is open: counted in `size`, not in `inUse`.
   pub listening: u32,
+  /// Each server: the host list's in its order, then the replicas.
+  pub hosts: Vec<HostStatsObject>,
 }
 
-impl From<PoolStats> for PoolStatsObject {
-  fn from(s: PoolStats) -> Self {
+#[napi(object)]
+pub struct HostStatsObject {
+  pub host: String,
+  pub port: u32,
+  /// A read replica (`replicas`), not in the host list.
+  pub replica: bool,
+  /// `primary`, `standby`, or `unknown` before a connection told.
+  pub role: String,
+  pub read_only: Option<bool>,
+  /// `up`, `down` (its connections could not be opened; tried again later) or `unknown`.
+  pub state: String,
+  pub size: u32,
+  pub idle: u32,
+  pub in_use: u32,
+  pub waiting: u32,
+  /// A standby's replication lag in milliseconds, as last checked.
+  pub lag_ms: Option<f64>,
+  /// Why the server is down.
+  pub error: Option<String>,
+}
+
+impl From<HostStats> for HostStatsObject {
+  fn from(h: HostStats) -> Self {
+    HostStatsObject {
+      host: h.host,
+      port: u32::from(h.port),
+      replica: h.replica,
+      role: h.role.to_string(),
+      read_only: h.read_only,
+      state: h.state.to_string(),
+      size: h.size as u32,
+      idle: h.idle as u32,
+      in_use: h.in_use as u32,
+      waiting: h.waiting as u32,
+      lag_ms: h.lag_ms,
+      error: h.error,
+    }
+  }
+}
+
+impl From<ClusterStats> for PoolStatsObject {
+  fn from(c: ClusterStats) -> Self {
+    let s = c.pool;
     PoolStatsObject {
       name: s.name,
       target: s.target,
@@ -184,6 +278,7 @@ impl From<PoolStats> for PoolStatsObject {
       handles: s.handles as f64,
       closed: s.closed,
       listening: s.listening as u32,
+      hosts: c.hosts.into_iter().map(HostStatsObject::from).collect(),
     }
   }
 }

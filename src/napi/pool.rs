@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Either, Int32ArraySlice, Object, Utf16String};
-use napi::Env;
+use napi::bindgen_prelude::{Either, FnArgs, Function, Int32ArraySlice, Object, Unknown, Utf16String};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Status};
 use napi_derive::napi;
 
 use super::abort::AbortHandle;
@@ -13,26 +14,55 @@ use super::objects::{
   promise, request_params, NativeError, ParamInput, PoolOptionsInput, PoolStatsObject, RequestTag,
 };
 use super::session::NativeSession;
+use crate::cluster::{Cluster, Intent};
 use crate::config::{ConfigInput, PoolConfig};
 use crate::conn::Query;
 use crate::error::CoreError;
-use crate::pool::Pool;
+use crate::pool::PoolEvent;
 use crate::session::Session;
 use crate::{registry, route};
 
 #[napi]
 pub struct NativePool {
-  pub(super) inner: Arc<Pool>,
+  pub(super) inner: Arc<Cluster>,
+  /// What this handle's requests need of their server: the pool's own kind, or a standby.
+  intent: Intent,
+}
+
+/// `(kind, connectionId, milliseconds, message)`: see `NativePool.watch`.
+type EventArgs = FnArgs<(u32, f64, f64, Option<String>)>;
+type OnEvent = ThreadsafeFunction<EventArgs, Unknown<'static>, EventArgs, Status, false, true>;
+
+pub const EVENT_OPENED: u32 = 0;
+pub const EVENT_CLOSED: u32 = 1;
+pub const EVENT_IDLE_ERROR: u32 = 2;
+
+fn event_args(event: &PoolEvent) -> EventArgs {
+  match event {
+    PoolEvent::Opened { id, took } => (EVENT_OPENED, *id as f64, took.as_secs_f64() * 1000.0, None),
+    PoolEvent::Closed { id } => (EVENT_CLOSED, *id as f64, 0.0, None),
+    PoolEvent::IdleError { id, message } => (EVENT_IDLE_ERROR, *id as f64, 0.0, Some(message.clone())),
+  }
+  .into()
 }
 
 /// Attaches to the process-global pool for these options, creating it if needed.
-/// Invalid options give a `CONFIG_INVALID` error object instead of a pool.
+/// Invalid options give a `CONFIG_INVALID` error object instead of a pool. `password`, when
+/// given, is called with a request id for each new connection; its answer comes back through
+/// `providePassword`.
 #[napi(catch_unwind)]
-pub fn create_pool(options: PoolOptionsInput) -> Either<NativePool, NativeError> {
-  match PoolConfig::from_input(&ConfigInput::from(options)) {
-    Ok(cfg) => Either::A(NativePool { inner: registry::attach(&cfg) }),
-    Err(e) => Either::B(NativeError::from(&e)),
+pub fn create_pool(
+  options: PoolOptionsInput,
+  password: Option<Function<u32, Unknown<'static>>>,
+) -> napi::Result<Either<NativePool, NativeError>> {
+  let mut input = ConfigInput::from(options);
+  if let Some(ask) = password {
+    input.password_provider = Some(super::password::provider(ask)?);
   }
+  Ok(match PoolConfig::from_input(&input) {
+    Ok(cfg) => Either::A(NativePool { inner: registry::attach(&cfg), intent: Intent::Target }),
+    Err(e) => Either::B(NativeError::from(&e)),
+  })
 }
 
 #[napi]
@@ -59,7 +89,7 @@ impl NativePool {
       }
     };
     let token = abort.map(|a| a.token.clone());
-    let inbox = route::submit_to_pool(&self.inner, query, token, queue.done(request.id));
+    let inbox = route::submit_to_pool(&self.inner, self.intent, query, token, queue.done(request.id));
     super::read_here(env, request.lone, inbox);
     Ok(())
   }
@@ -67,8 +97,8 @@ impl NativePool {
   /// Checks out a connection now if one is idle and fresh; null means call `connect`.
   #[napi(catch_unwind)]
   pub fn try_connect(&self) -> Option<NativeSession> {
-    let conn = self.inner.try_acquire_now()?;
-    Some(NativeSession::new(Session::new(self.inner.clone(), conn)))
+    let (pool, conn) = self.inner.try_acquire_now(self.intent)?;
+    Some(NativeSession::new(Session::new(pool, conn)))
   }
 
   /// Checks out a connection for exclusive use; it arrives through the environment's
@@ -76,12 +106,23 @@ impl NativePool {
   /// JavaScript should let it wait before `cancelConnect`, or -1 when it times out by itself.
   #[napi(catch_unwind)]
   pub fn connect(&self, env_id: u32, request_id: u32) -> napi::Result<f64> {
-    let checkout = completions::checkout(env_id, request_id, &self.inner)?;
-    let checkout = match self.inner.queue_checkout(checkout) {
+    let Some(pool) = self.inner.direct() else {
+      // A server is picked first; the checkout waits in that server's pool as a task.
+      let deliver = completions::deliver_session(env_id, request_id)?;
+      let (cluster, intent) = (self.inner.clone(), self.intent);
+      crate::runtime::spawn_settled(
+        async move { cluster.acquire(intent).await.map(|(pool, conn)| Session::new(pool, conn)) },
+        deliver,
+        Err(CoreError::Internal("internal error in onepool (please report it)".into())),
+      );
+      return Ok(-1.0);
+    };
+    let checkout = completions::checkout(env_id, request_id, pool)?;
+    let checkout = match pool.queue_checkout(checkout) {
       Ok(wait) => return Ok(wait.as_millis() as f64),
       Err(checkout) => checkout,
     };
-    let pool = self.inner.clone();
+    let pool = pool.clone();
     crate::runtime::spawn_settled(
       async move { pool.acquire().await },
       move |out| checkout.deliver(out),
@@ -94,7 +135,7 @@ impl NativePool {
   /// a connection is already on its way.
   #[napi(catch_unwind)]
   pub fn cancel_connect(&self, env_id: u32, request_id: u32) -> Option<NativeError> {
-    self.inner.cancel_checkout((env_id, request_id)).map(|e| NativeError::from(&e))
+    self.inner.direct()?.cancel_checkout((env_id, request_id)).map(|e| NativeError::from(&e))
   }
 
   #[napi(catch_unwind)]
@@ -115,8 +156,40 @@ impl NativePool {
     promise(env, async move { Ok(pool.end(timeout).await) })
   }
 
+  /// A handle on the same pool whose requests go to a standby (a read replica, or a standby of
+  /// the host list), and to the pool's own server when no standby is up.
+  #[napi(catch_unwind)]
+  pub fn replica(&self) -> NativePool {
+    NativePool { inner: self.inner.clone(), intent: Intent::Replica }
+  }
+
   #[napi(getter, catch_unwind)]
   pub fn is_closed(&self) -> bool {
     self.inner.is_closed()
+  }
+
+  /// Unique in the process: a pool ended and created again under the same identity differs.
+  #[napi(getter, catch_unwind)]
+  pub fn pool_id(&self) -> f64 {
+    self.inner.id as f64
+  }
+
+  /// Calls `onEvent(kind, connectionId, milliseconds, message)` on this thread for each of the
+  /// pool's connection events, without keeping the process alive: kind 0 = opened (in
+  /// `milliseconds`), 1 = closed, 2 = an idle connection broke (`message`). Returns the id for
+  /// `unwatch`.
+  #[napi(catch_unwind)]
+  pub fn watch(&self, on_event: Function<EventArgs, Unknown<'static>>) -> napi::Result<f64> {
+    let tsfn: OnEvent =
+      on_event.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
+    let id = self.inner.watch(Arc::new(move |event: &PoolEvent| {
+      tsfn.call(event_args(event), ThreadsafeFunctionCallMode::NonBlocking);
+    }));
+    Ok(id as f64)
+  }
+
+  #[napi(catch_unwind)]
+  pub fn unwatch(&self, id: f64) {
+    self.inner.unwatch(id as u64);
   }
 }

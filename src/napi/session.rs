@@ -77,6 +77,24 @@ impl NativeSession {
     })
   }
 
+  /// The pool's id for the pinned connection, as in the pool's events (`NativePool.watch`).
+  #[napi(getter, catch_unwind)]
+  pub fn connection_id(&self) -> f64 {
+    self.inner.connection_id() as f64
+  }
+
+  /// The host (or socket directory) of the server the pinned connection is on.
+  #[napi(getter, catch_unwind)]
+  pub fn host(&self) -> Option<String> {
+    self.inner.server().map(|(host, _)| host)
+  }
+
+  /// The port of the server the pinned connection is on.
+  #[napi(getter, catch_unwind)]
+  pub fn port(&self) -> Option<u32> {
+    self.inner.server().map(|(_, port)| u32::from(port))
+  }
+
   /// The server process id of the pinned connection (`pg_backend_pid()`).
   #[napi(getter, catch_unwind)]
   pub fn process_id(&self) -> i32 {

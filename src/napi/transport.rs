@@ -13,6 +13,7 @@ use once_cell::sync::OnceCell;
 
 use crate::config::{Host, SslMode};
 use crate::conn::transport::js::{self, Event, Op};
+use crate::conn::transport::TlsInfo;
 
 type Wake = ThreadsafeFunction<(), Unknown<'static>, (), Status, false, true>;
 
@@ -90,15 +91,19 @@ pub fn take_transport_ops(env: &Env) -> napi::Result<Array<'_>> {
         out.push(OP_RESUME)?;
         out.push(id)?;
       }
-      Op::StartTls { id, mode, host, ca } => {
+      Op::StartTls { id, mode, host, ca, client_cert, alpn } => {
         out.push(OP_START_TLS)?;
         out.push(id)?;
         out.push(ssl_mode(mode))?;
         out.push(host)?;
-        match ca {
-          Some(pem) => out.push(pem)?,
-          None => out.push(Null)?,
+        let (cert, key) = client_cert.unzip();
+        for pem in [ca, cert, key] {
+          match pem {
+            Some(pem) => out.push(pem)?,
+            None => out.push(Null)?,
+          }
         }
+        out.push(alpn)?;
       }
     }
   }
@@ -151,8 +156,9 @@ pub fn transport_data(id: u32, len: u32) -> bool {
   js::data(id, Bytes::copy_from_slice(bytes))
 }
 
-/// Socket `id` connected (0), finished its TLS handshake (1), flushed `flushed` bytes in total
-/// (2), was closed by the server (3), or failed with Node's `code` and `message` (4).
+/// Socket `id` connected (0), finished its TLS handshake (1: with the server's certificate, DER,
+/// and the ALPN protocol it selected), flushed `flushed` bytes in total (2), was closed by the
+/// server (3), or failed with Node's `code` and `message` (4).
 #[napi(catch_unwind)]
 pub fn transport_event(
   id: u32,
@@ -160,10 +166,15 @@ pub fn transport_event(
   flushed: Option<f64>,
   code: Option<String>,
   message: Option<String>,
+  server_cert: Option<Buffer>,
+  alpn: Option<String>,
 ) {
   let event = match kind {
     0 => Event::Connected,
-    1 => Event::Secure,
+    1 => Event::Secure(TlsInfo {
+      server_cert: server_cert.map(|c| c.to_vec()),
+      alpn: alpn.map(String::into_bytes),
+    }),
     2 => Event::Flushed(flushed.unwrap_or(0.0) as u64),
     3 => Event::End,
     _ => Event::Error {

@@ -64,6 +64,9 @@ pub(super) fn enqueue(st: &mut State, pool: &Arc<Pool>) -> Waiter {
 /// itself (a queued checkout or shared request in a task of its own).
 pub(super) fn wake_slots(st: &mut State, mut n: usize, pool: &Weak<Pool>) {
   let Some(pool) = pool.upgrade() else { return };
+  if st.server_full() {
+    return;
+  }
   while n > 0 {
     let Some(w) = st.waiters.pop_front() else { break };
     let took = match w {
@@ -81,7 +84,7 @@ pub(super) fn wake_slots(st: &mut State, mut n: usize, pool: &Weak<Pool>) {
       Queued::Request(r) => match pool.budget.try_acquire() {
         Some(permit) => {
           st.size += 1;
-          crate::runtime::spawn(pool.clone().open_for(permit, r.query, r.done));
+          crate::runtime::spawn(pool.clone().open_for(permit, r.query, r.done, r.deadline));
           true
         }
         None => {
@@ -104,17 +107,6 @@ pub(super) fn enqueue_waiter(st: &mut State, waiter: Queued) {
   st.waiters.push_back(waiter);
   for sc in &st.shared {
     sc.conn.stop_watching();
-  }
-}
-
-/// Frees a reserved slot if opening a connection fails or is cancelled.
-pub(super) struct SlotGuard<'a> {
-  pool: &'a Pool,
-}
-
-impl Drop for SlotGuard<'_> {
-  fn drop(&mut self) {
-    self.pool.slot_freed();
   }
 }
 
@@ -145,6 +137,7 @@ impl Pool {
         while let Some(c) = st.idle.pop() {
           if c.is_closed() || retired(&c) {
             st.size -= 1;
+            self.report_idle_error(&c);
             continue;
           }
           found = Some(c);
@@ -152,7 +145,7 @@ impl Pool {
         }
         match found {
           Some(c) => Step::Use(c),
-          None if st.size < st.max => match self.budget.try_acquire() {
+          None if st.room() => match self.budget.try_acquire() {
             Some(permit) => {
               st.size += 1;
               Step::Open(permit)
@@ -167,7 +160,11 @@ impl Pool {
           Some(conn) => return Ok(conn),
           None => continue,
         },
-        Step::Open(permit) => return self.open(permit, deadline).await,
+        Step::Open(permit) => match self.open(permit, deadline).await {
+          // The server is full, but this pool has connections: wait for one of them.
+          Err(e) if is_server_full(&e) && self.lock().size > 0 => continue,
+          opened => return opened,
+        },
         Step::Wait(mut waiter, want_budget) => {
           if want_budget {
             self.budget.free_idle_for(&(self.clone() as Arc<dyn IdleHolder>));
@@ -235,78 +232,16 @@ impl Pool {
     Some(conn)
   }
 
-  /// An empty query: whether the connection answers, and the round trip it took (the pool's
-  /// measure of the network, which tells a statement's own time from the wire's).
-  async fn ping(&self, conn: &Conn, settings: &Settings) -> bool {
-    let started = Instant::now();
-    let ping = tokio::time::timeout(settings.conn.connect_timeout, conn.simple("")).await;
-    let answered = matches!(ping, Ok(Ok(_)));
-    if answered {
-      self.lock().timings.record_round_trip(started.elapsed());
-    }
-    answered
-  }
-
-  pub(super) async fn open(
-    self: &Arc<Self>,
-    permit: BudgetPermit,
-    deadline: tokio::time::Instant,
-  ) -> CoreResult<Conn> {
-    let guard = SlotGuard { pool: self };
-    let settings = self.settings();
-    let machine = match settings.pool.machine_max {
-      Some(max) => {
-        let dir = machine::dir_for(&self.target)
-          .map_err(|e| CoreError::Internal(format!("the machine budget's directory is not usable: {e}")))?;
-        match machine::acquire(&dir, max, deadline).await {
-          Ok(Some(slot)) => Some(slot),
-          Ok(None) => {
-            self.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
-            return Err(CoreError::PoolTimeout(
-              TimeoutKind::MachineBudget,
-              format!(
-              "timed out after {} ms waiting for one of the {max} connections that all processes on this machine may \
-               open to {} (machineMax)",
-                settings.pool.acquire_timeout.as_millis(),
-                self.target
-              ),
-            ));
-          }
-          Err(e) => return Err(CoreError::Internal(format!("the machine budget failed: {e}"))),
-        }
-      }
-      None => None,
-    };
-    let retire_at = settings.pool.max_lifetime.map(|life| {
-      // Stagger retirement over the last fifth of the lifetime so connections do not all
-      // reconnect at once.
-      let jitter = rand::rng().random_range(0.0..0.2) * life.as_secs_f64();
-      Instant::now() + life.saturating_sub(Duration::from_secs_f64(jitter))
-    });
-    let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
-    let lease = Lease::new(permit, machine);
-    let connecting = self.connector.connect(&self.target, &settings.conn, lease, id, retire_at);
-    let timed_out = || CoreError::ConnectFailed {
-      target: self.target.to_string(),
-      cause: crate::error::ConnectCause::Timeout,
-    };
-    let conn =
-      tokio::time::timeout(settings.conn.connect_timeout, connecting).await.map_err(|_| timed_out())??;
-    if !self.ping(&conn, &settings).await {
-      return Err(timed_out());
-    }
-    {
-      let mut st = self.lock();
-      st.live.retain(|(k, _)| !k.is_closed());
-      st.live.push((conn.killer(), conn.cancel_key.clone()));
-    }
-    std::mem::forget(guard);
-    self.created.fetch_add(1, Ordering::Relaxed);
-    Ok(conn)
-  }
-
-  /// Closes a connection and gives its slot to a waiter.
+  /// Closes a connection and gives its slot to a waiter. A statement still running on it is
+  /// cancelled: the server would otherwise run it to the end, noticing the closed socket only
+  /// when it next writes.
   pub fn discard(&self, conn: Conn) {
+    if !conn.is_closed() && conn.in_flight() > 0 {
+      let key = conn.cancel_key.clone();
+      crate::runtime::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(5), crate::conn::cancel(&key)).await;
+      });
+    }
     drop(conn);
     self.slot_freed();
   }

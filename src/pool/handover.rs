@@ -75,14 +75,27 @@ impl Pool {
     conn.idle_since = Instant::now();
     let mut checkout = None;
     let mut shared = Vec::new();
+    // With `machineMax`, a process that waited longer for a slot gets this one.
+    let yields = self.machine_dir().is_some_and(|dir| machine::should_yield(&dir));
     let surplus = {
       let mut st = self.lock();
       if st.closed || st.size > st.max {
         st.size -= 1;
         Some(conn)
+      } else if yields {
+        // Its waiters here open a connection of their own, in line behind the other process.
+        st.size -= 1;
+        wake_slots(&mut st, 1, &self.me);
+        Some(conn)
       } else {
         loop {
           let Some(w) = st.waiters.pop_front() else {
+            // Nobody here waits for it. Another pool waiting for the process budget gets its
+            // slot now rather than when this one's idle timeout runs out.
+            if self.budget.someone_waits() {
+              st.size -= 1;
+              break Some(conn);
+            }
             st.idle.push(conn);
             break None;
           };

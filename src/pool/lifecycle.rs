@@ -2,11 +2,21 @@
 
 use super::*;
 
+/// The reaper's period: twice a second, and a quarter of the idle timeout when that is short,
+/// so an idle timeout is honoured to within a quarter of itself (`idleTimeoutMillis: 100`
+/// closes a connection 100–125 ms after it went idle, not up to 500 ms later).
+fn reap_period(idle_timeout: Option<Duration>) -> Duration {
+  let regular = Duration::from_millis(500);
+  idle_timeout.map_or(regular, |t| (t / 4).clamp(Duration::from_millis(2), regular))
+}
+
 pub(super) async fn reap_idle(pool: Weak<Pool>) {
-  let mut tick = tokio::time::interval(Duration::from_millis(500));
-  tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
   loop {
-    tick.tick().await;
+    let period = match pool.upgrade() {
+      Some(pool) => reap_period(pool.settings().pool.idle_timeout),
+      None => return,
+    };
+    tokio::time::sleep(period).await;
     let Some(pool) = pool.upgrade() else { return };
     pool.reap();
     pool.time_out_queued();
@@ -95,14 +105,12 @@ impl Pool {
 
   /// With `machineMax`, closes an idle connection when another process waits for a slot.
   pub(super) fn yield_to_other_processes(&self) {
-    let Some(_) = self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.machine_max else { return };
+    let Some(dir) = self.machine_dir() else { return };
     if self.lock().idle.is_empty() {
       return;
     }
-    if let Ok(dir) = machine::dir_for(&self.target) {
-      if machine::someone_waits(&dir) {
-        self.evict_one_idle();
-      }
+    if machine::someone_waits(&dir) {
+      self.evict_one_idle();
     }
   }
 
@@ -113,15 +121,28 @@ impl Pool {
     self.lock().size
   }
 
-  /// Closes idle connections past their idle timeout or lifetime. Returns how many closed.
+  /// Closes idle connections past their idle timeout (while more than `min` are open) or
+  /// lifetime, and broken ones (reported as `IdleError`). Returns how many closed.
   pub(super) fn reap(&self) -> usize {
     let settings = self.settings();
     let closed: Vec<Conn> = {
       let mut st = self.lock();
       let before = st.idle.len();
-      let (keep, gone): (Vec<Conn>, Vec<Conn>) = st.idle.drain(..).partition(|c| {
-        !c.is_closed() && !retired(c) && settings.pool.idle_timeout.is_none_or(|t| c.idle_since.elapsed() < t)
-      });
+      let (broken, rest): (Vec<Conn>, Vec<Conn>) =
+        st.idle.drain(..).partition(|c| c.is_closed() || retired(c));
+      // The least recently used go first, and only down to `min`.
+      let mut above_min = st.size.saturating_sub(broken.len()).saturating_sub(settings.pool.min);
+      let mut keep = Vec::with_capacity(rest.len());
+      let mut gone = broken;
+      for c in rest {
+        let expired = settings.pool.idle_timeout.is_some_and(|t| c.idle_since.elapsed() >= t);
+        if expired && above_min > 0 {
+          above_min -= 1;
+          gone.push(c);
+        } else {
+          keep.push(c);
+        }
+      }
       st.idle = keep;
       st.size -= before - st.idle.len();
       if !gone.is_empty() {
@@ -131,11 +152,29 @@ impl Pool {
       gone
     };
     let n = closed.len();
+    for c in &closed {
+      self.report_idle_error(c);
+    }
     drop(closed);
     if n > 0 {
       self.shrunk.notify_waiters();
     }
     n
+  }
+}
+
+impl Pool {
+  /// An idle connection found closed: the server or the network ended it while nobody used it.
+  pub(super) fn report_idle_error(&self, conn: &Conn) {
+    if conn.is_closed() {
+      self.observers.emit(PoolEvent::IdleError {
+        id: conn.id,
+        message: format!(
+          "connection lost: an idle connection of pool \"{}\" ({}) was closed by the server or the network",
+          self.name, self.target
+        ),
+      });
+    }
   }
 }
 

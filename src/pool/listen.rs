@@ -9,13 +9,16 @@
 //! tells the subscribers (`Resumed`): notifications sent meanwhile are lost, and they may want
 //! to catch up.
 //!
-//! With `listenUrl` (a pool behind PgBouncer, where LISTEN cannot work) the connection comes
+//! A pool of several servers (`crate::cluster`) takes it from a primary its cluster picks
+//! (`listen_via`). With `listenUrl` (a pool behind PgBouncer, where LISTEN cannot work) it comes
 //! from a one-connection pool of its own to that URL, which this pool owns.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
+use std::sync::atomic::AtomicUsize;
 use std::time::SystemTime;
 
+use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use super::*;
@@ -56,6 +59,12 @@ pub trait Subscriber: Send + Sync {
   fn is_gone(&self) -> bool;
 }
 
+/// Where a pool of several servers takes its listening connection from (its cluster, which picks
+/// a primary): the pool it came from, and the connection.
+pub trait ListenVia: Send + Sync {
+  fn acquire(&self) -> BoxFuture<'static, CoreResult<(Arc<Pool>, Conn)>>;
+}
+
 /// Subscription ids are unique in the process: a key may move a subscription from one pool to
 /// another (`crate::listen`).
 static NEXT_SUBSCRIPTION: AtomicU64 = AtomicU64::new(1);
@@ -77,13 +86,18 @@ pub(super) struct Listening {
   state: Mutex<ListenState>,
   /// Subscriptions changed or the pool closed: the task looks again.
   changed: Notify,
+  /// Where the connection comes from instead of this pool (`listen_via`).
+  via: std::sync::OnceLock<Arc<dyn ListenVia>>,
+  /// How many of this pool's connections a listener holds (this pool's or its cluster's): they
+  /// count in `size`, not in `in_use`.
+  lent: AtomicUsize,
 }
 
 #[derive(Default)]
 struct ListenState {
   subs: BTreeMap<u64, Sub>,
-  /// The listening connection, while open, and where it came from.
-  conn: Option<(Conn, Source)>,
+  /// The listening connection, while open, and the pool it came from.
+  conn: Option<(Conn, Arc<Pool>)>,
   /// Numbers the connections installed, so a task knows whether `conn` is still its own.
   generation: u64,
   /// Channels the connection LISTENs to.
@@ -145,10 +159,22 @@ enum Served {
   TakenAway,
 }
 
-#[derive(Clone)]
+/// Where the next listening connection comes from.
 enum Source {
-  Own,
-  Companion(Arc<Pool>),
+  Pool(Arc<Pool>),
+  Via(Arc<dyn ListenVia>),
+}
+
+impl Source {
+  async fn acquire(self) -> CoreResult<(Arc<Pool>, Conn)> {
+    match self {
+      Source::Pool(pool) => {
+        let conn = pool.acquire().await?;
+        Ok((pool, conn))
+      }
+      Source::Via(via) => via.acquire().await,
+    }
+  }
 }
 
 impl ListenState {
@@ -292,14 +318,16 @@ impl Pool {
     }
   }
 
-  /// Whether the listening connection is open, and whether it is one of this pool's own (with
-  /// `listenUrl` it comes from another pool, and does not count in this one's size).
-  pub(super) fn listening_stats(&self) -> (bool, bool) {
-    match &self.listen_state().conn {
-      Some((_, Source::Own)) => (true, true),
-      Some((_, Source::Companion(_))) => (true, false),
-      None => (false, false),
-    }
+  /// Whether this pool's listening connection is open, and how many of this pool's connections
+  /// listeners hold (with `listenUrl` or several servers the connection may be another pool's).
+  pub(super) fn listening_stats(&self) -> (bool, usize) {
+    let open = self.listen_state().conn.is_some();
+    (open, self.listening.lent.load(Ordering::Acquire))
+  }
+
+  /// Takes the listening connection from `via` (the pool's cluster) rather than from this pool.
+  pub fn listen_via(&self, via: Arc<dyn ListenVia>) {
+    let _ = self.listening.via.set(via);
   }
 
   /// The pool closes: the listening connection with it, and every subscription ends.
@@ -312,8 +340,8 @@ impl Pool {
       ls.active.clear();
       (ls.conn.take(), ls.companion.take())
     };
-    if let Some((conn, source)) = conn {
-      self.release_listening(conn, &source);
+    if let Some((conn, from)) = conn {
+      release_listening(conn, &from);
     }
     if let Some((_, pool)) = companion {
       pool.close();
@@ -321,28 +349,26 @@ impl Pool {
     self.listening.changed.notify_one();
   }
 
-  /// Closes a listening connection (it never goes back to the idle ones: it LISTENs).
-  fn release_listening(&self, conn: Conn, source: &Source) {
-    match source {
-      Source::Own => self.discard(conn),
-      Source::Companion(pool) => pool.discard(conn),
-    }
-  }
-
-  /// The pool the listening connection comes from: this one, or the one to `listenUrl`.
-  fn listen_source(self: &Arc<Self>) -> Arc<Pool> {
-    let Some(cfg) = self.settings().listen else { return self.clone() };
+  /// Where the listening connection comes from: the pool to `listenUrl`, else the pool's
+  /// cluster, else this pool.
+  fn listen_source(self: &Arc<Self>) -> Source {
+    let Some(cfg) = self.settings().listen else {
+      return match self.listening.via.get() {
+        Some(via) => Source::Via(via.clone()),
+        None => Source::Pool(self.clone()),
+      };
+    };
     let mut ls = self.listen_state();
     if let Some((made_with, pool)) = &ls.companion {
       if *made_with == *cfg && !pool.is_closed() {
-        return pool.clone();
+        return Source::Pool(pool.clone());
       }
     }
     let pool = Pool::new(&cfg);
     if let Some((_, old)) = ls.companion.replace((*cfg, pool.clone())) {
       old.close();
     }
-    pool
+    Source::Pool(pool)
   }
 
   /// True (and the task may end) when nobody subscribes any more or the pool is closed.
@@ -369,23 +395,24 @@ impl Pool {
     }
   }
 
-  /// Makes `conn` the listening connection; its generation, or `None` (and it is closed) when
-  /// the pool closed or nobody subscribes any more.
-  fn install_listening(&self, conn: Conn, source: Source) -> Option<u64> {
+  /// Makes `conn` (of pool `from`) the listening connection; its generation, or `None` (and it
+  /// is closed) when the pool closed or nobody subscribes any more.
+  fn install_listening(&self, conn: Conn, from: Arc<Pool>) -> Option<u64> {
     let closed = self.is_closed();
+    from.listening.lent.fetch_add(1, Ordering::AcqRel);
     let refused = {
       let mut ls = self.listen_state();
       if closed || ls.wanted().is_empty() || ls.conn.is_some() {
-        Some((conn, source))
+        Some((conn, from))
       } else {
         ls.generation += 1;
         ls.active.clear();
-        ls.conn = Some((conn, source));
+        ls.conn = Some((conn, from));
         return Some(ls.generation);
       }
     };
-    if let Some((conn, source)) = refused {
-      self.release_listening(conn, &source);
+    if let Some((conn, from)) = refused {
+      release_listening(conn, &from);
     }
     None
   }
@@ -400,8 +427,8 @@ impl Pool {
       ls.active.clear();
       ls.conn.take()
     };
-    if let Some((conn, source)) = conn {
-      self.release_listening(conn, &source);
+    if let Some((conn, from)) = conn {
+      release_listening(conn, &from);
     }
     true
   }
@@ -604,6 +631,13 @@ impl Pool {
   }
 }
 
+/// Closes a listening connection of pool `from` (it never goes back to the idle ones: it
+/// LISTENs).
+fn release_listening(conn: Conn, from: &Pool) {
+  from.listening.lent.fetch_sub(1, Ordering::AcqRel);
+  from.discard(conn);
+}
+
 /// Keeps a listening connection for `pool` while anybody subscribes.
 async fn keep_listening(pool: Weak<Pool>) {
   // Attempts that failed since listening last worked.
@@ -613,9 +647,8 @@ async fn keep_listening(pool: Weak<Pool>) {
     if pool.listening_done() {
       return;
     }
-    let source = pool.listen_source();
-    let conn = match source.acquire().await {
-      Ok(conn) => conn,
+    let (from, conn) = match pool.listen_source().acquire().await {
+      Ok(acquired) => acquired,
       Err(e) => {
         failed += 1;
         if !pool.after_failed_attempt(e, failed).await {
@@ -625,7 +658,6 @@ async fn keep_listening(pool: Weak<Pool>) {
       }
     };
     let rx = conn.notifications();
-    let from = if Arc::ptr_eq(&source, &pool) { Source::Own } else { Source::Companion(source.clone()) };
     let Some(generation) = pool.install_listening(conn, from) else { continue };
     let cause = match pool.serve_listening(generation, rx, failed).await {
       Served::Done => return,

@@ -12,16 +12,21 @@
 
 mod acquire;
 mod connector;
+mod deadlines;
+mod events;
 mod handover;
 mod lifecycle;
 mod listen;
 #[cfg(test)]
 mod listen_tests;
+mod open;
+mod server;
 mod shared;
 #[cfg(test)]
 mod shared_tests;
 #[cfg(test)]
 mod tests;
+mod timings;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,13 +44,38 @@ use crate::machine;
 
 use acquire::{enqueue_waiter, wake_slots, Grant};
 pub use connector::{Connector, Postgres};
+use deadlines::expire_queued;
+pub use events::PoolEvent;
+use events::{CloseNotice, Observers};
 use handover::Queued;
 pub use handover::{Checkout, Returned};
 use lifecycle::reap_idle;
-pub use listen::{ListenEvent, Outage, Subscriber};
-use shared::{expire_queued, QueuedRequest, SharedConn, Timings};
+pub use listen::{ListenEvent, ListenVia, Outage, Subscriber};
+use open::is_server_full;
+pub use server::{Failure, ServerStatus, ServerView};
+use shared::{QueuedRequest, SharedConn};
+use timings::{Timings, FAST};
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_OBSERVER_ID: AtomicU64 = AtomicU64::new(1);
+
+/// How long a pool waits on its own connections after the server said it is full; it doubles
+/// while the server keeps refusing, up to `FULL_BACKOFF_MOST`.
+const FULL_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const FULL_BACKOFF_MOST: Duration = Duration::from_secs(5);
+
+impl State {
+  /// Whether a connection may be opened now: within `max`, and not while the server is full
+  /// and this pool has connections to wait for.
+  fn room(&self) -> bool {
+    self.size < self.max && !self.server_full()
+  }
+
+  fn server_full(&self) -> bool {
+    self.size > 0 && self.full_until.is_some_and(|t| Instant::now() < t)
+  }
+}
 
 struct State {
   /// Most recently used last.
@@ -63,6 +93,10 @@ struct State {
   /// Every connection this pool opened that may still be open, so that `end()` can close
   /// busy ones past its timeout.
   live: Vec<(Killer, CancelKey)>,
+  /// The server refused a connection for being full while this pool had others: until then,
+  /// requests wait for those instead of opening more (`room`), and the wait doubles each time.
+  full_until: Option<Instant>,
+  full_backoff: Duration,
   closed: bool,
 }
 
@@ -77,6 +111,8 @@ struct Settings {
 
 pub struct Pool {
   me: Weak<Pool>,
+  /// Unique in the process: a pool ended and created again under the same identity is another.
+  pub id: u64,
   pub name: String,
   pub target: Target,
   settings: RwLock<Settings>,
@@ -93,6 +129,13 @@ pub struct Pool {
   budget: &'static Budget,
   /// The listening connection and its subscriptions (`listen`).
   listening: listen::Listening,
+  /// The machine budget's directory for this target, once `machineMax` was used.
+  machine_dir: std::sync::OnceLock<Option<std::path::PathBuf>>,
+  /// Who watches connections open and close (`watch`).
+  observers: Observers,
+  /// What the pool knows of its server (`server`).
+  server: ServerStatus,
+  tracks_server: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -108,8 +151,8 @@ pub struct PoolStats {
   pub acquire_timeouts: u64,
   pub handles: u64,
   pub closed: bool,
-  /// 1 while the pool's listening connection is open (counted in `size`, not in `in_use`; with
-  /// `listenUrl`, in neither: it is another pool's).
+  /// 1 while the pool's listening connection is open. It counts in the `size` of the pool it
+  /// came from (this one, another server's, or `listenUrl`'s), never in `in_use`.
   pub listening: usize,
 }
 
@@ -122,6 +165,7 @@ impl Pool {
   pub fn with(cfg: &PoolConfig, connector: Arc<dyn Connector>, budget: &'static Budget) -> Arc<Pool> {
     let pool = Arc::new_cyclic(|me| Pool {
       me: me.clone(),
+      id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
       name: cfg.name.clone(),
       target: cfg.target.clone(),
       settings: RwLock::new(Settings {
@@ -139,6 +183,8 @@ impl Pool {
         timings: Timings::default(),
         next_request: 0,
         live: Vec::new(),
+        full_until: None,
+        full_backoff: FULL_BACKOFF_FIRST,
         closed: false,
       }),
       shrunk: Notify::new(),
@@ -149,6 +195,10 @@ impl Pool {
       connector,
       budget,
       listening: listen::Listening::default(),
+      machine_dir: std::sync::OnceLock::new(),
+      observers: Observers::default(),
+      server: ServerStatus::default(),
+      tracks_server: std::sync::atomic::AtomicBool::new(false),
     });
     crate::runtime::spawn(reap_idle(Arc::downgrade(&pool)));
     crate::runtime::spawn(expire_queued(Arc::downgrade(&pool), pool.queue_changed.clone()));
@@ -170,6 +220,24 @@ impl Pool {
 
   pub fn pgbouncer(&self) -> bool {
     self.settings.read().unwrap_or_else(|e| e.into_inner()).pgbouncer
+  }
+
+  /// The machine budget's directory, when `machineMax` is set.
+  fn machine_dir(&self) -> Option<std::path::PathBuf> {
+    self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.machine_max?;
+    self.machine_dir.get_or_init(|| machine::dir_for(&self.target).ok()).clone()
+  }
+
+  /// Calls `observer` with every `PoolEvent` of this pool (from any thread) until `unwatch`
+  /// with the returned id.
+  pub fn watch(&self, observer: Arc<dyn Fn(&PoolEvent) + Send + Sync>) -> u64 {
+    let id = NEXT_OBSERVER_ID.fetch_add(1, Ordering::Relaxed);
+    self.observers.add(id, observer);
+    id
+  }
+
+  pub fn unwatch(&self, id: u64) {
+    self.observers.remove(id);
   }
 
   pub fn attach_handle(&self) {
@@ -212,7 +280,7 @@ impl Pool {
   }
 
   pub fn stats(&self) -> PoolStats {
-    let (listening, own) = self.listening_stats();
+    let (listening, lent) = self.listening_stats();
     let st = self.lock();
     PoolStats {
       name: self.name.clone(),
@@ -220,7 +288,7 @@ impl Pool {
       max: st.max,
       size: st.size,
       idle: st.idle.len(),
-      in_use: (st.size - st.idle.len()).saturating_sub(usize::from(own)),
+      in_use: (st.size - st.idle.len()).saturating_sub(lent),
       waiting: st.waiters.iter().filter(|w| !w.is_closed()).count(),
       created: self.created.load(Ordering::Relaxed),
       acquire_timeouts: self.acquire_timeouts.load(Ordering::Relaxed),
@@ -237,7 +305,7 @@ impl Pool {
   fn timeout_error(&self, waited: Duration) -> CoreError {
     let s = self.stats();
     CoreError::PoolTimeout(TimeoutKind::Acquire, format!(
-      "timed out after {} ms waiting for a connection from pool \"{}\" ({}): size {}, idle {}, in use {}, max {}, {} other {} waiting{}",
+      "timeout exceeded after {} ms waiting for a connection from pool \"{}\" ({}): size {}, idle {}, in use {}, max {}, {} other {} waiting{}",
       waited.as_millis(),
       s.name,
       s.target,

@@ -13,18 +13,17 @@
 //! `FAST` beyond the connection's round trip; a run that overruns makes it slow again. The
 //! timings are the pool's (every module, thread and request of the process feeds them).
 
-use std::collections::HashMap;
-
 use super::*;
 
 /// Most requests in flight on one connection.
 pub(super) const PIPELINE_DEPTH: usize = 16;
 
-/// How long a statement may run, beyond the round trip, and still count as fast.
-pub(super) const FAST: Duration = Duration::from_millis(2);
+/// How often a shared request that never reached the server is tried on another connection.
+const RETRIES: u8 = 3;
 
-/// Statement texts whose timings the pool keeps; past this, it starts over.
-const TIMINGS_KEPT: usize = 4096;
+fn lost() -> CoreResult<Response> {
+  Err(CoreError::ConnectionLost("connection lost: the connection is closed".into()))
+}
 
 /// A connection serving shared requests, with what the pool knows of the requests on it.
 pub(super) struct SharedConn {
@@ -64,61 +63,6 @@ impl SharedConn {
       && !self.conn.is_closed()
       && !retired(&self.conn)
       && self.head_started().is_some_and(|t| now.saturating_duration_since(t) < FAST + rtt)
-  }
-}
-
-/// What the pool has seen of one statement text.
-#[derive(Default, Clone, Copy)]
-pub(super) struct Timing {
-  /// Runs seen and, of the latest of them, how many in a row were fast (both up to 3).
-  runs: u8,
-  fast_streak: u8,
-}
-
-impl Timing {
-  fn is_fast(self) -> bool {
-    self.runs > 0 && self.fast_streak >= self.runs
-  }
-
-  fn record(&mut self, fast: bool) {
-    self.runs = (self.runs + 1).min(3);
-    self.fast_streak = if fast { (self.fast_streak + 1).min(3) } else { 0 };
-  }
-}
-
-/// The pool's view of statement speeds and of the round trip to the server.
-#[derive(Default)]
-pub(super) struct Timings {
-  statements: HashMap<u64, Timing>,
-  /// The round trip, from the empty queries that open and check connections. It drops at once
-  /// and rises slowly, so one slow moment does not make every statement look fast.
-  rtt: Option<Duration>,
-}
-
-impl Timings {
-  fn is_fast(&self, statement: u64) -> bool {
-    self.statements.get(&statement).is_some_and(|t| t.is_fast())
-  }
-
-  fn rtt(&self) -> Duration {
-    self.rtt.unwrap_or(Duration::ZERO)
-  }
-
-  pub(super) fn record_round_trip(&mut self, sample: Duration) {
-    self.rtt = Some(match self.rtt {
-      Some(rtt) if sample >= rtt => rtt + (sample - rtt) / 8,
-      _ => sample,
-    });
-  }
-
-  fn record(&mut self, r: &InFlight, served: Duration) {
-    // Sent to an idle connection, its time includes a round trip; pipelined, the round trip
-    // overlapped with the requests ahead of it.
-    let beyond_rtt = if r.first { served.saturating_sub(self.rtt()) } else { served };
-    if self.statements.len() >= TIMINGS_KEPT && !self.statements.contains_key(&r.statement) {
-      self.statements.clear();
-    }
-    self.statements.entry(r.statement).or_default().record(beyond_rtt <= FAST);
   }
 }
 
@@ -163,11 +107,12 @@ impl Pool {
         self.send(&mut st, at, query, done, write)
       } else if !st.idle.is_empty() {
         return Err((query, done));
-      } else if st.size < st.max {
+      } else if st.room() {
         match self.budget.try_acquire() {
           Some(permit) => {
             st.size += 1;
-            crate::runtime::spawn(self.clone().open_for(permit, query, done));
+            let deadline = tokio::time::Instant::now() + self.acquire_timeout();
+            crate::runtime::spawn(self.clone().open_for(permit, query, done, deadline));
             Next::Nothing
           }
           None => match self.joinable(&st) {
@@ -217,13 +162,21 @@ impl Pool {
     let first = sc.in_flight.is_empty();
     let id = sc.conn.id;
     let pool = self.me.clone();
+    let again = query.clone();
     let sent = sc.conn.run_then(
       query,
       Box::new(move |outcome| {
-        if let Some(pool) = pool.upgrade() {
-          pool.shared_done(id, seq);
+        let Some(pool) = pool.upgrade() else { return done(outcome) };
+        pool.shared_done(id, seq);
+        match outcome {
+          // It never reached the server: another connection takes it (a few times at most).
+          Err(CoreError::NotRun(_)) if again.retries.fetch_add(1, Ordering::Relaxed) < RETRIES => {
+            if let Err((query, done)) = pool.try_submit_shared(again, done) {
+              crate::runtime::spawn_settled(async move { pool.query_shared(query).await }, done, lost());
+            }
+          }
+          outcome => done(outcome),
         }
-        done(outcome)
       }),
       write,
     );
@@ -274,21 +227,26 @@ impl Pool {
   /// Opens a connection for one shared request (as pg-pool does for a pending request), shares
   /// it, and lets queued requests join it while it is joinable. If it cannot be opened, the
   /// request fails with the reason: a connect failure is not a timeout.
-  pub(super) async fn open_for(self: Arc<Self>, permit: BudgetPermit, query: Arc<Query>, done: Done) {
-    let deadline = tokio::time::Instant::now() + self.acquire_timeout();
+  pub(super) async fn open_for(
+    self: Arc<Self>,
+    permit: BudgetPermit,
+    query: Arc<Query>,
+    done: Done,
+    deadline: tokio::time::Instant,
+  ) {
     match self.open(permit, deadline).await {
       Ok(conn) => {
-        let finish = {
-          let mut st = self.lock();
-          st.shared.push(SharedConn::new(conn));
-          let at = st.shared.len() - 1;
-          let mut finish = vec![self.send(&mut st, at, query, done, Write::Batched)];
-          finish.extend(self.serve_queue_on(&mut st, at));
-          finish
-        };
+        let head = QueuedRequest { query, done, deadline };
+        let finish = self.share_with_queue(&mut self.lock(), conn, head);
         for next in finish {
           self.finish(next);
         }
+      }
+      // The server is full, but this pool has connections: wait for one of them in the queue.
+      Err(err) if is_server_full(&err) && self.lock().size > 0 => {
+        let mut st = self.lock();
+        enqueue_waiter(&mut st, Queued::Request(QueuedRequest { query, done, deadline }));
+        self.queue_changed.notify_one();
       }
       Err(err) => done(Err(err)),
     }
@@ -354,7 +312,7 @@ impl Pool {
         if !r.fast {
           sc.unknown -= 1;
         }
-        st.timings.record(&r, served);
+        st.timings.record(r.statement, r.first, served);
       }
       if st.shared[at].conn.in_flight() == 0 {
         Some(st.shared.swap_remove(at).conn)
@@ -369,40 +327,6 @@ impl Pool {
     if let Some(conn) = conn {
       self.give_back(conn, None);
     }
-  }
-
-  /// Queued shared requests past their deadline get POOL_TIMEOUT; returns the next deadline.
-  pub(super) fn expire_requests(&self) -> Option<tokio::time::Instant> {
-    let now = tokio::time::Instant::now();
-    let (expired, next) = {
-      let mut st = self.lock();
-      let mut expired = Vec::new();
-      let mut kept = VecDeque::with_capacity(st.waiters.len());
-      for w in st.waiters.drain(..) {
-        match w {
-          Queued::Request(r) if r.deadline <= now => expired.push(r),
-          other => kept.push_back(other),
-        }
-      }
-      st.waiters = kept;
-      let next = st
-        .waiters
-        .iter()
-        .filter_map(|w| match w {
-          Queued::Request(r) => Some(r.deadline),
-          _ => None,
-        })
-        .min();
-      (expired, next)
-    };
-    if !expired.is_empty() {
-      self.acquire_timeouts.fetch_add(expired.len() as u64, Ordering::Relaxed);
-      let err = self.timeout_error(self.acquire_timeout());
-      for r in expired {
-        (r.done)(Err(err.clone()));
-      }
-    }
-    next
   }
 
   /// Pipelined requests wait behind the one running on their connection; if that one makes
@@ -429,7 +353,7 @@ impl Pool {
       let err = CoreError::PoolTimeout(
         TimeoutKind::Queued,
         format!(
-          "timed out after {} ms queued behind a query that made no progress on pool \"{}\" ({})",
+          "timeout exceeded after {} ms queued behind a query that made no progress on pool \"{}\" ({})",
           limit.as_millis(),
           self.name,
           self.target
@@ -440,27 +364,6 @@ impl Pool {
     }
     for sc in quiet {
       self.give_back(sc.conn, None);
-    }
-  }
-}
-
-/// Runs for the pool's life: fails queued shared requests whose wait ran out. `changed` is
-/// the pool's `queue_changed`, held here so that waiting does not keep the pool alive.
-pub(super) async fn expire_queued(pool: Weak<Pool>, changed: Arc<Notify>) {
-  loop {
-    let notified = changed.notified();
-    let Some(p) = pool.upgrade() else { return };
-    let next = p.expire_requests();
-    let finished = p.lock().closed && next.is_none();
-    drop(p);
-    if finished {
-      return;
-    }
-    // Without a deadline to wait for, look again now and then: the pool may have been dropped.
-    let at = next.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(5));
-    tokio::select! {
-      _ = tokio::time::sleep_until(at) => {}
-      _ = notified => {}
     }
   }
 }

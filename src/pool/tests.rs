@@ -112,7 +112,7 @@ fn a_connect_that_never_answers_times_out_and_its_waiters_too() {
     assert_eq!(waiter.code(), "POOL_TIMEOUT");
     // The open itself is bounded by the connect timeout (300 ms in `fake_pool`).
     let opened = opener.await.unwrap().expect("the open fails");
-    assert!(opened.contains("connect timed out"), "{opened}");
+    assert!(opened.contains("timeout expired"), "{opened}");
     assert_eq!(pool.stats().size, 0);
     connector.hang.store(false, std::sync::atomic::Ordering::SeqCst);
     let conn = pool.acquire().await.unwrap();
@@ -157,5 +157,27 @@ fn end_closes_connections_still_busy_at_its_deadline() {
     assert_eq!(err.code(), "POOL_CLOSED", "{err}");
     pool.give_back(conn, None);
     assert_eq!(pool.stats().size, 0);
+  });
+}
+
+#[test]
+fn a_connection_going_idle_goes_to_another_pool_waiting_for_the_budget() {
+  run(async {
+    let budget: &'static Budget = Box::leak(Box::new(Budget::new(Some(1))));
+    let connector = Arc::new(FakeConnector::default());
+    let a = fake_pool_in(1, 5_000.0, budget, connector.clone());
+    let b = fake_pool_in(1, 5_000.0, budget, connector.clone());
+    let busy = a.acquire().await.unwrap();
+    let waiting = tokio::spawn({
+      let b = b.clone();
+      async move { b.acquire().await }
+    });
+    until("B waits for the budget", || budget.stats().waiting == 1).await;
+    // A's only connection goes idle: B must not wait for A's idle timeout.
+    a.give_back(busy, None);
+    let got = tokio::time::timeout(Duration::from_secs(2), waiting).await;
+    let Ok(Ok(Ok(conn))) = got else { panic!("B got no connection when A's went idle") };
+    assert_eq!((a.stats().size, b.stats().size, budget.stats().used), (0, 1, 1));
+    b.give_back(conn, None);
   });
 }

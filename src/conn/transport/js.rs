@@ -27,7 +27,7 @@ use bytes::{Buf, Bytes};
 use once_cell::sync::Lazy;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{Stream, TlsFailure};
+use super::{tls_alerts, Stream, TlsFailure, TlsInfo, TlsOptions};
 use crate::config::{Host, SslMode};
 use crate::error::{describe_io, io_code, SocketError};
 
@@ -58,12 +58,17 @@ pub enum Op {
   Destroy {
     id: u32,
   },
-  /// Continue the connection in `node:tls` (the server answered 'S' to SSLRequest).
+  /// Continue the connection in `node:tls` (the server answered 'S' to SSLRequest, or at once
+  /// for a direct TLS connection).
   StartTls {
     id: u32,
     mode: SslMode,
     host: String,
     ca: Option<String>,
+    /// The client certificate chain and its clear key, PEM.
+    client_cert: Option<(String, String)>,
+    /// Offer ALPN `postgresql`.
+    alpn: bool,
   },
   Resume {
     id: u32,
@@ -74,8 +79,8 @@ pub enum Op {
 #[derive(Debug)]
 pub enum Event {
   Connected,
-  /// The TLS handshake succeeded.
-  Secure,
+  /// The TLS handshake succeeded: what it learned.
+  Secure(TlsInfo),
   /// Node flushed this many bytes in total (the count at a write that asked for an ack).
   Flushed(u64),
   /// The server closed its side.
@@ -154,7 +159,11 @@ pub fn event(id: u32, event: Event) {
   let Some(shared) = lookup(id) else { return };
   let mut s = shared.lock();
   match event {
-    Event::Connected | Event::Secure => s.phase = Phase::Open,
+    Event::Connected => s.phase = Phase::Open,
+    Event::Secure(info) => {
+      s.phase = Phase::Open;
+      s.tls = Some(info);
+    }
     Event::Flushed(n) => s.flushed = s.flushed.max(n),
     Event::End => s.eof = true,
     Event::Error { code, message } => {
@@ -221,9 +230,23 @@ fn describe(code: &str, message: &str) -> String {
     "ENOENT" => "No such file or directory",
     "EACCES" => "Permission denied",
     "EADDRNOTAVAIL" => "Cannot assign requested address",
-    _ => return message.to_string(),
+    // A server refusing the client certificate, in the native build's words.
+    _ if tls_alerts::describe(code).is_some() => {
+      return tls_alerts::describe(code).unwrap_or_default().into()
+    }
+    _ => return openssl_reason(message),
   };
   text.to_string()
+}
+
+/// node:tls passes OpenSSL's error line on ("805C...:error:0A00010B:SSL routines:ssl3_get_record:
+/// wrong version number:../deps/openssl/.../ssl3_record.c:350:\n"): its reason is what it says.
+fn openssl_reason(message: &str) -> String {
+  let fields: Vec<&str> = message.trim().split(':').collect();
+  match fields.as_slice() {
+    [_, "error", _, _, _, reason, ..] => reason.to_string(),
+    _ => message.trim().to_string(),
+  }
 }
 
 #[derive(Default)]
@@ -242,6 +265,8 @@ struct State {
   writer: Option<Waker>,
   /// Waiting for the connection or the TLS handshake.
   waiter: Option<Waker>,
+  /// Set once the TLS handshake succeeded.
+  tls: Option<TlsInfo>,
 }
 
 struct Shared {
@@ -319,28 +344,43 @@ pub async fn connect(host: &Host, port: u16, keepalive: bool) -> io::Result<Sock
 
 /// Continues the connection in `node:tls`: `require`/`prefer` encrypt without verifying,
 /// `verify-ca` checks the chain, `verify-full` also the host name; `root_pem` replaces Node's
-/// default CAs.
-pub async fn start_tls(
-  socket: Socket,
-  mode: SslMode,
-  host: &str,
-  root_pem: Option<&str>,
-) -> Result<Box<dyn Stream>, TlsFailure> {
+/// default CAs; the client certificate goes as PEM, its key decrypted.
+pub async fn start_tls(socket: Socket, options: TlsOptions<'_>) -> Result<Box<dyn Stream>, TlsFailure> {
   socket.shared.lock().phase = Phase::Upgrading;
-  push(Op::StartTls { id: socket.id(), mode, host: host.to_string(), ca: root_pem.map(str::to_string) });
+  push(Op::StartTls {
+    id: socket.id(),
+    mode: options.mode,
+    host: options.host.to_string(),
+    ca: options.root_pem.map(str::to_string),
+    client_cert: options.client_cert.map(|c| (c.chain_pem(), c.key_pem())),
+    alpn: options.alpn,
+  });
   match socket.opened().await {
     Ok(()) => Ok(into_stream(socket)),
-    Err(e) => Err(TlsFailure {
-      code: tls_code(&io_code(&e)),
-      message: format!("TLS handshake failed: {}", describe_io(&e)),
-    }),
+    Err(e) => {
+      let code = tls_code(&io_code(&e));
+      // As the native build says it (node:tls: "Client network socket disconnected before
+      // secure TLS connection was established").
+      let message = if code == "ECONNRESET" {
+        "the server closed the connection during the TLS handshake".to_string()
+      } else {
+        describe_io(&e)
+      };
+      Err(TlsFailure { code, message: format!("TLS handshake failed: {message}") })
+    }
   }
+}
+
+/// The handshake's results, if `stream` is a socket of this transport that went through one.
+pub fn tls_info(stream: &dyn Stream) -> Option<TlsInfo> {
+  stream.as_any().downcast_ref::<Socket>()?.shared.lock().tls.clone()
 }
 
 /// Node's handshake error codes, grouped as the native build (rustls) reports them.
 fn tls_code(code: &str) -> String {
   match code {
     "ERR_TLS_CERT_ALTNAME_INVALID" | "CERT_HAS_EXPIRED" => code,
+    _ if tls_alerts::describe(code).is_some() => code,
     "SELF_SIGNED_CERT_IN_CHAIN"
     | "DEPTH_ZERO_SELF_SIGNED_CERT"
     | "UNABLE_TO_VERIFY_LEAF_SIGNATURE"
@@ -540,9 +580,14 @@ mod tests {
     let (_g, _) = setup();
     let s = open();
     let id = s.id();
-    let mut fut = Box::pin(start_tls(s, SslMode::VerifyFull, "db", None));
+    let options =
+      TlsOptions { mode: SslMode::VerifyFull, host: "db", root_pem: None, client_cert: None, alpn: false };
+    let mut fut = Box::pin(start_tls(s, options));
     assert!((&mut fut).now_or_never().is_none());
-    assert!(matches!(take_ops().as_slice(), [Op::StartTls { mode: SslMode::VerifyFull, ca: None, .. }]));
+    assert!(matches!(
+      take_ops().as_slice(),
+      [Op::StartTls { mode: SslMode::VerifyFull, ca: None, client_cert: None, alpn: false, .. }]
+    ));
     event(
       id,
       Event::Error { code: "UNABLE_TO_VERIFY_LEAF_SIGNATURE".into(), message: "unable to verify".into() },
@@ -550,5 +595,45 @@ mod tests {
     let failure = fut.now_or_never().expect("ready").err().expect("fails");
     assert_eq!(failure.code, "SELF_SIGNED_CERT_IN_CHAIN");
     assert!(failure.message.starts_with("TLS handshake failed: "));
+  }
+
+  #[test]
+  fn a_handshake_reports_the_server_certificate_and_alpn_for_channel_binding() {
+    let (_g, _) = setup();
+    let s = open();
+    let id = s.id();
+    let options =
+      TlsOptions { mode: SslMode::Require, host: "db", root_pem: None, client_cert: None, alpn: true };
+    let mut fut = Box::pin(start_tls(s, options));
+    assert!((&mut fut).now_or_never().is_none());
+    assert!(matches!(take_ops().as_slice(), [Op::StartTls { alpn: true, .. }]));
+    let info = TlsInfo { server_cert: Some(vec![0x30, 1, 2]), alpn: Some(b"postgresql".to_vec()) };
+    event(id, Event::Secure(info.clone()));
+    let stream = fut.now_or_never().expect("ready").ok().expect("secure");
+    assert_eq!(super::super::tls_info(&*stream), Some(info));
+  }
+
+  #[test]
+  fn a_refused_client_certificate_keeps_nodes_alert_code_and_gets_the_native_builds_words() {
+    let (_g, _) = setup();
+    let mut s = open();
+    let code = "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA";
+    event(
+      s.id(),
+      Event::Error { code: code.into(), message: "ssl3_read_bytes:tlsv1 alert unknown ca".into() },
+    );
+    let mut byte = [0u8; 1];
+    let err = s.read(&mut byte).now_or_never().expect("ready").expect_err("fails");
+    assert_eq!(io_code(&err), code);
+    assert_eq!(describe_io(&err), tls_alerts::describe(code).unwrap());
+    assert_eq!(tls_code(code), code);
+  }
+
+  #[test]
+  fn openssl_error_lines_read_as_their_reason() {
+    let line = "805C3147AC7F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:\
+                ../deps/openssl/openssl/ssl/record/ssl3_record.c:350:\n";
+    assert_eq!(openssl_reason(line), "wrong version number");
+    assert_eq!(openssl_reason("Client network socket disconnected\n"), "Client network socket disconnected");
   }
 }

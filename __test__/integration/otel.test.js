@@ -1,0 +1,73 @@
+'use strict'
+// OpenTelemetry without patching: with the real SDK registered (in-memory exporters), pool.query
+// and transaction() make client spans following the database semantic conventions, and the pool
+// reports the conventions' connection metrics.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const otel = require('@opentelemetry/api')
+const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base')
+const { MeterProvider, InMemoryMetricExporter, PeriodicExportingMetricReader, AggregationTemporality } = require('@opentelemetry/sdk-metrics')
+const { createPool } = require('../..')
+const { _recheck } = require('../../lib/otel')
+const { TEST_URL, uniqueName } = require('../helpers/db')
+
+const spans = new InMemorySpanExporter()
+otel.trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }))
+const metrics = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE)
+const reader = new PeriodicExportingMetricReader({ exporter: metrics, exportIntervalMillis: 60000 })
+otel.metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }))
+_recheck()
+
+const url = new URL(TEST_URL)
+
+test('pool.query and transaction() are client spans with the database conventions; a server error carries its SQLSTATE', async (t) => {
+  const app = uniqueName('otel')
+  const pool = createPool({ connectionString: TEST_URL, name: app, applicationName: app })
+  t.after(() => pool.end())
+  spans.reset()
+  await pool.query('select $1::text as secret_value', ['hunter2'])
+  await assert.rejects(pool.query('select * from no_such_table'), (e) => e.code === '42P01')
+  await pool.transaction(async (c) => c.query('select 1'))
+  const done = spans.getFinishedSpans()
+  const select = done.find((s) => s.attributes['db.query.text'] === 'select $1::text as secret_value')
+  assert.ok(select, `no span for the query: ${done.map((s) => s.name)}`)
+  assert.equal(select.kind, otel.SpanKind.CLIENT)
+  assert.equal(select.name, 'SELECT')
+  assert.equal(select.attributes['db.system.name'], 'postgresql')
+  assert.equal(select.attributes['db.operation.name'], 'SELECT')
+  assert.equal(select.attributes['server.address'], url.hostname)
+  assert.equal(select.attributes['server.port'], Number(url.port))
+  assert.ok(!JSON.stringify(select.attributes).includes('hunter2'), 'a parameter value is in the span')
+  const failed = done.find((s) => s.attributes['db.query.text'] === 'select * from no_such_table')
+  assert.equal(failed.status.code, otel.SpanStatusCode.ERROR)
+  assert.equal(failed.attributes['db.response.status_code'], '42P01')
+  assert.equal(failed.attributes['error.type'], '42P01')
+  assert.ok(done.some((s) => s.name === 'transaction' && s.attributes['db.operation.name'] === 'transaction'))
+})
+
+test('connection metrics: count by state, max, pending requests, wait, create and use times', async (t) => {
+  const app = uniqueName('otelm')
+  const pool = createPool({ connectionString: TEST_URL, name: app, applicationName: app, max: 3 })
+  let held
+  t.after(async () => {
+    if (held) await held.release()
+    await pool.end()
+  })
+  await pool.query('select 1')
+  const client = await pool.connect()
+  await client.query('select 1')
+  await client.release()
+  held = await pool.connect()
+  await reader.forceFlush()
+  const exported = metrics.getMetrics().flatMap((r) => r.scopeMetrics.flatMap((s) => s.metrics))
+  const named = (name) => exported.filter((m) => m.descriptor.name === name).flatMap((m) => m.dataPoints)
+  const mine = (points) => points.filter((p) => String(p.attributes['db.client.connection.pool.name']).startsWith(app))
+  const used = mine(named('db.client.connection.count')).find((p) => p.attributes['db.client.connection.state'] === 'used')
+  assert.equal(used && used.value, 1)
+  assert.equal(mine(named('db.client.connection.max'))[0].value, 3)
+  assert.equal(mine(named('db.client.connection.pending_requests'))[0].value, 0)
+  assert.ok(mine(named('db.client.connection.create_time'))[0].value.count >= 1, 'create_time')
+  assert.ok(mine(named('db.client.connection.wait_time'))[0].value.count >= 2, 'wait_time')
+  assert.ok(mine(named('db.client.connection.use_time'))[0].value.count >= 1, 'use_time')
+})
