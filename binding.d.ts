@@ -14,6 +14,28 @@ export declare class AbortHandle {
   abort(): void
 }
 
+export declare class NativeCopy {
+  /** COPY FROM: answered once the server waits for data, or with the error that ended it. */
+  started(request: RequestTag): void
+  /**
+   * COPY FROM: sends `data`. True when more may be sent at once (nothing is answered under
+   * `request`); false: answered when more may be sent, or with the error that ended the COPY.
+   */
+  write(data: Buffer, request: RequestTag): boolean
+  /** COPY FROM: ends the data; answered with the result (`COPY n`) or the error. */
+  finish(request: RequestTag): void
+  /**
+   * COPY TO: the data that came, as bytes after a `D`, or the end: `E` and a result buffer
+   * (`COPY n`, with the COPY's notices).
+   */
+  read(request: RequestTag): void
+  /**
+   * Stops the COPY (CopyFail with `reason`, or a cancel for COPY TO); answered once the
+   * connection is clean.
+   */
+  close(reason: string, request: RequestTag): void
+}
+
 export declare class NativePool {
   /**
    * Subscribes environment `envId` to `channel`; with `key`, replaces the subscription of this
@@ -65,6 +87,19 @@ export declare class NativePool {
   unwatch(id: number): void
 }
 
+export declare class NativeRowStream {
+  /**
+   * The next batch of at most `rows` rows, as a result buffer: the last batch carries the
+   * statement's command tag (or has no rows); one with more to come has rows and no tag.
+   */
+  read(rows: number, request: RequestTag): void
+  /**
+   * Closes the stream (`abort` also cancels a batch still running); answered once the
+   * connection is clean.
+   */
+  close(abort: boolean, request: RequestTag): void
+}
+
 export declare class NativeSession {
   /** Like `NativePool.submit`, on the pinned connection. */
   submit(sql: string, values: Array<ParamInput> | string, lengths: Int32Array | undefined | null, request: RequestTag, abort?: AbortHandle | undefined | null): void
@@ -89,6 +124,16 @@ export declare class NativeSession {
   get port(): number | null
   /** The server process id of the pinned connection (`pg_backend_pid()`). */
   get processId(): number
+  /**
+   * Starts a row stream: `batchSize` rows per batch; `prefetch` asks for the next batch as soon
+   * as one is taken. Parameters as in `submit`.
+   */
+  stream(sql: string, values: Array<ParamInput> | string, lengths: Int32Array | undefined | null, batchSize: number, prefetch: boolean): NativeRowStream | NativeError
+  /**
+   * Starts a COPY statement; `toClient`: `COPY ... TO STDOUT` is expected, else
+   * `COPY ... FROM STDIN`.
+   */
+  copy(sql: string, toClient: boolean): NativeCopy | NativeError
 }
 
 export interface BudgetObject {

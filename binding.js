@@ -836,7 +836,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.AbortHandle = nativeBinding.AbortHandle
+module.exports.NativeCopy = nativeBinding.NativeCopy
 module.exports.NativePool = nativeBinding.NativePool
+module.exports.NativeRowStream = nativeBinding.NativeRowStream
 module.exports.NativeSession = nativeBinding.NativeSession
 module.exports.closeAll = nativeBinding.closeAll
 module.exports.createPool = nativeBinding.createPool

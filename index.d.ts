@@ -1,5 +1,6 @@
 /// <reference types="node" />
 import { EventEmitter } from 'node:events'
+import { Readable, Writable } from 'node:stream'
 
 /** Type parsers in node-postgres's shape (`pg-types`), used per pool or per query. */
 export interface CustomTypesConfig {
@@ -213,6 +214,8 @@ export interface QueryOptions {
 export type QueryCallback<R = any> = (err: OnepoolError | null, result: QueryResult<R>) => void
 
 export interface Queryable {
+  /** pg's `client.query(submittable)`: onepool's `Cursor` or `QueryStream`, attached and returned. */
+  query<S extends Cursor | QueryStream>(submittable: S): S
   query<R = any, I extends any[] = any[]>(text: string, values?: I, options?: QueryOptions): Promise<QueryResult<R>>
   query<R extends any[] = any[], I extends any[] = any[]>(config: QueryConfig<I> & { rowMode: 'array' }, values?: I): Promise<QueryArrayResult<R>>
   query<R = any, I extends any[] = any[]>(config: QueryConfig<I>, values?: I): Promise<QueryResult<R>>
@@ -262,6 +265,100 @@ export interface Sql {
   compile(fragment: SqlFragment): { text: string; values: unknown[] }
 }
 
+export interface StreamOptions {
+  /** Rows per batch (default 1000): about this many rows are held at a time, in Rust and in JavaScript. */
+  batchSize?: number
+  rowMode?: 'array'
+  types?: CustomTypesConfig
+  /** Aborting ends the stream (a batch the server is computing is cancelled): `ABORTED`. */
+  signal?: AbortSignal
+}
+
+/**
+ * The rows of one statement, a batch at a time (`for await`). Leaving the loop early, `close()`,
+ * the signal or an error ends the statement and gives the connection back clean.
+ */
+export interface RowStream<R = any> extends AsyncIterableIterator<R> {
+  /** Ends the stream; resolves once its connection is clean (a pool's given back). */
+  close(): Promise<void>
+  /** The columns, once the first batch came. */
+  readonly fields: FieldDef[] | undefined
+  /** The statement's row count, once the stream ended by itself. */
+  readonly rowCount: number | null
+}
+
+export interface CursorConfig {
+  rowMode?: 'array'
+  types?: CustomTypesConfig
+}
+
+/**
+ * A cursor in pg-cursor's shape: `read(n)` gives the next n rows (fewer only at the end, then
+ * `[]`), each read asking the server for exactly its rows. `client.query(new Cursor(...))`
+ * returns it attached (Kysely's `cursor` option); `client.cursor()` / `pool.cursor()` make one.
+ */
+export declare class Cursor<R = any> extends EventEmitter {
+  constructor(text: string, values?: unknown[], config?: CursorConfig)
+  readonly text: string
+  readonly values: unknown[]
+  read(rows: number): Promise<R[]>
+  read(rows: number, callback: (err: OnepoolError | undefined, rows: R[], result: QueryResult<R> | undefined) => void): void
+  /** Ends the cursor early; the connection is clean (a pool's given back) once it resolves. */
+  close(): Promise<void>
+  close(callback: (err?: OnepoolError) => void): void
+}
+
+/**
+ * A Readable of rows in pg-query-stream's shape: `client.query(new QueryStream(text, values,
+ * { batchSize }))`. Destroying it ends the statement and gives the connection back clean.
+ */
+export declare class QueryStream<R = any> extends Readable {
+  constructor(text: string, values?: unknown[], config?: CursorConfig & { batchSize?: number; highWaterMark?: number })
+  readonly text: string
+  readonly values: unknown[]
+  readonly batchSize: number
+  [Symbol.asyncIterator](): AsyncIterableIterator<R>
+}
+
+export interface CopyOptions {
+  /** Aborting stops the COPY (CopyFail or a cancel): `ABORTED`, and the table gets none of its rows. */
+  signal?: AbortSignal
+}
+
+/** What `copyFrom` sends: a Readable, or any (async) iterable of Buffers or strings, or one of them. */
+export type CopySource =
+  | Readable
+  | Iterable<Buffer | Uint8Array | string>
+  | AsyncIterable<Buffer | Uint8Array | string>
+  | Buffer
+  | Uint8Array
+  | string
+
+/** The Writable `copyFrom(text)` returns: pipe the data in; `rowCount` once it finished. */
+export interface CopyFromStream extends Writable {
+  readonly rowCount: number | null
+}
+
+/** The Readable of Buffers `copyTo(text)` returns; `rowCount` once it ended. */
+export interface CopyToStream extends Readable {
+  readonly rowCount: number | null
+  [Symbol.asyncIterator](): AsyncIterableIterator<Buffer>
+}
+
+/** Streams, cursors and COPY, on a pool (a connection for their length) or on a client. */
+export interface Streaming {
+  /** The rows of one statement, `batchSize` at a time: `for await (const row of db.stream(text, values))`. */
+  stream<R = any>(text: string, values?: unknown[], options?: StreamOptions): RowStream<R>
+  /** A pg-cursor-shaped cursor (on a pool it holds a connection from its first read to its end or `close()`). */
+  cursor<R = any>(text: string, values?: unknown[], config?: CursorConfig): Cursor<R>
+  /** `COPY ... FROM STDIN` with `source`'s data, untouched (text, csv, binary). */
+  copyFrom(text: string, source: CopySource, options?: CopyOptions): Promise<{ rowCount: number }>
+  /** `COPY ... FROM STDIN`: a Writable to pipe the data into. */
+  copyFrom(text: string, source?: undefined, options?: CopyOptions): CopyFromStream
+  /** `COPY ... TO STDOUT` as a Readable of Buffers. */
+  copyTo(text: string, options?: CopyOptions): CopyToStream
+}
+
 export interface TransactionOptions {
   isolationLevel?: 'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable' | Uppercase<'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable'>
   readOnly?: boolean
@@ -290,8 +387,12 @@ export interface Notice {
   routine: string | undefined
 }
 
-export declare class PoolClient extends EventEmitter implements Queryable {
+export declare class PoolClient extends EventEmitter implements Queryable, Streaming {
   query: Queryable['query']
+  stream: Streaming['stream']
+  cursor: Streaming['cursor']
+  copyFrom: Streaming['copyFrom']
+  copyTo: Streaming['copyTo']
   sql: Sql
   /** `pg_backend_pid()` of the pinned connection. */
   readonly processID: number
@@ -410,8 +511,12 @@ export interface Subscription {
   unref(): this
 }
 
-export declare class Pool extends EventEmitter implements Queryable {
+export declare class Pool extends EventEmitter implements Queryable, Streaming {
   query: Queryable['query']
+  stream: Streaming['stream']
+  cursor: Streaming['cursor']
+  copyFrom: Streaming['copyFrom']
+  copyTo: Streaming['copyTo']
   sql: Sql
   connect(): Promise<PoolClient>
   connect(callback: (err: OnepoolError | null, client: PoolClient, done: (release?: any) => void) => void): void
@@ -473,6 +578,7 @@ export type ClientErrorCode =
   | 'CONNECTION_LOST'
   | 'PARAM_INVALID'
   | 'CLIENT_RELEASED'
+  | 'CLIENT_BUSY'
   | 'TRANSACTION_ABORTED'
   | 'COMMIT_UNKNOWN'
   | 'ABORTED'

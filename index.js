@@ -8,6 +8,8 @@ const { askPassword } = require('./lib/password')
 const telemetry = require('./lib/otel')
 const { OnepoolError, isOnepoolError, fromNative, CODES } = require('./lib/errors')
 const { Result } = require('./lib/result')
+const { Cursor } = require('./lib/cursor')
+const { QueryStream } = require('./lib/query-stream')
 const { defaults } = require('./lib/types')
 
 const { binding, dispatcher } = loadBinding()
@@ -59,6 +61,8 @@ module.exports = {
   Pool,
   PoolClient,
   Result,
+  Cursor,
+  QueryStream,
   types: require('pg-types'),
   defaults,
 }

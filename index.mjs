@@ -18,6 +18,8 @@ export const {
   Pool,
   PoolClient,
   Result,
+  Cursor,
+  QueryStream,
   types,
   defaults,
 } = onepool

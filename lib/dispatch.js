@@ -196,7 +196,22 @@ function createDispatcher(binding, options = {}) {
     drainEvents = fn
   }
 
-  return { submit, connect, handOver, release, envId, onEvents }
+  /**
+   * Like `request`, for a native call that may be done at once: when `start` returns true,
+   * nothing will be completed under its id, and the promise resolves with true right away.
+   */
+  function requestOrNow(start) {
+    return request((env, id, lone) => {
+      if (start(env, id, lone) === true) handOver(id, true)
+    })
+  }
+
+  /** A statement's text and parameters as they must cross (well-formed strings where needed). */
+  function crossing(text, values) {
+    return fixStrings ? [wellFormed(text), wellFormedValues(values)] : [text, values]
+  }
+
+  return { submit, connect, handOver, release, request, requestOrNow, crossing, envId, onEvents }
 }
 
 module.exports = { createDispatcher, wellFormedDeep }

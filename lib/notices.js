@@ -96,4 +96,19 @@ function emitNotices(emitter, notices) {
   for (const notice of notices) emitter.emit('notice', notice)
 }
 
-module.exports = { HAS_NOTICES, resultNotices, errorNotices, emitNotices }
+/**
+ * node-postgres's `notice` events for one request, on `client`. A listener's exception is an
+ * uncaught exception, as in pg, not the request's failure.
+ */
+function tellNotices(client, notices) {
+  if (notices === null) return
+  try {
+    emitNotices(client, notices)
+  } catch (e) {
+    process.nextTick(() => {
+      throw e
+    })
+  }
+}
+
+module.exports = { HAS_NOTICES, resultNotices, errorNotices, emitNotices, tellNotices }

@@ -8,8 +8,11 @@ const { watchCheckout } = require('./leaks')
 const { makeSql } = require('./sql')
 const listening = require('./listen')
 const { TypeOverrides } = require('./types')
-const { resultNotices, errorNotices, emitNotices } = require('./notices')
+const { resultNotices, errorNotices, tellNotices } = require('./notices')
 const events = require('./events')
+const streams = require('./stream')
+const { Cursor } = require('./cursor')
+const copy = require('./copy')
 
 /**
  * node-postgres's named statements (`{ name, text, values }`): a name given with its text once
@@ -145,21 +148,6 @@ function failure(native, client) {
   return fromNative(native)
 }
 
-/**
- * node-postgres's `notice` events. A listener's exception is an uncaught exception, as in pg,
- * not the query's failure.
- */
-function tellNotices(client, notices) {
-  if (notices === null) return
-  try {
-    emitNotices(client, notices)
-  } catch (e) {
-    process.nextTick(() => {
-      throw e
-    })
-  }
-}
-
 function timedOut(ms) {
   return clientError('QUERY_TIMEOUT', `the query did not complete within its ${ms} ms timeout and was cancelled`)
 }
@@ -286,6 +274,8 @@ class PoolClient extends EventEmitter {
   #savepoints = 0
   /** This client's setTypeParser() parsers over the pool's (pg's per-client TypeOverrides). */
   #types = null
+  /** The stream, cursor or COPY holding the connection, by its token (lib/stream.js, lib/copy.js). */
+  #streaming = null
 
   /**
    * @param owner the Pool object that checked it out: told of each release (pg's `release`
@@ -310,6 +300,7 @@ class PoolClient extends EventEmitter {
     this.#onRelease = onRelease
     this.#released = false
     this.#depth = 0
+    this.#streaming = null
     this.processID = session.processId
     /** The server this client's connection is on (one of a multi-host pool's hosts). */
     this.host = session.host
@@ -317,12 +308,14 @@ class PoolClient extends EventEmitter {
   }
 
   query(textOrConfig, values, options) {
+    if (streams.isSubmittable(textOrConfig)) return streams.submit(textOrConfig, streams.clientSource(this))
     let q
     try {
       q = normalizeQuery(textOrConfig, values, options, this.#owner._statementNames)
       if (this.#released) {
         throw clientError('CLIENT_RELEASED', this.#endedBeforeRelease ? 'the client was ended' : 'the client was already released to the pool')
       }
+      if (this.#streaming) throw streams.busy()
     } catch (e) {
       return withCallback(Promise.reject(e), callbackOf(textOrConfig, values, options))
     }
@@ -391,6 +384,46 @@ class PoolClient extends EventEmitter {
 
   get released() {
     return this.#released
+  }
+
+  /** The rows of one statement, a batch at a time: `for await (const row of client.stream(...))`. */
+  stream(text, values, options) {
+    return new streams.RowStream(streams.clientSource(this), text, values, options)
+  }
+
+  /** A pg-cursor-shaped cursor on this client: `read(n)`, `close()`. */
+  cursor(text, values, config) {
+    return streams.submit(new Cursor(text, values, config), streams.clientSource(this))
+  }
+
+  /** `COPY ... FROM STDIN` with `source`'s data → `{ rowCount }`; without `source`, a Writable. */
+  copyFrom(text, source, options) {
+    return copy.copyFrom(streams.clientSource(this), text, source, options)
+  }
+
+  /** `COPY ... TO STDOUT` as a Readable of Buffers. */
+  copyTo(text, options) {
+    return copy.copyTo(streams.clientSource(this), text, options)
+  }
+
+  /**
+   * @internal A stream, cursor or COPY takes the connection until `_endStream()`: the pinned
+   * session for it (lib/stream.js, lib/copy.js).
+   */
+  _startStream() {
+    if (this.#released) throw clientError('CLIENT_RELEASED', 'the client was already released to the pool')
+    if (this.#streaming) throw streams.busy()
+    const token = {}
+    this.#streaming = token
+    return { session: this.#session, addon: this.#addon, types: this.#types || this.#js.types, token }
+  }
+
+  /**
+   * @internal The stream ended or is closing: statements may queue behind it again. A stream of
+   * an earlier checkout of this connection frees nothing.
+   */
+  _endStream(token) {
+    if (this.#streaming === token) this.#streaming = null
   }
 
   /**
@@ -604,6 +637,7 @@ class Pool extends EventEmitter {
   }
 
   query(textOrConfig, values, options) {
+    if (streams.isSubmittable(textOrConfig)) return streams.submit(textOrConfig, streams.poolSource(this))
     let q
     try {
       q = normalizeQuery(textOrConfig, values, options, this._statementNames)
@@ -802,6 +836,26 @@ class Pool extends EventEmitter {
       this.#replica = new Pool(this.#native.replica(), js, binding, dispatcher, this.options, `${this.#site} (replica)`)
     }
     return this.#replica
+  }
+
+  /** The rows of one statement on a connection of its own, a batch at a time. */
+  stream(text, values, options) {
+    return new streams.RowStream(streams.poolSource(this), text, values, options)
+  }
+
+  /** A pg-cursor-shaped cursor holding a connection from its first read to its end or close(). */
+  cursor(text, values, config) {
+    return streams.submit(new Cursor(text, values, config), streams.poolSource(this))
+  }
+
+  /** `COPY ... FROM STDIN` on a connection of its own → `{ rowCount }`; without `source`, a Writable. */
+  copyFrom(text, source, options) {
+    return copy.copyFrom(streams.poolSource(this), text, source, options)
+  }
+
+  /** `COPY ... TO STDOUT` on a connection of its own, as a Readable of Buffers. */
+  copyTo(text, options) {
+    return copy.copyTo(streams.poolSource(this), text, options)
   }
 
   stats() {

@@ -25,7 +25,7 @@ pub struct DbError {
   pub line: Option<String>,
   pub routine: Option<String>,
   /// The notices (NoticeResponse) the server sent for the same request before this error,
-  /// encoded as `wire::append_notice` does; empty when there were none.
+  /// encoded as `conn::notices::append_notice` does; empty when there were none.
   pub notices: Vec<u8>,
 }
 

@@ -8,6 +8,9 @@
 //!   whatever the backend runs at that moment, and session state must not leak to other requests.
 //! - On a pinned session (`pool.connect()`, transactions) requests run in order on its connection;
 //!   with a signal, a cancel waits for the requests of an earlier owner first (`abort::run`).
+//! - A row stream or a COPY holds its connection from its first message to its last, so it runs
+//!   on a pinned session: the client's, or one that `pool.stream()` / `pool.copyFrom()` check out
+//!   (in JavaScript) for their length. Requests a client sends meanwhile wait behind it.
 //!
 //! A pool with several servers (a multi-host target, read replicas) first picks the server
 //! (`cluster`); the request then reaches that server's pool as above.
@@ -16,7 +19,7 @@ use std::sync::Arc;
 
 use crate::abort::{self, AbortToken};
 use crate::cluster::{Cluster, Intent};
-use crate::conn::{pipelinable, Conn, Done, Inbox, Query, Response};
+use crate::conn::{pipelinable, Conn, Copy, CopyDirection, Done, Inbox, Query, Response, RowStream};
 use crate::error::{CoreError, CoreResult};
 use crate::pool::Pool;
 use crate::session::Session;
@@ -110,6 +113,21 @@ pub fn submit_to_session(
     Err(e) => done(Err(e)),
   }
   None
+}
+
+/// Starts a row stream on a pinned session (see the module's rules).
+pub fn stream_on_session(
+  session: &Session,
+  query: &Query,
+  batch: u32,
+  prefetch: bool,
+) -> CoreResult<RowStream> {
+  session.stream(query, batch, prefetch)
+}
+
+/// Starts a COPY on a pinned session (see the module's rules).
+pub fn copy_on_session(session: &Session, query: &Query, expect: CopyDirection) -> CoreResult<Copy> {
+  session.copy(query, expect)
 }
 
 /// A connection checked out for one request (abortable while it waits), given back after it.

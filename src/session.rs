@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::abort::{self, AbortToken};
-use crate::conn::{Conn, Done, Inbox, Query, Response, Write};
+use crate::conn::{Conn, Copy, CopyDirection, Done, Inbox, Query, Response, RowStream, Write};
 use crate::error::{CoreError, CoreResult};
 use crate::pool::{Pool, Returned};
 
@@ -65,6 +65,23 @@ impl Session {
     None
   }
 
+  /// Starts a row stream on the pinned connection (`Conn::stream`); requests sent meanwhile
+  /// run after it.
+  pub fn stream(&self, query: &Query, batch: u32, prefetch: bool) -> CoreResult<RowStream> {
+    match self.conn().as_ref() {
+      Some(c) => c.stream(query, batch, prefetch),
+      None => Err(CoreError::ClientReleased),
+    }
+  }
+
+  /// Starts a COPY on the pinned connection (`Conn::copy`); requests sent meanwhile run after it.
+  pub fn copy(&self, query: &Query, expect: CopyDirection) -> CoreResult<Copy> {
+    match self.conn().as_ref() {
+      Some(c) => c.copy(query, expect),
+      None => Err(CoreError::ClientReleased),
+    }
+  }
+
   /// Gives the connection back at once when that needs no round trip (it is clean, closed or to
   /// be destroyed); `Kept` when a transaction left open must be rolled back first
   /// (`give_back`). `owner` is the calling JavaScript environment (`Pool::give_back`).
@@ -93,6 +110,8 @@ impl Session {
   pub async fn give_back(&self, destroy: bool) {
     let conn = self.conn().take();
     if let Some(conn) = conn {
+      // A stream its holder did not finish ends first; the clean-up queues behind it.
+      conn.end_streams();
       self.pool.check_in(conn, destroy).await;
     }
   }
@@ -112,6 +131,7 @@ impl Drop for Session {
   fn drop(&mut self) {
     let conn = self.conn.get_mut().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(conn) = conn {
+      conn.end_streams();
       let pool = self.pool.clone();
       crate::runtime::spawn(async move { pool.check_in(conn, false).await });
     }

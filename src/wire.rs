@@ -9,25 +9,11 @@
 //! Each notice is its fields as the protocol sends them (a type byte, then the value: here
 //! as len + utf8), ended by a 0 byte (`lib/notices.js` reads them).
 
-use fallible_iterator::FallibleIterator;
-use postgres_protocol::message::backend::ErrorFields;
-
 use crate::columns;
 use crate::conn::Response;
 
 /// In the trailing result count: notices precede it.
 const HAS_NOTICES: u32 = 0x8000_0000;
-
-/// Appends one NoticeResponse's fields to `out`.
-pub fn append_notice(out: &mut Vec<u8>, fields: &mut ErrorFields<'_>) -> std::io::Result<()> {
-  while let Some(f) = fields.next()? {
-    out.push(f.type_());
-    put_u32(out, f.value_bytes().len());
-    out.extend_from_slice(f.value_bytes());
-  }
-  out.push(0);
-  Ok(())
-}
 
 fn put_u32(out: &mut Vec<u8>, n: usize) {
   out.extend_from_slice(&(n as u32).to_be_bytes());

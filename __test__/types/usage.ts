@@ -1,5 +1,7 @@
 // Compiled by `npm run typecheck` (tsc --noEmit): the public typings as a user writes against them.
-import { createPool, defaults, isOnepoolError, processStats, setProcessMaxConnections, type Notice, type PoolClient } from 'onepool'
+import { createPool, defaults, isOnepoolError, processStats, setProcessMaxConnections, Cursor, QueryStream, type Notice, type PoolClient } from 'onepool'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 
 interface User {
   id: number
@@ -47,6 +49,25 @@ export async function handler(): Promise<User | undefined> {
   db.sql.compile({ strings: ['select 1'], values: [] })
   // @ts-expect-error text is never SQL: sql.fragment is a tag
   db.sql.fragment('id = 1')
+  for await (const u of db.stream<User>('select id, email from users', [], { batchSize: 500, signal: ac.signal })) {
+    const email: string = u.email
+    void email
+  }
+  const cursor = db.cursor<User>('select * from users')
+  const some: User[] = await cursor.read(100)
+  void some
+  await cursor.close()
+  const viaQuery: Cursor<User> = client.query(new Cursor<User>('select * from users', []))
+  await viaQuery.close()
+  for await (const row of client.query(new QueryStream<User>('select * from users', [], { batchSize: 100 }))) void row.id
+  const { rowCount: copied } = await db.copyFrom('copy users from stdin', ['1\ta@b.c\n'])
+  const copiedRows: number = copied
+  void copiedRows
+  await pipeline(Readable.from(['2\tb@c.d\n']), db.copyFrom('copy users from stdin'))
+  for await (const chunk of db.copyTo('copy users to stdout (format csv)')) {
+    const bytes: Buffer = chunk
+    void bytes
+  }
   const s = db.stats()
   const inUse: number = s.inUse + processStats().budget.used
   void inUse

@@ -3,7 +3,7 @@
 // Kysely expects its pool (onepool's result type is pg's, whose `command` is any string).
 
 const { PostgresDialect } = require('kysely')
-const { createPool } = require('../..')
+const { createPool, Cursor } = require('../..')
 
 /** An onepool Pool from any copy of the package (instanceof fails across copies). */
 function isPool(value) {
@@ -12,11 +12,12 @@ function isPool(value) {
 
 /**
  * A Kysely dialect on `pool`, or on the pool `createPool(options)` attaches to (default:
- * DATABASE_URL). `config` takes PostgresDialect's other options (`onCreateConnection`, ...).
+ * DATABASE_URL). `config` takes PostgresDialect's other options (`onCreateConnection`, ...);
+ * its `cursor` is onepool's Cursor unless given, so `.stream()` works.
  */
 function onepoolDialect(poolOrOptions, config = {}) {
   const pool = isPool(poolOrOptions) ? poolOrOptions : createPool(poolOrOptions)
-  return new PostgresDialect({ ...config, pool })
+  return new PostgresDialect({ cursor: Cursor, ...config, pool })
 }
 
 module.exports = { onepoolDialect }

@@ -20,10 +20,10 @@ use tokio::sync::Notify;
 
 use super::framing::{make_room, next_message, read_message, ReadError};
 use super::startup::{parse_db_error, without_sqlstate};
+use super::stream::{self, Parked};
 use super::transport::{DirectRead, Reader, Writer};
 use super::{ConnState, Field, QueryResult, Reply, Response};
 use crate::error::{CoreError, CoreResult, TimeoutKind};
-use crate::wire;
 
 /// The replies owed for requests sent or queued, oldest first, and the bytes not yet written.
 pub(crate) struct Pending {
@@ -37,6 +37,10 @@ pub(crate) struct Pending {
   /// How many of the last requests in `replies` have no byte written yet: if the connection
   /// fails, they certainly never ran.
   pub(crate) unsent_requests: usize,
+  /// Requests waiting behind a stream that holds the connection (`stream.rs`).
+  pub(crate) parked: Parked,
+  /// A COPY writer waiting for the bytes ahead of its own to be taken by the writer task.
+  pub(crate) drained: Option<Box<dyn FnOnce(bool) + Send>>,
 }
 
 impl Pending {
@@ -48,6 +52,8 @@ impl Pending {
       writing: false,
       hung_up: false,
       unsent_requests: 0,
+      parked: Parked::default(),
+      drained: None,
     }
   }
 }
@@ -116,12 +122,17 @@ async fn run(
       .into(),
   );
   let reason = state.kill_reason.lock().unwrap_or_else(|e| e.into_inner()).take();
-  let (drained, unsent): (Vec<Reply>, usize) = {
+  let (drained, unsent, writer): (Vec<Reply>, usize, _) = {
     let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
     p.closed = Some(err.clone());
     p.unsent.clear();
-    (p.replies.drain(..).collect(), p.unsent_requests)
+    let parked = p.parked.requests;
+    p.parked.clear();
+    (p.replies.drain(..).collect(), p.unsent_requests + parked, p.drained.take())
   };
+  if let Some(writer) = writer {
+    writer(false);
+  }
   // Requests that never ran: those with no byte written, and after a FATAL error (the backend
   // ends without reading further) every one behind the request it answered.
   let ran = if state.fatal.load(Ordering::Acquire) { 0 } else { drained.len().saturating_sub(unsent) };
@@ -142,20 +153,24 @@ async fn run(
 
 async fn write_loop(mut writer: Writer, pending: &Mutex<Pending>, state: &ConnState) -> CoreResult<()> {
   loop {
-    let batch = {
+    let (batch, drained) = {
       let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
       if p.unsent.is_empty() {
         p.writing = false;
         if p.hung_up {
           break;
         }
-        None
+        (None, None)
       } else {
         p.writing = true;
         p.unsent_requests = 0;
-        Some(p.unsent.split())
+        (Some(p.unsent.split()), p.drained.take())
       }
     };
+    // A COPY writer held back while these bytes waited may send more now.
+    if let Some(drained) = drained {
+      drained(true);
+    }
     match batch {
       Some(bytes) => writer.write_all(&bytes).await.map_err(|e| CoreError::lost(&e))?,
       // A permit stored by a wake-up that came before this wait makes it return at once.
@@ -198,8 +213,10 @@ struct Collector {
   /// How many bytes of cells the last statement on this connection had: the same query run
   /// again then fills one allocation instead of a chain of doublings.
   cells_hint: usize,
-  /// The request's notices, encoded (`wire::append_notice`), up to MAX_NOTICE_BYTES.
+  /// The request's notices, encoded (`notices::append_notice`), up to MAX_NOTICE_BYTES.
   notices: Vec<u8>,
+  /// The stream whose reply is being read, if it is one (`stream.rs`).
+  fed: stream::Current,
 }
 
 impl Collector {
@@ -249,7 +266,17 @@ const MAX_CELLS_HINT: usize = 16 << 20;
 
 /// Notices kept for one request: a server (or a function raising notices in a loop) cannot make
 /// a connection hold more than this; later notices of the same request are dropped.
-const MAX_NOTICE_BYTES: usize = 1 << 20;
+pub(super) const MAX_NOTICE_BYTES: usize = 1 << 20;
+
+/// Whether `buf` starts with a whole message (the next read needs no more bytes).
+fn holds_message(buf: &[u8]) -> bool {
+  buf.len() >= 5 && buf.len() > u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize
+}
+
+/// A COPY's consumer fell behind: the socket is left unread until it catches up (`stream.rs`).
+fn reading_paused(state: &ConnState) -> bool {
+  state.reading_paused.load(Ordering::Acquire)
+}
 
 /// Reads a TLS stream or a socket JavaScript owns: only this task reads it.
 async fn read_loop(
@@ -261,6 +288,14 @@ async fn read_loop(
   let mut buf = BytesMut::with_capacity(READ_CHUNK);
   let mut c = Collector::default();
   loop {
+    // A notification stored before this wait makes it return at once.
+    while reading_paused(state) {
+      state.resumed.notified().await;
+    }
+    c.fed.take_data(&mut buf, max_message);
+    if !holds_message(&buf) {
+      c.fed.caught_up();
+    }
     let msg = match read_message(&mut rd, &mut buf, max_message).await {
       Ok(m) => m,
       Err(e) => return e.into_core(),
@@ -362,7 +397,7 @@ impl Inbox {
       Err(std::sync::TryLockError::WouldBlock) => return false,
       Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
     };
-    if parsed.failed.is_some() || self.state.closed.load(Ordering::Acquire) {
+    if parsed.failed.is_some() || self.state.closed.load(Ordering::Acquire) || reading_paused(&self.state) {
       return false;
     }
     // A large result arrives over many turns of the event loop, not in one long callback.
@@ -401,6 +436,11 @@ impl Inbox {
           _ = self.unwatched.notified() => false,
           _ = self.state.read_failed.notified() => true,
         }
+      } else if reading_paused(&self.state) {
+        tokio::select! {
+          _ = self.state.resumed.notified() => false,
+          _ = self.state.read_failed.notified() => true,
+        }
       } else {
         tokio::select! {
           r = self.socket.readable() => match r {
@@ -432,8 +472,17 @@ impl Inbox {
     mut read: impl FnMut(&mut BytesMut) -> std::io::Result<usize>,
   ) -> CoreResult<()> {
     loop {
-      while let Some(msg) = next_message(&mut p.buf, self.max_message).map_err(ReadError::into_core)? {
+      loop {
+        // A COPY's data, straight from the buffer (`stream.rs`).
+        p.c.fed.take_data(&mut p.buf, self.max_message);
+        let Some(msg) = next_message(&mut p.buf, self.max_message).map_err(ReadError::into_core)? else {
+          break;
+        };
         absorb(msg, &mut p.c, &self.pending, &self.state)?;
+      }
+      // A COPY's consumer fell behind: leave the rest in the socket, so the server waits.
+      if reading_paused(&self.state) {
+        return Ok(());
       }
       // Grows with what arrived (doubling while a long message comes in), never to the length
       // a header claims.
@@ -443,7 +492,10 @@ impl Inbox {
       match read(&mut p.buf) {
         Ok(0) => return Err(CoreError::lost(&std::io::ErrorKind::UnexpectedEof.into())),
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+          p.c.fed.caught_up();
+          return Ok(());
+        }
         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
         Err(e) => return Err(CoreError::lost(&e)),
       }
@@ -453,6 +505,8 @@ impl Inbox {
 
 /// Handles one message from the server: a reply is answered at its ReadyForQuery.
 fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &ConnState) -> CoreResult<()> {
+  // A stream's reply goes to the stream (`stream.rs`).
+  let Some(msg) = c.fed.absorb(msg, pending, state)? else { return Ok(()) };
   match msg {
     Message::DataRow(body) => {
       let cells = body.buffer();
@@ -526,6 +580,7 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
     }
     Message::ReadyForQuery(body) => {
       c.expect = Expect::Nothing;
+      c.fed.answered();
       state.tx_status.store(body.status(), Ordering::Release);
       state.made_progress();
       let done = c.take();
@@ -559,13 +614,14 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
     }
     Message::NoticeResponse(body) => {
       if c.notices.len() < MAX_NOTICE_BYTES {
-        wire::append_notice(&mut c.notices, &mut body.fields())
+        super::notices::append_notice(&mut c.notices, &mut body.fields())
           .map_err(|e| malformed(format!("a malformed NoticeResponse: {e}")))?;
       }
     }
     Message::CopyInResponse(_) | Message::CopyOutResponse(_) => {
       return Err(CoreError::Protocol(
-        "COPY is not supported through onepool's query(); use a COPY-capable client".into(),
+        "COPY cannot run through query(): use copyFrom() (COPY ... FROM STDIN) or copyTo() (COPY ... TO STDOUT)"
+          .into(),
       ));
     }
     _ => return Err(CoreError::Protocol("protocol error: unexpected message from the server".into())),
@@ -573,7 +629,7 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
   Ok(())
 }
 
-fn malformed(what: String) -> CoreError {
+pub(super) fn malformed(what: String) -> CoreError {
   CoreError::Protocol(format!("protocol error: {what}"))
 }
 
@@ -581,7 +637,7 @@ fn malformed(what: String) -> CoreError {
 /// that stays inside the row, and nothing after the last one. JavaScript then reads cells
 /// without bounds checks of its own that could loop to a claimed end.
 #[inline]
-fn check_cells(cells: &[u8], count: u16) -> CoreResult<()> {
+pub(super) fn check_cells(cells: &[u8], count: u16) -> CoreResult<()> {
   let mut at = 0usize;
   for _ in 0..count {
     let Some(&[a, b, c, d]) = cells.get(at..at + 4) else {
@@ -618,6 +674,6 @@ pub(crate) fn cached_columns(result: &mut QueryResult, fields: Arc<Vec<Field>>) 
   Ok(())
 }
 
-fn pop(pending: &Mutex<Pending>) -> Option<Reply> {
+pub(super) fn pop(pending: &Mutex<Pending>) -> Option<Reply> {
   pending.lock().unwrap_or_else(|e| e.into_inner()).replies.pop_front()
 }

@@ -7,12 +7,16 @@
 //! never hand out a connection that is inside a transaction), and Buffers sent in binary.
 
 mod channel_binding;
+mod copy;
 mod framing;
 mod io;
+mod notices;
+mod portal;
 mod query;
 mod session_attrs;
 pub mod sockets;
 mod startup;
+mod stream;
 mod tls;
 pub mod transport;
 
@@ -29,7 +33,9 @@ use crate::config::{ConnSettings, Host, Target};
 use crate::error::{CoreError, CoreResult};
 use transport::DirectWrite;
 
+pub use copy::{Chunk, ChunkDone, Copy, CopyDirection};
 pub use io::Inbox;
+pub use portal::RowStream;
 pub use query::Query;
 use query::{encode_bound, encode_prepare, encode_simple, encode_unnamed, with_closes, Plan, Statements};
 pub use session_attrs::{check, Checked, ServerState};
@@ -66,7 +72,7 @@ pub struct QueryResult {
 pub struct Response {
   pub results: Vec<QueryResult>,
   /// The request's notices (NoticeResponse, node-postgres's `notice` event), encoded as
-  /// `wire::append_notice` does; empty when there were none.
+  /// `notices::append_notice` does; empty when there were none.
   pub notices: Vec<u8>,
 }
 
@@ -97,6 +103,11 @@ struct ConnState {
   /// Where this connection's NOTIFY messages go, once someone asked for them
   /// (`Conn::notifications`); the stream ends with why the connection closed.
   notifications: Mutex<Option<mpsc::UnboundedSender<Result<Notification, CoreError>>>>,
+  /// Streams (row streams, COPY) queued: replies may have to be fed to them (`stream.rs`).
+  streams: AtomicUsize,
+  /// A COPY's consumer fell behind: the socket is not read until `resumed`.
+  reading_paused: AtomicBool,
+  resumed: Notify,
 }
 
 impl ConnState {
@@ -138,6 +149,9 @@ pub(crate) enum Reply {
   Callback(Done),
   /// Its caller was already answered (timed out); the response is read and dropped.
   Discard,
+  /// A row stream or a COPY (its id and its feed): its reply is fed to it message by message
+  /// (`stream.rs`).
+  Stream(u64, Arc<dyn stream::Feed>),
 }
 
 impl Reply {
@@ -148,6 +162,11 @@ impl Reply {
       }
       Reply::Callback(done) => done(outcome),
       Reply::Discard => {}
+      Reply::Stream(_, feed) => {
+        if let Err(e) = outcome {
+          feed.failed(e)
+        }
+      }
     }
   }
 }
@@ -262,6 +281,9 @@ impl Conn {
       wake_writer: Notify::new(),
       read_failed: Notify::new(),
       notifications: Mutex::new(None),
+      streams: AtomicUsize::new(0),
+      reading_paused: AtomicBool::new(false),
+      resumed: Notify::new(),
     });
     let (reader, writer) = transport::split(opened.stream);
     let direct = writer.direct();
@@ -459,6 +481,10 @@ impl Shared {
         inbox.unwatch();
       }
     }
+    // Behind a row stream or a COPY: written when it ends.
+    if self.park(&mut p, &bytes) {
+      return Ok(());
+    }
     // `Now` with nothing queued ahead: write from this thread, sparing a hand-off to the writer
     // task. `Batched`: the writer task sends, so pipelined requests coalesce into fewer, larger
     // writes. Whatever the socket does not take now (or an error, which the writer task then
@@ -484,7 +510,7 @@ impl Shared {
     match self.enqueue(bytes, Reply::Callback(done), write) {
       Ok(()) => Ok(()),
       Err(Reply::Callback(done)) => Err(done),
-      Err(Reply::Channel(_)) | Err(Reply::Discard) => unreachable!("sent a callback"),
+      Err(_) => unreachable!("sent a callback"),
     }
   }
 

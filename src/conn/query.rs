@@ -57,7 +57,7 @@ pub fn encode_simple(sql: &str) -> Bytes {
   buf.freeze()
 }
 
-fn put_bind(statement: &str, params: &[Param], buf: &mut BytesMut) {
+pub(super) fn put_bind(statement: &str, params: &[Param], buf: &mut BytesMut) {
   let formats = params.iter().map(|p| i16::from(matches!(p, Param::Binary(_))));
   // Cannot fail: NULs were rejected and lengths fit in i32 for any value JS can hold.
   let _ = frontend::bind(

@@ -74,6 +74,21 @@ impl EnvQueue {
     })
   }
 
+  /// The callback that finishes request `id` with bytes JavaScript takes as they are (a COPY's
+  /// data), not a result to decode.
+  pub fn done_bytes(self: &Arc<Self>, id: u32) -> Box<dyn FnOnce(CoreResult<Vec<u8>>) + Send> {
+    let queue = self.clone();
+    Box::new(move |outcome: CoreResult<Vec<u8>>| {
+      queue.push(
+        id,
+        match outcome {
+          Ok(bytes) => Outcome::Result(bytes),
+          Err(e) => Outcome::Failed(e),
+        },
+      )
+    })
+  }
+
   pub fn fail(&self, id: u32, err: CoreError) {
     self.push(id, Outcome::Failed(err));
   }

@@ -10,6 +10,7 @@ mod objects;
 mod password;
 mod pool;
 mod session;
+mod stream;
 mod transport;
 #[cfg(unix)]
 mod watch;

@@ -16,7 +16,7 @@ use crate::session::Session;
 
 #[napi]
 pub struct NativeSession {
-  inner: Arc<Session>,
+  pub(super) inner: Arc<Session>,
 }
 
 impl NativeSession {

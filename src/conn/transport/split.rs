@@ -41,6 +41,14 @@ pub trait DirectRead: Send + Sync {
 pub trait DirectWrite: Send + Sync {
   /// Writes what the socket takes now; `WouldBlock` when it takes nothing.
   fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+  /// Like `try_write`, for several buffers in one go (one segment for a message's header and
+  /// body, where two writes would be two).
+  fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    match bufs.iter().find(|b| !b.is_empty()) {
+      Some(first) => self.try_write(first),
+      None => Ok(0),
+    }
+  }
   fn writable(&self) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send + '_>>;
 }
 
@@ -116,6 +124,9 @@ impl DirectWrite for tokio::net::tcp::OwnedWriteHalf {
   fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
     tokio::net::tcp::OwnedWriteHalf::try_write(self, buf)
   }
+  fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    tokio::net::tcp::OwnedWriteHalf::try_write_vectored(self, bufs)
+  }
   fn writable(&self) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send + '_>> {
     Box::pin(tokio::net::tcp::OwnedWriteHalf::writable(self))
   }
@@ -125,6 +136,9 @@ impl DirectWrite for tokio::net::tcp::OwnedWriteHalf {
 impl DirectWrite for tokio::net::unix::OwnedWriteHalf {
   fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
     tokio::net::unix::OwnedWriteHalf::try_write(self, buf)
+  }
+  fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    tokio::net::unix::OwnedWriteHalf::try_write_vectored(self, bufs)
   }
   fn writable(&self) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send + '_>> {
     Box::pin(tokio::net::unix::OwnedWriteHalf::writable(self))
