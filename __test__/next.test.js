@@ -1,6 +1,6 @@
 'use strict'
 // adapters/next (onepool/next): the route wrapper, without Next.js — plain Request/Response.
-// scripts/e2e-next.js runs it inside a real Next.js app.
+// __test__/e2e/next.js runs it inside a real Next.js app.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')

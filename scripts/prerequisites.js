@@ -1,11 +1,13 @@
 'use strict'
-// What `npm test` and `npm run lint` need beyond npm's own dependencies, checked before any long
-// build starts: Rust with the wasm32-wasip1-threads target (the WebAssembly build), PgBouncer
-// (the pooler tests) and openssl (the TLS tests' certificates). What is missing and can be had
-// here is installed: the Rust target with rustup, PgBouncer and openssl with apt-get when running
-// as root. Otherwise one line says what to install, and the caller stops.
+// What `npm test`, `npm run lint` and the Next.js end-to-end run need beyond npm's own
+// dependencies, checked before any long build starts: Rust with the wasm32-wasip1-threads target
+// (the WebAssembly build), PgBouncer (the pooler tests), openssl (the TLS tests' certificates) and,
+// for the end-to-end run, Chromium (the example's page in a real browser). What is missing and can
+// be had here is installed: the Rust target with rustup, the others with apt-get when running as
+// root. Otherwise one line says what to install, and the caller stops.
 //
-// ONEPOOL_PGBOUNCER=/path/to/pgbouncer names the binary instead of looking for it.
+// ONEPOOL_PGBOUNCER=/path/to/pgbouncer and ONEPOOL_CHROMIUM=/path/to/chromium name the binaries
+// instead of looking for them.
 
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -13,8 +15,12 @@ const path = require('node:path')
 
 const root = path.join(__dirname, '..')
 const WASM_TARGET = 'wasm32-wasip1-threads'
-// The tools the tests run, and what for.
-const TOOLS = { pgbouncer: 'the PgBouncer tests', openssl: "the TLS tests' certificates" }
+// The tools the tests run, what for, and the variable that may name the binary.
+const TOOLS = {
+  pgbouncer: { for: 'the PgBouncer tests', variable: 'ONEPOOL_PGBOUNCER' },
+  openssl: { for: "the TLS tests' certificates" },
+  chromium: { for: "the end-to-end run's browser checks", variable: 'ONEPOOL_CHROMIUM' },
+}
 // Debian installs pgbouncer into /usr/sbin, which a non-root PATH usually lacks.
 const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin']
 
@@ -44,6 +50,15 @@ function findPgbouncer() {
   return which('pgbouncer', SBIN)
 }
 
+/** The Chromium binary: ONEPOOL_CHROMIUM when set (null if that is not executable), else found. */
+function findChromium() {
+  const named = process.env.ONEPOOL_CHROMIUM
+  if (named) return isExecutable(named) ? named : null
+  return which('chromium') || which('chromium-browser') || which('google-chrome')
+}
+
+const FIND = { pgbouncer: findPgbouncer, openssl: () => which('openssl'), chromium: findChromium }
+
 function wasmTargetInstalled() {
   const r = spawnSync('rustc', ['--print', 'target-libdir', '--target', WASM_TARGET], { cwd: root, encoding: 'utf8' })
   if (r.status !== 0) return false
@@ -72,19 +87,22 @@ function ensureRust({ wasm }) {
 }
 
 /**
- * PgBouncer and openssl, installed with apt-get as root where missing (when `install`); returns
- * the lines of what is still missing.
+ * `tools` (names in TOOLS), installed with apt-get as root where missing (when `install`);
+ * returns the lines of what is still missing.
  */
-function ensureTools({ install }) {
-  if (process.env.ONEPOOL_PGBOUNCER && !findPgbouncer()) {
-    return [`ONEPOOL_PGBOUNCER=${process.env.ONEPOOL_PGBOUNCER} is not an executable file: point it at pgbouncer, or unset it`]
+function ensureTools(tools, { install }) {
+  for (const tool of tools) {
+    const variable = TOOLS[tool].variable
+    if (variable && process.env[variable] && !FIND[tool]()) {
+      return [`${variable}=${process.env[variable]} is not an executable file: point it at ${tool}, or unset it`]
+    }
   }
-  const missing = () => [!findPgbouncer() && 'pgbouncer', !which('openssl') && 'openssl'].filter(Boolean)
+  const missing = () => tools.filter((tool) => !FIND[tool]())
   let packages = missing()
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0
   if (packages.length && install && asRoot && which('apt-get')) {
     const started = Date.now()
-    say(`installing ${packages.join(' and ')} with apt-get (for ${packages.map((p) => TOOLS[p]).join(' and ')})…`)
+    say(`installing ${packages.join(' and ')} with apt-get (for ${packages.map((p) => TOOLS[p].for).join(' and ')})…`)
     // dpkg's progress (unpacking, triggers) is noise here; its errors still show.
     const apt = { env: { DEBIAN_FRONTEND: 'noninteractive' }, quiet: true }
     if (run('apt-get', ['update', '-qq'], apt)) run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], apt)
@@ -93,21 +111,26 @@ function ensureTools({ install }) {
   }
   if (!packages.length) return []
   const how = process.platform === 'darwin' ? `brew install ${packages.join(' ')}` : `apt-get install ${packages.join(' ')}` + (asRoot ? '' : ' as root')
-  const named = packages.includes('pgbouncer') ? ', or set ONEPOOL_PGBOUNCER to a pgbouncer binary' : ''
-  const list = packages.map((p) => `${p} (for ${TOOLS[p]})`).join(' and ')
+  const named = packages
+    .filter((p) => TOOLS[p].variable)
+    .map((p) => `, or set ${TOOLS[p].variable} to a ${p} binary`)
+    .join('')
+  const list = packages.map((p) => `${p} (for ${TOOLS[p].for})`).join(' and ')
   return [`${list} ${packages.length > 1 ? 'are' : 'is'} not installed: install with \`${how}\`${named}`]
 }
 
 /**
- * Makes sure the prerequisites are there (`wasm`: the Rust target, `tools`: pgbouncer, openssl); prints one line per missing
- * prerequisite, prefixed with `who`, and returns false when anything is still missing.
+ * Makes sure the prerequisites are there (`wasm`: the Rust target, `tools`: pgbouncer, openssl,
+ * `browser`: chromium); prints one line per missing prerequisite, prefixed with `who`, and returns
+ * false when anything is still missing.
  */
-function ensurePrerequisites(who, { wasm = true, tools = true } = {}) {
+function ensurePrerequisites(who, { wasm = true, tools = true, browser = false } = {}) {
   const missing = ensureRust({ wasm })
+  const wanted = [...(tools ? ['pgbouncer', 'openssl'] : []), ...(browser ? ['chromium'] : [])]
   // Without Rust nothing builds: say what else is missing, but install nothing yet.
-  if (tools) missing.push(...ensureTools({ install: missing.length === 0 }))
+  if (wanted.length) missing.push(...ensureTools(wanted, { install: missing.length === 0 }))
   for (const line of missing) console.error(`${who} cannot run: ${line}.`)
   return missing.length === 0
 }
 
-module.exports = { ensurePrerequisites, findPgbouncer, which, WASM_TARGET }
+module.exports = { ensurePrerequisites, findPgbouncer, findChromium, which, WASM_TARGET }

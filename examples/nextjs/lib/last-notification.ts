@@ -10,9 +10,11 @@ export type Seen = {
   last: { payload: string; processId: number; at: string } | null
   /** How many times the handler ran per payload: once each, however often the route reloads. */
   handled: Record<string, number>
+  /** How many times the dev server evaluated the route that subscribes. */
+  evaluations: number
 }
 
 const KEY = Symbol.for('onepool-example.last-notification')
 const store = globalThis as typeof globalThis & { [KEY]?: Seen }
 
-export const seen: Seen = (store[KEY] ??= { last: null, handled: {} })
+export const seen: Seen = (store[KEY] ??= { last: null, handled: {}, evaluations: 0 })

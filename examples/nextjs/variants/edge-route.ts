@@ -1,4 +1,4 @@
-// Copied to app/api/edge/route.ts by scripts/e2e-next.js for one request, then removed: a route
+// Copied to app/api/edge/route.ts by __test__/e2e/next.js for one request, then removed: a route
 // in the Edge runtime that imports onepool. onepool is a native addon, so this cannot work; the
 // question is how clearly it fails.
 import { createPool } from 'onepool'

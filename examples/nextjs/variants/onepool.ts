@@ -10,5 +10,5 @@ export const db = createPool({
   applicationName: 'onepool-example',
 })
 
-// scripts/e2e-next.js rewrites this constant on every round (and `max` above on two rounds).
+// The end-to-end run rewrites this constant on every round (and `max` above on two rounds).
 export const EDIT = 0
