@@ -68,13 +68,21 @@ describe('LISTEN with a host list', () => {
     })
   }
 
-  test('a standby alone in the host list: ready rejects with the server\'s refusal (25006)', async () => {
+  test('no primary in the host list: ready rejects, saying why', async () => {
     const { standbys } = repl
-    const db = pool([standbys[0].port], 'target_session_attrs=any', { connectTimeoutMs: 2000 })
-    const sub = db.listen(uniqueName('ch'), () => {})
-    await assert.rejects(sub.ready, (e) => e.code === '25006' && /LISTEN during recovery/.test(e.message))
-    sub.unlisten()
-    assert.ok(await waitFor(() => db.stats().size === 0 || db.stats().size === db.stats().idle), JSON.stringify(db.stats()))
+    // One server and target_session_attrs=any: nothing to pick, the standby itself refuses.
+    const direct = pool([standbys[0].port], 'target_session_attrs=any', { connectTimeoutMs: 2000 })
+    const refused = direct.listen(uniqueName('ch'), () => {})
+    await assert.rejects(refused.ready, (e) => e.code === '25006' && /LISTEN during recovery/.test(e.message))
+    refused.unlisten()
+    // Servers to pick from: the pool waits connectTimeoutMs for a primary (one may be promoted).
+    const picking = pool([standbys[0].port], 'target_session_attrs=read-only', { connectTimeoutMs: 1000 })
+    const waited = picking.listen(uniqueName('ch'), () => {})
+    await assert.rejects(waited.ready, (e) => e.code === 'CONNECT_FAILED' && /no primary to LISTEN on/.test(e.message) && /a standby/.test(e.message))
+    waited.unlisten()
+    for (const db of [direct, picking]) {
+      assert.ok(await waitFor(() => db.stats().listening === 0 && db.stats().size === db.stats().idle), JSON.stringify(db.stats()))
+    }
   })
 
   // Last: the failover leaves the old primary stopped.

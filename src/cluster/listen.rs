@@ -33,7 +33,7 @@ impl Cluster {
     &self.members[0].pool
   }
 
-  /// Called once the cluster exists: its listening connection is picked as its requests are.
+  /// Called once the cluster exists: its listening connection comes from a primary it picks.
   pub(super) fn listen_through_me(&self) {
     self.listener().listen_via(Arc::new(ViaCluster(self.me.clone())));
   }
