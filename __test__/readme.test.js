@@ -1,7 +1,9 @@
 'use strict'
-// Every JavaScript and TypeScript block in the README compiles, as a user's project would compile
-// it (TypeScript strict, `nodenext`, against the real kysely, drizzle-orm, ... packages), and the
-// blocks marked `<!-- runs -->` also run against the test server. A snippet can never rot.
+// Every JavaScript and TypeScript block in the README and in the reference pages it links to
+// (docs/*.md) compiles, as a user's project would compile it (TypeScript strict, `nodenext`,
+// against the real kysely, drizzle-orm, ... packages), and the blocks marked `<!-- runs -->` also
+// run against the test server. A snippet can never rot, wherever it moved. Every relative link of
+// those pages leads to a file that exists and, with a `#fragment`, to a heading in it.
 //
 // A block may use the names a snippet reader assumes (`db`, `pool`, `client`, `id`, `req`): they
 // are declared in a prelude. A block preceded by `<!-- not checked: why -->` is skipped (shell
@@ -16,9 +18,20 @@ const { spawnSync } = require('node:child_process')
 const root = path.join(__dirname, '..')
 const CODE = new Set(['js', 'javascript', 'ts', 'typescript', 'mjs', 'cjs'])
 
-/** The README's code blocks: { lang, code, line, runs }. */
+/** The pages whose snippets and links are checked, relative to the repository root. */
+function pages() {
+  const docs = fs.readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md'))
+  return ['README.md', ...docs.sort().map((f) => `docs/${f}`)]
+}
+
+/** Every page's code blocks: { page, lang, code, line, runs }. */
 function blocks() {
-  const lines = fs.readFileSync(path.join(root, 'README.md'), 'utf8').split('\n')
+  return pages().flatMap((page) => blocksOf(page).map((b) => ({ page, ...b })))
+}
+
+/** One page's code blocks: { lang, code, line, runs }. */
+function blocksOf(page) {
+  const lines = fs.readFileSync(path.join(root, page), 'utf8').split('\n')
   const out = []
   for (let i = 0; i < lines.length; i++) {
     const open = /^(\s*)```(\w+)\s*$/.exec(lines[i])
@@ -46,15 +59,20 @@ declare global {
 export {}
 `
 
+/** A page's path as part of a file name: docs/tls.md -> docs-tls. */
+const slugOf = (page) => page.replace(/\.md$/, '').replace(/[^\w]+/g, '-')
+
 /** The file a block becomes: CommonJS blocks as .cts, the rest as ES modules (.mts). */
 function fileFor(b, n) {
   const commonjs = /\brequire\(/.test(b.code) && !/^\s*import\s/m.test(b.code)
-  return `block-${String(n).padStart(2, '0')}-line-${b.line}.${commonjs ? 'cts' : 'mts'}`
+  return `block-${String(n).padStart(2, '0')}-${slugOf(b.page)}-line-${b.line}.${commonjs ? 'cts' : 'mts'}`
 }
 
-test('every README code block type-checks (strict, nodenext) against the real packages', () => {
+test('every code block of the README and docs/ type-checks (strict, nodenext) against the real packages', () => {
   const all = blocks()
-  assert.ok(all.length >= 10, `only ${all.length} code blocks found`)
+  assert.ok(all.filter((b) => b.page === 'README.md').length >= 10, 'fewer than 10 code blocks found in README.md')
+  assert.ok(all.some((b) => b.page !== 'README.md'), 'no code blocks found in docs/')
+  const pageOf = new Map(all.map((b, n) => [fileFor(b, n).replace(/\.\w+$/, ''), b.page]))
   // Inside the repository, so that `import 'onepool'` resolves to this package by its own name.
   const dir = fs.mkdtempSync(path.join(root, '__test__', '.readme-'))
   try {
@@ -90,14 +108,16 @@ test('every README code block type-checks (strict, nodenext) against the real pa
     const errors = (tsc.stdout + tsc.stderr)
       .split('\n')
       .filter((l) => /error TS/.test(l))
-      .map((l) => l.replace(/^.*block-\d+-line-(\d+)\.\w+\((\d+),\d+\)/, (_, line, at) => `README line ${Number(line) + Number(at)}`))
+      .map((l) =>
+        l.replace(/^.*(block-\d+-[\w-]+?-line-(\d+))\.\w+\((\d+),\d+\)/, (_, file, line, at) => `${pageOf.get(file)} line ${Number(line) + Number(at)}`),
+      )
     assert.deepEqual(errors, [], errors.join('\n'))
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
 
-test('the README blocks marked to run do, against the test server', async () => {
+test('the blocks marked to run do, against the test server', async () => {
   const { admin, TEST_URL, uniqueName } = require('./helpers/db')
   const ts = require('typescript')
   const runnable = blocks().filter((b) => b.runs)
@@ -115,7 +135,7 @@ test('the README blocks marked to run do, against the test server', async () => 
   try {
     for (const b of runnable) {
       const js = ts.transpileModule(b.code, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext } }).outputText
-      const file = path.join(dir, `line-${b.line}.mjs`)
+      const file = path.join(dir, `${slugOf(b.page)}-line-${b.line}.mjs`)
       fs.writeFileSync(
         file,
         `import { createPool } from 'onepool'
@@ -126,10 +146,63 @@ await db.end()
 `,
       )
       const run = spawnSync(process.execPath, [file], { encoding: 'utf8', env: { ...process.env, URL: TEST_URL }, timeout: 60000 })
-      assert.equal(run.status, 0, `README block at line ${b.line} failed:\n${run.stderr}`)
+      assert.equal(run.status, 0, `${b.page} block at line ${b.line} failed:\n${run.stderr}`)
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
     await admin(`drop schema ${schema} cascade`)
   }
+})
+
+/** A page's lines outside fenced code blocks (a `# comment` in a shell block is no heading). */
+function prose(file) {
+  let fenced = false
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .map((line) => {
+      if (/^\s*```/.test(line)) {
+        fenced = !fenced
+        return ''
+      }
+      return fenced ? '' : line
+    })
+}
+
+/** The fragments GitHub gives a Markdown file's headings (lower case, punctuation dropped, -1 for repeats). */
+function anchorsOf(file) {
+  const seen = new Map()
+  const anchors = new Set()
+  for (const line of prose(file)) {
+    const m = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line)
+    if (!m) continue
+    const text = m[1].replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1')
+    const base = text.toLowerCase().replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, '').replace(/ /g, '-')
+    const n = seen.get(base) || 0
+    seen.set(base, n + 1)
+    anchors.add(n ? `${base}-${n}` : base)
+  }
+  return anchors
+}
+
+test('every relative link of the README and docs/ leads to a file that exists, and to a heading in it', () => {
+  const broken = []
+  let checked = 0
+  for (const page of pages()) {
+    const from = path.join(root, page)
+    prose(from).forEach((line, i) => {
+      for (const m of line.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
+        const target = m[1]
+        if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue // https:, mailto:
+        checked++
+        const [file, fragment] = target.split('#')
+        const resolved = file ? path.resolve(path.dirname(from), decodeURIComponent(file)) : from
+        if (!fs.existsSync(resolved)) broken.push(`${page}:${i + 1}: ${target} (no such file)`)
+        else if (fragment !== undefined && !(resolved.endsWith('.md') && anchorsOf(resolved).has(fragment)))
+          broken.push(`${page}:${i + 1}: ${target} (no heading #${fragment} there)`)
+      }
+    })
+  }
+  assert.ok(checked >= 40, `only ${checked} links found`)
+  assert.deepEqual(broken, [])
 })
