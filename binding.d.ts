@@ -38,6 +38,13 @@ export declare class NativeCopy {
 
 export declare class NativePool {
   /**
+   * Subscribes environment `envId` to `channel`; with `key`, replaces the subscription of this
+   * thread that holds that key. Its events arrive through `takeListenEvents`.
+   */
+  listen(envId: number, channel: string, key?: string | undefined | null): ListenResult | NativeError
+  /** Ends subscription `id` (a no-op if it already ended or was replaced). */
+  unlisten(id: number): void
+  /**
    * Starts one query whose result arrives through the environment's completion queue
    * (see `initCompletions`) under `request.id`; `crate::route` decides which connection takes
    * it. `lengths`: `values` is one string of all the text parameters, cut at these lengths.
@@ -179,6 +186,12 @@ export declare function initCompletions(onReady: () => unknown): number
  */
 export declare function initTransport(onOps: () => unknown, pid: number, hostname: string): void
 
+export interface ListenResult {
+  id: number
+  /** The subscription this one replaced (same key), if any. */
+  replaced?: number
+}
+
 /** An error as data; `lib/errors.js` turns it into an `OnepoolError`. */
 export interface NativeError {
   code: string
@@ -252,6 +265,8 @@ export interface PoolOptionsInput {
   maxMessageBytes?: number
   /** Connections of all processes on this machine to the same target together. */
   machineMax?: number
+  /** Where the listening connection goes instead of the pool's target (`listenUrl`). */
+  listenUrl?: string
   /** libpq's `target_session_attrs`: which kind of server the pool's connections land on. */
   targetSessionAttrs?: string
   /** libpq's `load_balance_hosts`: `disable` or `random`. */
@@ -279,6 +294,8 @@ export interface PoolStatsObject {
   acquireTimeouts: number
   handles: number
   closed: boolean
+  /** 1 while the pool's listening connection (`listen`) is open: counted in `size`, not in `inUse`. */
+  listening: number
   /** Each server: the host list's in its order, then the replicas. */
   hosts: Array<HostStatsObject>
 }
@@ -314,6 +331,15 @@ export interface RequestTag {
   lone: boolean
 }
 
+export interface ResumedObject {
+  /** When listening stopped, in milliseconds since the epoch. */
+  sinceMs: number
+  /** Connection attempts it took to listen again. */
+  attempts: number
+  /** Why listening stopped. */
+  cause: NativeError
+}
+
 /** Caps the connections of all pools together; `null` or 0 removes the cap. */
 export declare function setProcessMaxConnections(limit?: number | undefined | null): void
 
@@ -324,6 +350,14 @@ export declare function setProcessMaxConnections(limit?: number | undefined | nu
  * result of the batch back to back (each starts where the previous one ended).
  */
 export declare function takeCompletions(envId: number): Array<Buffer | null | number | NativeSession | NativeError>
+
+/**
+ * Takes up to `max` events of this environment's subscriptions, oldest first, four slots
+ * each: `[subscription, kind, a, b, ...]`. Kinds: 0 notification (a = payload, b = the
+ * notifying backend's pid), 1 listening, 2 the first attempt failed (a = NativeError), 3
+ * resumed (a = `ResumedObject`), 4 ended (a = NativeError when its pool was ended, else null).
+ */
+export declare function takeListenEvents(envId: number, max: number): Array<number | string | null | NativeError | ResumedObject>
 
 /** Every queued socket operation, flattened: `op, id, ...arguments` (see `lib/transport.js`). */
 export declare function takeTransportOps(): Array<number | string | boolean | Buffer | null>

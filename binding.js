@@ -849,6 +849,7 @@ module.exports.providePassword = nativeBinding.providePassword
 module.exports.releaseResult = nativeBinding.releaseResult
 module.exports.setProcessMaxConnections = nativeBinding.setProcessMaxConnections
 module.exports.takeCompletions = nativeBinding.takeCompletions
+module.exports.takeListenEvents = nativeBinding.takeListenEvents
 module.exports.takeTransportOps = nativeBinding.takeTransportOps
 module.exports.terminateAll = nativeBinding.terminateAll
 module.exports.transportData = nativeBinding.transportData

@@ -64,6 +64,12 @@ export interface PoolOptions {
   /** Behind PgBouncer in transaction mode. */
   pgbouncer?: boolean
   /**
+   * A direct connection string (not through PgBouncer) for the listening connection of
+   * `listen()`, which needs a session of its own. Alias: `directUrl`.
+   */
+  listenUrl?: string
+  directUrl?: string
+  /**
    * All processes on this machine using the same target (host, port, database, user) hold at most
    * this many connections together (env `ONEPOOL_MACHINE_MAX`). Crash-safe: a killed process frees its share.
    */
@@ -451,6 +457,58 @@ export interface PoolStats {
   closed: boolean
   /** Each server: the host list's in its order, then the replicas; which connections are where. */
   hosts: HostStats[]
+  /**
+   * 1 while the pool's listening connection (`listen()`) is open. It counts in `size` and in the
+   * `size` of the server it is on (`hosts`; with `listenUrl`: in the process budget only), not in
+   * `inUse`.
+   */
+  listening: number
+}
+
+/** A NOTIFY, as node-postgres's `'notification'` event carries it. */
+export interface Notification {
+  channel: string
+  payload: string
+  /** `pg_backend_pid()` of the session that sent it. */
+  processId: number
+}
+
+/** What `onReconnect` receives: listening resumed after notifications may have been missed. */
+export interface ReconnectInfo {
+  channel: string
+  /** When listening stopped (or the first attempt failed): catch up on what happened since. */
+  since: Date
+  /** Connection attempts it took to listen again. */
+  attempts: number
+  /** Why listening stopped (`CONNECTION_LOST` with the server's reason, `CONNECT_FAILED`, ...). */
+  cause: OnepoolError
+}
+
+export interface ListenOptions {
+  /**
+   * Subscriptions with the same key (in one JavaScript thread) replace each other: the newer
+   * one ends the older. Default: a subscription made at module scope is keyed by its database and
+   * channel (so that a hot reload replaces it); one made later has no key. `null`: no key.
+   */
+  key?: string | null
+  /** Called each time listening resumes after an outage, during which notifications were lost. */
+  onReconnect?: (info: ReconnectInfo) => void
+  /** Receives what the handler (or `onReconnect`) threw or rejected with; default `console.error`. */
+  onError?: (err: unknown, notification: Notification | ReconnectInfo) => void
+}
+
+export interface Subscription {
+  readonly channel: string
+  /**
+   * Resolves once the LISTEN is in effect. Rejects if the first attempt failed (the subscription
+   * keeps trying; `onReconnect` says when it listens) or the pool was ended first.
+   */
+  readonly ready: Promise<void>
+  /** Stops delivery at once; the UNLISTEN (or the closing of the listening connection) follows. */
+  unlisten(): void
+  /** Keeps the process alive while subscribed (by default a subscription does not). */
+  ref(): this
+  unref(): this
 }
 
 export declare class Pool extends EventEmitter implements Queryable, Streaming {
@@ -464,6 +522,13 @@ export declare class Pool extends EventEmitter implements Queryable, Streaming {
   connect(callback: (err: OnepoolError | null, client: PoolClient, done: (release?: any) => void) => void): void
   /** COMMIT when `fn` resolves, ROLLBACK when it throws; nested calls on the client use savepoints. */
   transaction<T>(fn: (client: PoolClient) => Promise<T> | T, options?: TransactionOptions): Promise<T>
+  /**
+   * Calls `handler` for every NOTIFY on `channel` (the exact name, as `pg_notify` takes it).
+   * All subscriptions of the pool share one listening connection, which reconnects by itself.
+   */
+  listen(channel: string, handler: (notification: Notification) => void | Promise<void>, options?: ListenOptions): Subscription
+  /** `select pg_notify(channel, payload)`; a payload over 7999 bytes is `PARAM_INVALID`. */
+  notify(channel: string, payload?: string): Promise<void>
   stats(): PoolStats
   /**
    * This pool for reads a standby may serve: a replica or a standby of the host list (random among

@@ -76,6 +76,7 @@ test('the native options object has exactly the fields the binding reads', () =>
     keepAlive: true,
     machineMax: 2,
     statementCacheSize: 5,
+    listenUrl: 'postgres://u@direct/d',
     maxMessageBytes: 65536,
     min: 1,
     options: '-c geqo=off',

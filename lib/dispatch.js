@@ -78,12 +78,16 @@ function createDispatcher(binding, options = {}) {
     }
   }
 
+  // The events of this environment's subscriptions (lib/listen.js) come with the same wake-up.
+  let drainEvents = null
+
   // Settle in a setImmediate, not in the wake-up callback itself: Node runs queued wake-ups
   // back to back, and under load a fresh batch is always ready, so draining there would starve
   // timers and I/O. One drain per event-loop turn keeps the loop moving.
   let scheduled = false
   const drain = () => {
     scheduled = false
+    if (drainEvents !== null) drainEvents()
     // [buffer of the small results, id, outcome, ...]: a number is where that result ends in it.
     const batch = binding.takeCompletions(envId)
     const small = batch[0]
@@ -187,6 +191,11 @@ function createDispatcher(binding, options = {}) {
     }
   }
 
+  /** Registers the function that takes this environment's subscription events (lib/listen.js). */
+  function onEvents(fn) {
+    drainEvents = fn
+  }
+
   /**
    * Like `request`, for a native call that may be done at once: when `start` returns true,
    * nothing will be completed under its id, and the promise resolves with true right away.
@@ -202,7 +211,7 @@ function createDispatcher(binding, options = {}) {
     return fixStrings ? [wellFormed(text), wellFormedValues(values)] : [text, values]
   }
 
-  return { submit, connect, handOver, release, request, requestOrNow, crossing, envId }
+  return { submit, connect, handOver, release, request, requestOrNow, crossing, envId, onEvents }
 }
 
 module.exports = { createDispatcher, wellFormedDeep }

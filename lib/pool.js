@@ -6,6 +6,7 @@ const { prepareValues } = require('./params')
 const { decode, decodeInSlices, isLarge, defaultTypes } = require('./result')
 const { watchCheckout } = require('./leaks')
 const { makeSql } = require('./sql')
+const listening = require('./listen')
 const { TypeOverrides } = require('./types')
 const { resultNotices, errorNotices, tellNotices } = require('./notices')
 const events = require('./events')
@@ -802,6 +803,22 @@ class Pool extends EventEmitter {
     } finally {
       if (!handedOn) await client.release()
     }
+  }
+
+  /**
+   * Subscribes `handler` to NOTIFYs on `channel` (lib/listen.js; README, "LISTEN/NOTIFY").
+   * Returns `{ channel, ready, unlisten(), ref(), unref() }`.
+   */
+  listen(channel, handler, options) {
+    return listening.listen(this.#native, this.#addon, channel, handler, options)
+  }
+
+  /**
+   * `pg_notify(channel, payload)`; resolves once it ran. Through `pool.replica` too it goes where
+   * the pool's writes go: a standby refuses NOTIFY.
+   */
+  notify(channel, payload) {
+    return listening.notify(this.#js.replicaOf || this, channel, payload)
   }
 
   /**

@@ -33,6 +33,11 @@ const WASM_NATIVE_ONLY_FILES = new Set([
   // Clean exit sends Terminate from onepool's runtime while the process exits; in the
   // WebAssembly build JavaScript owns the sockets and the exiting process closes them.
   '__test__/core/exit.test.js',
+  // Worker threads share one listening connection only where they share one pool; each
+  // worker's WASM instance has its own (they still each get every notification once).
+  '__test__/core/listen-workers.test.js',
+  // The listening connection's goodbye at exit, as exit.test.js above.
+  '__test__/core/listen-exit.test.js',
 ])
 const WASM_NATIVE_ONLY_TESTS = [
   // Deleting the globalThis pin and the module cache evaluates the loader again, which starts a
@@ -43,6 +48,9 @@ const WASM_NATIVE_ONLY_TESTS = [
   'a worker that exits while its connect() is queued leaves no waiter behind and loses no slot',
   // Needs the main thread and a worker on one connection; a worker's pools are its own here.
   'a request waiting for the connection a blocked JS thread watches is answered while that thread is blocked',
+  // A new WASM instance per loader evaluation has its own pools and subscription keys, so a
+  // module-scope subscription made through each is a subscription of its own.
+  're-registering the addon (a new JS environment on this thread) still replaces the module-scope subscription',
 ]
 
 function testFiles(dir) {

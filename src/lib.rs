@@ -16,6 +16,7 @@ pub mod columns;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod listen;
 pub mod machine;
 mod napi;
 mod pin;

@@ -384,6 +384,38 @@ test("a stream's notices reach its client ('notice' events) before the rows they
   }
 })
 
+test("a NOTIFY for the client's session (its own LISTEN) arriving mid-stream or mid-COPY is not the stream's: both finish, the client stays usable", async () => {
+  const channel = uniqueName('mid')
+  const client = await pool.connect()
+  try {
+    await client.query(`listen ${channel}`)
+    const pid = (await client.query('select pg_backend_pid() as pid')).rows[0].pid
+    let rows = 0
+    for await (const row of client.stream('select g from generate_series(1, 2000) g', [], { batchSize: 100 })) {
+      rows++
+      // The server sends it between the stream's DataRows (the session is busy, not idle).
+      if (row.g === 150) await admin('select pg_notify($1, $2)', [channel, 'during the stream'])
+    }
+    assert.equal(rows, 2000)
+    // Big enough that the server is still sending (held back by the paused reader) when the
+    // NOTIFY comes: it then arrives between the COPY's CommandComplete and its ReadyForQuery.
+    let lines = 0
+    let sent = false
+    for await (const chunk of client.copyTo('copy (select g from generate_series(1, 1000000) g) to stdout')) {
+      for (const byte of chunk) if (byte === 10) lines++
+      if (!sent) {
+        sent = true
+        await admin('select pg_notify($1, $2)', [channel, 'during the COPY'])
+      }
+    }
+    assert.equal(lines, 1000000)
+    assert.deepEqual((await client.query('select pg_backend_pid() as pid')).rows, [{ pid }], 'the same session, still usable')
+  } finally {
+    await client.query(`unlisten ${channel}`).catch(() => {})
+    client.release()
+  }
+})
+
 test('streaming 1,000,000 rows keeps memory bounded', LIMIT, async () => {
   const text = (rows) => `select g as id, 'row ' || g as label, g % 2 = 0 as even, md5(g::text) as hash from generate_series(1, ${rows}) g`
   // A warm-up of the same shape first: the WebAssembly build's memory grows once (its linear

@@ -23,7 +23,10 @@
 //     It also records what an Edge-runtime route importing onepool does. With the first bundler
 //     the home page is open in headless Chromium (scripts/next-chart.js) through all the edits:
 //     no console error, the chart keeps updating and marks the reloads, its numbers are those
-//     /api/stats answered; a screenshot goes to examples/nextjs/.e2e/.
+//     /api/stats answered; a screenshot goes to examples/nextjs/.e2e/. LISTEN/NOTIFY
+//     (next-listen.js): every round also edits app/api/listen/route.ts, which subscribes at module
+//     scope, sends a notification and asserts it was handled exactly once, with one listening
+//     connection on the server; the /listen page shows the last one.
 //  3. `next build` + `next start` (both bundlers): the production server loads the addon from
 //     node_modules (no `.node` under .next/; Turbopack's .next/node_modules/onepool-<hash> alias
 //     is a symlink to it) and serves all 30 routes twice within the limit.
@@ -37,6 +40,7 @@ const { prepare, withDatabase, devRun, restoreFiles, findNodeFiles, devEnv, tabl
 const { NextServer, get, storm, describeFailures, freePort } = require('../../scripts/next-app/server')
 const { ensurePrerequisites } = require('../../scripts/prerequisites')
 const { openChart } = require('./next-chart')
+const { listenRound, listenChecks } = require('./next-listen')
 
 function parseArgs(argv) {
   const opts = { rounds: 20, bundlers: ['turbopack', 'webpack'], build: true }
@@ -222,6 +226,7 @@ async function main() {
   const runs = []
   const production = []
   const edges = []
+  const listens = []
   await withDatabase(async (db) => {
     for (const bundler of opts.bundlers) {
       // The home page's chart in Chromium, watched through the first bundler's edits.
@@ -238,9 +243,11 @@ async function main() {
             await wrapperChecks(server, db, bundler)
             if (bundler === opts.bundlers[0]) chart = await openChart(server.port, check)
           },
+          eachRound: (server, round) => listenRound(server, db, bundler, round, listens),
           after: async (server) => {
             if (chart) await chart.finish({ screenshot: path.join(LOG_DIR, `chart-${bundler}.png`) })
             chart = null
+            await listenChecks(server, bundler, listens.splice(0), check)
             edges.push(await edgeCheck(server, bundler))
           },
           cleanup: () => chart && chart.close(),

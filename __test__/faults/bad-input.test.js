@@ -217,6 +217,8 @@ const ACCEPTS = {
   statement_timeout: msOpt,
   searchPath: stringOpt,
   pgbouncer: boolOpt,
+  listenUrl: stringOpt,
+  directUrl: stringOpt,
   keepAlive: boolOpt,
   types: (v) => typeof v === 'object' && v !== null && typeof v.getTypeParser === 'function',
   leakDetectionMs: msOpt,

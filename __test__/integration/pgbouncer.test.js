@@ -8,7 +8,7 @@ const assert = require('node:assert/strict')
 const { createPool } = require('../..')
 const { startPgbouncer } = require('../helpers/pgbouncer')
 const { SUPERUSER, PASSWORD } = require('../../scripts/embedded-server')
-const { admin, uniqueName, watchPeak } = require('../helpers/db')
+const { APP_NAME, TEST_URL, admin, uniqueName, waitFor, watchPeak } = require('../helpers/db')
 
 let bouncer
 const mood = uniqueName('mood')
@@ -68,4 +68,33 @@ test('session settings are refused clearly behind PgBouncer', () => {
     () => createPool({ connectionString: bouncer.url() + '?pgbouncer=true', name: uniqueName(), searchPath: 'app' }),
     (e) => e.code === 'CONFIG_INVALID' && /ALTER ROLE/.test(e.message),
   )
+})
+
+test('listen() behind PgBouncer is CONFIG_INVALID naming listenUrl; with a direct URL it listens, and notify() goes through PgBouncer', async () => {
+  const url = bouncer.url() + '?pgbouncer=true'
+  const bounced = createPool({ connectionString: url, name: uniqueName() })
+  assert.throws(
+    () => bounced.listen('c', () => {}),
+    (e) => e.code === 'CONFIG_INVALID' && /PgBouncer/.test(e.message) && /listenUrl/.test(e.message),
+  )
+  await bounced.end()
+
+  const app = uniqueName()
+  const channel = uniqueName('bounced')
+  const pool = createPool({ connectionString: url, name: uniqueName(), applicationName: app, directUrl: TEST_URL })
+  const got = []
+  const sub = pool.listen(channel, (n) => got.push(n.payload))
+  await sub.ready
+  await pool.notify(channel, 'through the bouncer')
+  assert.ok(await waitFor(() => got.length === 1), 'delivered')
+  assert.deepEqual(got, ['through the bouncer'])
+  // The listening connection is the direct one: it counts in neither the bouncer pool's size
+  // nor its max, and the server shows it LISTENing under the app's name.
+  const s = pool.stats()
+  assert.equal(s.listening, 1)
+  assert.equal(s.size, s.idle + s.inUse)
+  const listening = await admin(`select count(*)::int as n from pg_stat_activity where ${APP_NAME} = $1 and query ~ '^LISTEN '`, [app])
+  assert.equal(listening.rows[0].n, 1)
+  sub.unlisten()
+  await pool.end()
 })

@@ -91,3 +91,27 @@ export async function handler(): Promise<User | undefined> {
   }
   return rows[0]
 }
+
+// LISTEN/NOTIFY: a module-scope subscription, its options, and notify.
+const orders = createPool({ max: 5, listenUrl: 'postgres://direct/app' }).listen(
+  'orders',
+  (n) => {
+    const id: number = JSON.parse(n.payload).id
+    void [id, n.channel, n.processId]
+  },
+  {
+    key: 'orders-cache',
+    onReconnect: ({ since, attempts, cause }) => void [since.getTime(), attempts, cause.code],
+    onError: (err) => console.error(err),
+  },
+)
+export async function listenUsage(): Promise<void> {
+  await orders.ready
+  orders.ref().unref()
+  orders.unlisten()
+  await db.notify('orders', JSON.stringify({ id: 1 }))
+  const listening: number = db.stats().listening
+  void listening
+  // @ts-expect-error the payload is a string: JSON.stringify objects first
+  await db.notify('orders', { id: 1 })
+}

@@ -86,6 +86,8 @@ function installExample() {
 const variantSource = (variant) => fs.readFileSync(path.join(APP, 'variants', `${variant}.ts`), 'utf8')
 const routeFile = (route) => path.join(APP, 'app', 'api', route, 'route.ts')
 const EDGE_ROUTE = path.join(APP, 'app', 'api', 'edge', 'route.ts')
+const LISTEN_ROUTE = path.join(APP, 'app', 'api', 'listen', 'route.ts')
+const ADDED_LINE = '// (a line the end-to-end run added)\n'
 
 function writeDb(variant, edit, max) {
   let src = variantSource(variant)
@@ -99,10 +101,22 @@ function editRoute(route, edit) {
   fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/\/\/ e2e-edit: \d+/, `// e2e-edit: ${edit}`))
 }
 
+/**
+ * Sets the LISTEN route's ROUTE_EDIT to `edit`, with `edit % 3` lines added above it: every line
+ * below them moves, as in a real edit.
+ */
+function editListenRoute(edit) {
+  const src = fs.readFileSync(LISTEN_ROUTE, 'utf8').split(ADDED_LINE).join('')
+  const edited = src.replace(/const ROUTE_EDIT = \d+ \/\/ e2e-edit/, `${ADDED_LINE.repeat(edit % 3)}const ROUTE_EDIT = ${edit} // e2e-edit`)
+  if (edited === src && edit !== 0) throw new Error('app/api/listen/route.ts lacks ROUTE_EDIT')
+  fs.writeFileSync(LISTEN_ROUTE, edited)
+}
+
 /** Puts lib/db.ts and the routes back as committed. */
 function restoreFiles() {
   fs.writeFileSync(DB_FILE, variantSource('onepool'))
   for (const r of ROUTES) editRoute(r, 0)
+  editListenRoute(0)
   fs.rmSync(path.dirname(EDGE_ROUTE), { recursive: true, force: true })
 }
 
@@ -112,8 +126,10 @@ function restoreFiles() {
 /**
  * Runs `next dev` with `variant` in lib/db.ts and the rounds of edits. Returns per-round rows.
  * With `check(name, ok, detail)` it records checks (the test), without it only measures (the baselines).
+ * `before(server)` runs once the server is up, `eachRound(server, round)` after each round's storm,
+ * `after(server)` after the last round.
  */
-async function devRun({ db, variant, bundler, rounds, check, before, after: afterRounds, cleanup }) {
+async function devRun({ db, variant, bundler, rounds, check, before, eachRound, after: afterRounds, cleanup }) {
   const asserting = Boolean(check)
   const label = `${variant}/${bundler}`
   restoreFiles()
@@ -158,6 +174,7 @@ async function devRun({ db, variant, bundler, rounds, check, before, after: afte
         const st = await get(server.port, '/api/stats', 30_000)
         if (st.status === 200 && st.body) handles = st.body.pool.handles
       }
+      if (eachRound) await eachRound(server, round)
       rows.push({ round, max, peak, failed: failed.length, stale: stale.length, editMs, stormMs, after, handles, why: describeFailures(failed) })
       log(
         `${label} round ${round}: max ${max}, peak ${peak}, failed ${failed.length}${failed.length ? ` [${describeFailures(failed)}]` : ''}` +
@@ -292,4 +309,4 @@ if (require.main === module) {
   process.exitCode = ok ? 0 : 1
 }
 
-module.exports = { prepare, withDatabase, devRun, restoreFiles, findNodeFiles, devEnv, table, roundsTable, runsTable, sh, EDGE_ROUTE }
+module.exports = { prepare, withDatabase, devRun, restoreFiles, editListenRoute, findNodeFiles, devEnv, table, roundsTable, runsTable, sh, EDGE_ROUTE }

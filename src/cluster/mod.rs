@@ -11,6 +11,7 @@
 //!   not run there (its connection could not be opened, or was lost before it was sent).
 
 mod check;
+mod listen;
 mod pick;
 mod submit;
 
@@ -120,6 +121,7 @@ impl Cluster {
       watches: Mutex::new(HashMap::new()),
     });
     cluster.route_by(cfg.routing);
+    cluster.listen_through_me();
     cluster
   }
 

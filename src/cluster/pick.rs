@@ -4,7 +4,9 @@
 //! `target_session_attrs` accepts: the first in the list's order, or a random one with
 //! `load_balance_hosts=random`. Reads sent through `pool.replica` (`Intent::Replica`) go to a
 //! standby (a replica, or a standby of the host list), a random one of those up, and to the
-//! pool's own server when no standby is up.
+//! pool's own server when no standby is up. The listening connection (`Intent::Listen`) goes to
+//! a primary of the host list, whatever `target_session_attrs` says: notifications exist only
+//! there (a standby refuses LISTEN and NOTIFY alike).
 //!
 //! Only servers known to be up and of the right kind are picked. When none is, the request
 //! waits while a server may still turn out right (its kind is unknown yet, it is due to be tried
@@ -26,6 +28,18 @@ pub enum Intent {
   Target,
   /// Reads for a standby (`pool.replica`).
   Replica,
+  /// The listening connection (`pool.listen`): a primary of the host list.
+  Listen,
+}
+
+impl Intent {
+  /// What this intent needs of a server of the host list, given the pool's `target_session_attrs`.
+  fn session_attrs(self, pool: SessionAttrs) -> SessionAttrs {
+    match self {
+      Intent::Listen => SessionAttrs::Primary,
+      Intent::Target | Intent::Replica => pool,
+    }
+  }
 }
 
 pub(super) enum Pick {
@@ -53,6 +67,7 @@ impl Cluster {
   pub(super) fn pick(&self, intent: Intent) -> Pick {
     let now = Instant::now();
     let routing = self.routing();
+    let attrs = intent.session_attrs(routing.session_attrs);
     let avail: Vec<Availability> = self.members.iter().map(|m| availability(m.pool.server(), now)).collect();
     // Servers nobody has heard from, and those due to be tried again, are looked at now.
     for (i, a) in avail.iter().enumerate() {
@@ -77,7 +92,7 @@ impl Cluster {
     let first = |standby_only: bool, strict: bool| {
       for &i in &order {
         match &avail[i] {
-          Availability::Up(s) if accepts(routing.session_attrs, s) && (!standby_only || s.is_standby()) => {
+          Availability::Up(s) if accepts(attrs, s) && (!standby_only || s.is_standby()) => {
             return Some(Pick::Use(i))
           }
           Availability::Unknown if strict => return Some(Pick::Wait),
@@ -87,7 +102,7 @@ impl Cluster {
       None
     };
     let in_order = routing.load_balance == LoadBalance::Disable;
-    if routing.session_attrs == SessionAttrs::PreferStandby {
+    if attrs == SessionAttrs::PreferStandby {
       // A standby may be among those not heard from yet: libpq tries every host for one first.
       if let Some(pick) = first(true, true) {
         return pick;
@@ -140,7 +155,7 @@ impl Cluster {
   /// No server of the kind `intent` needs turned up in time: what each one is.
   pub(super) fn none_fits(&self, intent: Intent) -> CoreError {
     let now = Instant::now();
-    let attrs = self.routing().session_attrs;
+    let attrs = intent.session_attrs(self.routing().session_attrs);
     let each: Vec<String> = self
       .members
       .iter()
@@ -160,12 +175,11 @@ impl Cluster {
         format!("{}: {what}", m.target.endpoint())
       })
       .collect();
-    self.no_server(format!(
-      "no server accepted by target_session_attrs={} within {} ms: {}",
-      attrs.as_str(),
-      self.connect_timeout().as_millis(),
-      each.join("; ")
-    ))
+    let wanted = match intent {
+      Intent::Listen => "no primary to LISTEN on (a standby refuses LISTEN)".to_string(),
+      _ => format!("no server accepted by target_session_attrs={}", attrs.as_str()),
+    };
+    self.no_server(format!("{wanted} within {} ms: {}", self.connect_timeout().as_millis(), each.join("; ")))
   }
 
   fn no_server(&self, message: String) -> CoreError {

@@ -187,6 +187,9 @@ pub struct PoolConfig {
   pub conn: ConnSettings,
   pub pool: PoolSettings,
   pub pgbouncer: bool,
+  /// The pool the listening connection comes from instead of this one (`listenUrl`): one
+  /// connection, straight to Postgres.
+  pub listen: Option<Box<PoolConfig>>,
 }
 
 /// Everything JavaScript may pass; `None` means "not given". Types are already checked in JS.
@@ -230,6 +233,8 @@ pub struct ConfigInput {
   pub statement_cache_size: Option<u32>,
   pub max_message_bytes: Option<u32>,
   pub machine_max: Option<u32>,
+  /// A direct connection string for the listening connection (behind PgBouncer).
+  pub listen_url: Option<String>,
   pub target_session_attrs: Option<String>,
   pub load_balance_hosts: Option<String>,
   /// Servers only reads go to: `host`, `host:port` or connection strings.

@@ -43,10 +43,57 @@ pub(super) fn pool_config(input: &ConfigInput) -> CoreResult<PoolConfig> {
   if name.is_empty() {
     return Err(invalid("name must not be empty".into()));
   }
+  let listen = match &input.listen_url {
+    Some(url) => Some(Box::new(listen_config(input, url, &name)?)),
+    None => None,
+  };
   let target = hosts[0].clone();
   let servers = Servers { hosts, replicas: Vec::new() };
-  let mut cfg = PoolConfig { name, target, servers, routing, conn, pool, pgbouncer };
+  let mut cfg = PoolConfig { name, target, servers, routing, conn, pool, pgbouncer, listen };
   cfg.servers.replicas = replicas(&src, &cfg)?;
+  Ok(cfg)
+}
+
+/// The one-connection pool that `listenUrl` names: straight to Postgres (never PgBouncer), with
+/// this pool's timeouts, TLS options (client certificate included) and application name, and
+/// nothing else from its options (the URL says where and as whom).
+fn listen_config(input: &ConfigInput, url: &str, name: &str) -> CoreResult<PoolConfig> {
+  if url.trim().is_empty() {
+    return Err(invalid("listenUrl is empty".into()));
+  }
+  let direct = ConfigInput {
+    name: Some(format!("{name} (listen)")),
+    connection_string: Some(url.to_string()),
+    application_name: input.application_name.clone(),
+    ssl_mode: input.ssl_mode.clone(),
+    ssl_root_cert: input.ssl_root_cert.clone(),
+    ssl_cert: input.ssl_cert.clone(),
+    ssl_key: input.ssl_key.clone(),
+    ssl_password: input.ssl_password.clone(),
+    channel_binding: input.channel_binding.clone(),
+    ssl_negotiation: input.ssl_negotiation.clone(),
+    max_message_bytes: input.max_message_bytes,
+    max: Some(1),
+    acquire_timeout_ms: input.acquire_timeout_ms,
+    connect_timeout_ms: input.connect_timeout_ms,
+    keepalive: input.keepalive,
+    pgbouncer: Some(false),
+    machine_max: input.machine_max,
+    env: input.env.clone(),
+    ..ConfigInput::default()
+  };
+  let cfg = pool_config(&direct).map_err(|e| match e {
+    CoreError::Config(m) => invalid(format!("listenUrl: {m}")),
+    other => other,
+  })?;
+  // Its pool has one server: a host list there would silently come down to its first host.
+  if cfg.servers.hosts.len() > 1 {
+    return Err(invalid(format!(
+      "listenUrl names {} servers ({}); it takes one: the primary, straight (not through PgBouncer)",
+      cfg.servers.hosts.len(),
+      cfg.servers
+    )));
+  }
   Ok(cfg)
 }
 

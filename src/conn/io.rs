@@ -111,6 +111,10 @@ async fn run(
   state.closed.store(true, Ordering::Release);
   let err =
     failure.unwrap_or_else(|| CoreError::ConnectionLost("connection lost: the connection was closed".into()));
+  // Ends the stream of notifications (`Conn::notifications`) with why.
+  if let Some(tx) = state.notifications.lock().unwrap_or_else(|e| e.into_inner()).take() {
+    let _ = tx.send(Err(err.clone()));
+  }
   // Requests queued behind a stalled one never ran: to their callers it is a wait that timed out.
   let queued_err = CoreError::PoolTimeout(
     TimeoutKind::Queued,
@@ -597,8 +601,17 @@ fn absorb(msg: Message, c: &mut Collector, pending: &Mutex<Pending>, state: &Con
     | Message::CloseComplete
     | Message::PortalSuspended
     | Message::ParameterDescription(_)
-    | Message::ParameterStatus(_)
-    | Message::NotificationResponse(_) => {}
+    | Message::ParameterStatus(_) => {}
+    Message::NotificationResponse(body) => {
+      if let Some(tx) = state.notifications.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        // The session's client_encoding is UTF8, so both are valid UTF-8.
+        let _ = tx.send(Ok(super::Notification {
+          process_id: body.process_id(),
+          channel: body.channel().unwrap_or_default().to_string(),
+          payload: body.message().unwrap_or_default().to_string(),
+        }));
+      }
+    }
     Message::NoticeResponse(body) => {
       if c.notices.len() < MAX_NOTICE_BYTES {
         super::notices::append_notice(&mut c.notices, &mut body.fields())

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::budget::Lease;
 use crate::config::{ConnSettings, Host, Target};
@@ -100,6 +100,9 @@ struct ConnState {
   wake_writer: Notify,
   /// A thread outside the I/O task found the socket failed (`Inbox::read_now`).
   read_failed: Notify,
+  /// Where this connection's NOTIFY messages go, once someone asked for them
+  /// (`Conn::notifications`); the stream ends with why the connection closed.
+  notifications: Mutex<Option<mpsc::UnboundedSender<Result<Notification, CoreError>>>>,
   /// Streams (row streams, COPY) queued: replies may have to be fed to them (`stream.rs`).
   streams: AtomicUsize,
   /// A COPY's consumer fell behind: the socket is not read until `resumed`.
@@ -116,6 +119,15 @@ impl ConnState {
   fn made_progress(&self) {
     *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
   }
+}
+
+/// A NOTIFY the server delivered on this connection (for a channel it LISTENs to).
+#[derive(Debug, Clone)]
+pub struct Notification {
+  /// The backend that sent it (`pg_backend_pid()` of the notifier).
+  pub process_id: i32,
+  pub channel: String,
+  pub payload: String,
 }
 
 /// Where and how to send a CancelRequest for this connection.
@@ -268,6 +280,7 @@ impl Conn {
       fatal: AtomicBool::new(false),
       wake_writer: Notify::new(),
       read_failed: Notify::new(),
+      notifications: Mutex::new(None),
       streams: AtomicUsize::new(0),
       reading_paused: AtomicBool::new(false),
       resumed: Notify::new(),
@@ -376,6 +389,20 @@ impl Conn {
   /// closed, `done` is handed back so the caller can call it outside its locks.
   pub fn run_then(&self, query: Arc<Query>, done: Done, write: Write) -> Result<(), Done> {
     self.shared.run_then(query, done, write)
+  }
+
+  /// The notifications the server sends on this connection, in order, from now on. When the
+  /// connection closes the stream ends, with why as its last item (at once if it already has).
+  pub fn notifications(&self) -> mpsc::UnboundedReceiver<Result<Notification, CoreError>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let state = &self.shared.state;
+    *state.notifications.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    // The I/O task drops the sender after marking the connection closed: if it already has, the
+    // sender just installed would never go.
+    if self.is_closed() {
+      state.notifications.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+    rx
   }
 
   pub async fn simple(&self, sql: &str) -> CoreResult<Response> {

@@ -333,6 +333,9 @@ impl Current {
       }
       // The session ends: the collector's handling answers the stream with the loss.
       Message::ErrorResponse(ref body) if fatal(body) => Ok(Some(msg)),
+      // Not part of any reply, though it comes in the middle of one (a NOTIFY for the session's
+      // own LISTEN, a setting the server reports changed): the connection takes it.
+      msg if asynchronous(&msg) => Ok(Some(msg)),
       msg => match &self.feed {
         Some(feed) => feed.message(msg).map(|()| None),
         None => Ok(Some(msg)),

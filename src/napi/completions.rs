@@ -43,10 +43,21 @@ impl EnvQueue {
       items.len() == 1
     };
     if was_empty {
-      if let Some(wake) = self.wake.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-        wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
-      }
+      self.wake();
     }
+  }
+
+  /// Wakes the environment's JavaScript thread to drain what was queued for it (results here,
+  /// and the events of its subscriptions: `listen`).
+  pub(super) fn wake(&self) {
+    if let Some(wake) = self.wake.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+      wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+  }
+
+  /// True once the environment is gone (a worker exited): nobody drains this queue any more.
+  pub(super) fn is_gone(&self) -> bool {
+    self.wake.lock().unwrap_or_else(|e| e.into_inner()).is_none()
   }
 
   /// The callback that finishes request `id`: encodes the response off the JS thread.
@@ -97,7 +108,7 @@ impl Checkout for EnvCheckout {
   }
 
   fn is_gone(&self) -> bool {
-    self.queue.wake.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+    self.queue.is_gone()
   }
 
   fn deliver(self: Box<Self>, outcome: CoreResult<Conn>) {

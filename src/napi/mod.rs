@@ -5,6 +5,7 @@
 
 mod abort;
 mod completions;
+mod listen;
 mod objects;
 mod password;
 mod pool;

@@ -57,6 +57,8 @@ pub struct PoolOptionsInput {
   pub max_message_bytes: Option<u32>,
   /// Connections of all processes on this machine to the same target together.
   pub machine_max: Option<u32>,
+  /// Where the listening connection goes instead of the pool's target (`listenUrl`).
+  pub listen_url: Option<String>,
   /// libpq's `target_session_attrs`: which kind of server the pool's connections land on.
   pub target_session_attrs: Option<String>,
   /// libpq's `load_balance_hosts`: `disable` or `random`.
@@ -100,6 +102,7 @@ impl From<PoolOptionsInput> for ConfigInput {
       statement_cache_size: o.statement_cache_size,
       max_message_bytes: o.max_message_bytes,
       machine_max: o.machine_max,
+      listen_url: o.listen_url,
       target_session_attrs: o.target_session_attrs,
       load_balance_hosts: o.load_balance_hosts,
       replicas: o.replicas.unwrap_or_default(),
@@ -213,6 +216,8 @@ pub struct PoolStatsObject {
   pub acquire_timeouts: f64,
   pub handles: f64,
   pub closed: bool,
+  /// 1 while the pool's listening connection (`listen`) is open: counted in `size`, not in `inUse`.
+  pub listening: u32,
   /// Each server: the host list's in its order, then the replicas.
   pub hosts: Vec<HostStatsObject>,
 }
@@ -272,6 +277,7 @@ impl From<ClusterStats> for PoolStatsObject {
       acquire_timeouts: s.acquire_timeouts as f64,
       handles: s.handles as f64,
       closed: s.closed,
+      listening: s.listening as u32,
       hosts: c.hosts.into_iter().map(HostStatsObject::from).collect(),
     }
   }

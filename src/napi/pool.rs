@@ -24,7 +24,7 @@ use crate::{registry, route};
 
 #[napi]
 pub struct NativePool {
-  inner: Arc<Cluster>,
+  pub(super) inner: Arc<Cluster>,
   /// What this handle's requests need of their server: the pool's own kind, or a standby.
   intent: Intent,
 }

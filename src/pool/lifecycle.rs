@@ -59,6 +59,7 @@ impl Pool {
     };
     drop(idle);
     self.fail_checkouts(waiters);
+    self.stop_listening();
     self.queue_changed.notify_one();
   }
 

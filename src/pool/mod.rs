@@ -16,6 +16,9 @@ mod deadlines;
 mod events;
 mod handover;
 mod lifecycle;
+mod listen;
+#[cfg(test)]
+mod listen_tests;
 mod open;
 mod server;
 mod shared;
@@ -47,6 +50,7 @@ use events::{CloseNotice, Observers};
 use handover::Queued;
 pub use handover::{Checkout, Returned};
 use lifecycle::reap_idle;
+pub use listen::{ListenEvent, ListenVia, Outage, Subscriber};
 use open::is_server_full;
 pub use server::{Failure, ServerStatus, ServerView};
 use shared::{QueuedRequest, SharedConn};
@@ -101,6 +105,8 @@ struct Settings {
   conn: ConnSettings,
   pool: PoolSettings,
   pgbouncer: bool,
+  /// Where the listening connection goes instead (`listenUrl`).
+  listen: Option<Box<PoolConfig>>,
 }
 
 pub struct Pool {
@@ -121,6 +127,8 @@ pub struct Pool {
   connector: Arc<dyn Connector>,
   /// The process budget (a private one in unit tests).
   budget: &'static Budget,
+  /// The listening connection and its subscriptions (`listen`).
+  listening: listen::Listening,
   /// The machine budget's directory for this target, once `machineMax` was used.
   machine_dir: std::sync::OnceLock<Option<std::path::PathBuf>>,
   /// Who watches connections open and close (`watch`).
@@ -143,6 +151,9 @@ pub struct PoolStats {
   pub acquire_timeouts: u64,
   pub handles: u64,
   pub closed: bool,
+  /// 1 while the pool's listening connection is open. It counts in the `size` of the pool it
+  /// came from (this one, another server's, or `listenUrl`'s), never in `in_use`.
+  pub listening: usize,
 }
 
 impl Pool {
@@ -161,6 +172,7 @@ impl Pool {
         conn: cfg.conn.clone(),
         pool: cfg.pool.clone(),
         pgbouncer: cfg.pgbouncer,
+        listen: cfg.listen.clone(),
       }),
       state: Mutex::new(State {
         idle: Vec::new(),
@@ -182,6 +194,7 @@ impl Pool {
       handles: AtomicU64::new(1),
       connector,
       budget,
+      listening: listen::Listening::default(),
       machine_dir: std::sync::OnceLock::new(),
       observers: Observers::default(),
       server: ServerStatus::default(),
@@ -238,6 +251,7 @@ impl Pool {
       s.conn = cfg.conn.clone();
       s.pool = cfg.pool.clone();
       s.pgbouncer = cfg.pgbouncer;
+      s.listen = cfg.listen.clone();
     }
     let retired = {
       let mut st = self.lock();
@@ -266,6 +280,7 @@ impl Pool {
   }
 
   pub fn stats(&self) -> PoolStats {
+    let (listening, lent) = self.listening_stats();
     let st = self.lock();
     PoolStats {
       name: self.name.clone(),
@@ -273,12 +288,13 @@ impl Pool {
       max: st.max,
       size: st.size,
       idle: st.idle.len(),
-      in_use: st.size - st.idle.len(),
+      in_use: (st.size - st.idle.len()).saturating_sub(lent),
       waiting: st.waiters.iter().filter(|w| !w.is_closed()).count(),
       created: self.created.load(Ordering::Relaxed),
       acquire_timeouts: self.acquire_timeouts.load(Ordering::Relaxed),
       handles: self.handles.load(Ordering::Relaxed),
       closed: st.closed,
+      listening: usize::from(listening),
     }
   }
 
