@@ -38,20 +38,18 @@ const WASM_NATIVE_ONLY_FILES = new Set([
   '__test__/core/listen-workers.test.js',
   // The listening connection's goodbye at exit, as exit.test.js above.
   '__test__/core/listen-exit.test.js',
-])
-const WASM_NATIVE_ONLY_TESTS = [
   // Deleting the globalThis pin and the module cache evaluates the loader again, which starts a
-  // new WASM instance (with its own pool) each time; re-evaluating the JS layer is tested.
-  're-registering the .node addon 100× still reaches the same native pool',
+  // new WASM instance (with its own pool) each time. Re-evaluating the JS layer alone
+  // (registry.test.js) runs in both builds.
+  '__test__/core/registry-addon.test.js',
   // A worker thread's WASM instance has pools of its own (see workers.test.js above).
-  'a connection released on the main thread reaches a connect() queued by a worker thread',
-  'a worker that exits while its connect() is queued leaves no waiter behind and loses no slot',
+  '__test__/core/checkout-workers.test.js',
   // Needs the main thread and a worker on one connection; a worker's pools are its own here.
-  'a request waiting for the connection a blocked JS thread watches is answered while that thread is blocked',
+  '__test__/core/lone-read-blocked.test.js',
   // A new WASM instance per loader evaluation has its own pools and subscription keys, so a
   // module-scope subscription made through each is a subscription of its own.
-  're-registering the addon (a new JS environment on this thread) still replaces the module-scope subscription',
-]
+  '__test__/core/listen-reregister.test.js',
+])
 
 function testFiles(dir) {
   const out = []
@@ -77,11 +75,9 @@ function wasmBuilt() {
   return fs.existsSync(path.join(root, 'onepool.wasm32-wasi.wasm')) || fs.existsSync(path.join(root, 'onepool.wasm32-wasi.debug.wasm'))
 }
 
-const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-
 /** Runs node's test runner on `files`; resolves with its exit code. */
-function runFiles(files, env, extraArgs = []) {
-  const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...extraArgs, ...files], {
+function runFiles(files, env) {
+  const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
     cwd: root,
     env,
     stdio: 'inherit',
@@ -122,14 +118,9 @@ async function main() {
     if (runWasm) {
       console.log('\n# The core suite against the WebAssembly build (ONEPOOL_FORCE_WASM=1)\n')
       const started = Date.now()
-      // A name pattern that matches every test except the native-only ones. Node 20 also runs a
-      // test whose parent matches, so it must not match the runner's root test either.
-      const exclude = `^(?!(?:<root>|${WASM_NATIVE_ONLY_TESTS.map(escape).join('|')})$)`
       // Node warns that WASI is experimental once per thread, in every test process: noise here.
       const wasmEnv = { ...env, ONEPOOL_FORCE_WASM: '1', NODE_OPTIONS: `${env.NODE_OPTIONS || ''} --disable-warning=ExperimentalWarning`.trim() }
-      const wasmCode = await runFiles(wasmOnly && only.length ? files : wasmFiles(), wasmEnv, [
-        `--test-name-pattern=${exclude}`,
-      ])
+      const wasmCode = await runFiles(wasmOnly && only.length ? files : wasmFiles(), wasmEnv)
       code = code || wasmCode
       console.log(`# WebAssembly run: ${((Date.now() - started) / 1000).toFixed(1)} s${wasmCode ? ', FAILED' : ''}`)
     }

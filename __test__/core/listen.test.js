@@ -1,8 +1,8 @@
 'use strict'
 // LISTEN/NOTIFY (README, "LISTEN/NOTIFY"): one listening connection per pool, subscriptions that
-// survive module re-evaluation (replaced, never doubled), reconnects, ordered delivery of bursts
-// without blocking the event loop, handlers that throw. What the server sees comes from
-// pg_stat_activity.
+// survive module re-evaluation (replaced, never doubled; a re-registered addon:
+// listen-reregister.test.js), reconnects, ordered delivery of bursts without blocking the event
+// loop, handlers that throw. What the server sees comes from pg_stat_activity.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
@@ -12,24 +12,15 @@ const path = require('node:path')
 const vm = require('node:vm')
 const { pathToFileURL } = require('node:url')
 const { TEST_URL, APP_NAME, admin, uniqueName, waitFor } = require('../helpers/db')
+const { LISTEN_MODULE, fixtureState, listeningBackends, eventually } = require('../helpers/listen')
+const { forgetOnepool } = require('../helpers/reload')
 
 const root = path.join(__dirname, '..', '..')
 const { createPool, processStats } = require(root)
-const FIXTURE = path.join(__dirname, '..', 'fixtures', 'listen-module.js')
-
-/** The app's backends that LISTEN (their last statement was a LISTEN or UNLISTEN). */
-async function listeningBackends(app) {
-  const r = await admin(`select pid from pg_stat_activity where ${APP_NAME} = $1 and query ~ '^(UN)?LISTEN ' order by pid`, [app])
-  return r.rows.map((row) => row.pid)
-}
 
 async function backends(app) {
   const r = await admin(`select pid from pg_stat_activity where ${APP_NAME} = $1 order by pid`, [app])
   return r.rows.map((row) => row.pid)
-}
-
-async function eventually(what, predicate, timeoutMs = 10000) {
-  assert.ok(await waitFor(predicate, { timeoutMs, everyMs: 10 }), `timed out waiting until ${what}`)
 }
 
 /** A pool of its own (its own name): a test's subscriptions never share another test's pool. */
@@ -39,16 +30,8 @@ function pool(app, options = {}) {
 
 /** Clears the require cache of the fixture and, with `onepool`, of onepool's JS layer (not the addon). */
 function forget({ onepool = false } = {}) {
-  for (const key of Object.keys(require.cache)) {
-    const ours = key.startsWith(root + path.sep) && !key.includes('node_modules') && !key.includes('__test__') && !key.endsWith('.node')
-    if (key === FIXTURE || (onepool && ours)) delete require.cache[key]
-  }
-}
-
-function fixtureState(app, channel) {
-  const state = { root, url: TEST_URL, app, channel, evaluations: 0, handled: [] }
-  globalThis.__onepoolListenFixture = state
-  return state
+  delete require.cache[LISTEN_MODULE]
+  if (onepool) forgetOnepool()
 }
 
 test('listen and notify: the handler gets channel, payload and the notifier pid; one listening connection, counted in size', async () => {
@@ -139,7 +122,7 @@ test('a module that subscribes at module scope, evaluated 50 times, handles each
   for (let i = 1; i <= 50; i++) {
     // Every tenth time onepool's own JS layer is evaluated again too (a cleared module registry).
     forget({ onepool: i % 10 === 0 })
-    mod = require(FIXTURE)
+    mod = require(LISTEN_MODULE)
     assert.equal(mod.evaluation, i)
     if (i === 1) await mod.sub.ready
     await mod.db.notify(channel, `n${i}`)
@@ -160,11 +143,11 @@ test('a module evaluated in a fresh realm (node:vm) 20 times replaces its subscr
   const app = uniqueName()
   const channel = uniqueName('realm')
   const state = fixtureState(app, channel)
-  const source = fs.readFileSync(FIXTURE, 'utf8')
+  const source = fs.readFileSync(LISTEN_MODULE, 'utf8')
   let exported
   for (let i = 1; i <= 20; i++) {
     const context = vm.createContext({ __onepoolListenFixture: state, require, process, console, module: { exports: {} } })
-    vm.runInContext(source, context, { filename: FIXTURE })
+    vm.runInContext(source, context, { filename: LISTEN_MODULE })
     exported = context.module.exports
     if (i === 1) await exported.sub.ready
     await exported.db.notify(channel, `r${i}`)
@@ -229,33 +212,6 @@ test("webpack's async module in development (a module with an ESM external: onep
     delete globalThis.__onepoolWebpackScope
   }
   await db.end()
-})
-
-test('re-registering the addon (a new JS environment on this thread) still replaces the module-scope subscription', async () => {
-  const app = uniqueName()
-  const channel = uniqueName('env')
-  const state = fixtureState(app, channel)
-  let mod
-  for (let i = 1; i <= 10; i++) {
-    for (const key of Object.keys(require.cache)) {
-      if (key === FIXTURE || (key.startsWith(root + path.sep) && !key.includes('node_modules') && !key.includes('__test__'))) delete require.cache[key]
-    }
-    for (const sym of Object.getOwnPropertySymbols(globalThis)) {
-      if (String(sym).startsWith('Symbol(onepool.binding')) delete globalThis[sym]
-    }
-    mod = require(FIXTURE)
-    if (i === 1) await mod.sub.ready
-    await mod.db.notify(channel, `e${i}`)
-    await eventually(`notification ${i} was handled`, () => state.handled.length >= i)
-  }
-  await new Promise((r) => setTimeout(r, 100))
-  assert.deepEqual(
-    state.handled.map((h) => [h.evaluation, h.payload]),
-    Array.from({ length: 10 }, (_, i) => [i + 1, `e${i + 1}`]),
-  )
-  assert.equal((await listeningBackends(app)).length, 1)
-  await mod.db.end()
-  delete globalThis.__onepoolListenFixture
 })
 
 test('two subscriptions to one channel at module scope in one evaluation: the second replaces the first, with a warning', async () => {

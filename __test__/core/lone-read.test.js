@@ -1,8 +1,8 @@
 'use strict'
 // A request alone in flight has its reply read on its own JS thread, off the socket (libuv polls
 // it; src/napi/watch.rs). These tests cover what that adds: a poll handle tied to a worker's
-// event loop, which must be closed before the worker's loop is, and a reply that either thread
-// may read.
+// event loop, which must be closed before the worker's loop is, and replies of every kind read on
+// the JS thread. A reply that either thread may read: lone-read-blocked.test.js.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
@@ -106,44 +106,5 @@ test('lone queries read on this thread: results, server errors and a lost connec
   assert.equal(lost.code, 'CONNECTION_LOST')
   const after = await pool.query('select pg_backend_pid() as pid')
   assert.notEqual(after.rows[0].pid, pid, 'a new connection replaced the lost one')
-  await pool.end()
-})
-
-test('a request waiting for the connection a blocked JS thread watches is answered while that thread is blocked', async () => {
-  const app = uniqueName()
-  const pool = createPool({ connectionString: TEST_URL, applicationName: app, max: 1 })
-  const pid = (await pool.query('select pg_backend_pid() as pid')).rows[0].pid
-  // [go, answered]: the worker queries on `go`; it sets `answered` once its result is in.
-  const flags = new Int32Array(new SharedArrayBuffer(8))
-  const source = `
-    const { workerData, parentPort } = require('node:worker_threads')
-    const { createPool } = require(workerData.root)
-    const flags = workerData.flags
-    const pool = createPool({ connectionString: workerData.url, applicationName: workerData.app, max: 1 })
-    parentPort.postMessage('ready')
-    const poll = setInterval(async () => {
-      if (Atomics.load(flags, 0) === 0) return
-      clearInterval(poll)
-      const r = await pool.query('select pg_backend_pid() as pid')
-      Atomics.store(flags, 1, r.rows[0].pid)
-      Atomics.notify(flags, 1)
-    }, 1)
-  `
-  // The worker reads nothing itself, so only the main thread's watch is in play.
-  const env = { ...process.env, ONEPOOL_READ_ON_JS_THREAD: '0' }
-  const worker = new Worker(source, { eval: true, env, workerData: { root: ROOT, url: TEST_URL, app, flags } })
-  await new Promise((resolve, reject) => {
-    worker.once('message', resolve)
-    worker.once('error', reject)
-  })
-  // This thread's lone query is on the pool's only connection; the worker's query waits for that
-  // connection. This thread then blocks: it cannot read the socket, so the I/O thread must.
-  const sleeping = pool.query('select pg_sleep(0.3) as s')
-  Atomics.store(flags, 0, 1)
-  const outcome = Atomics.wait(flags, 1, 0, 5000)
-  assert.equal(outcome, 'ok', 'the worker got its result while this thread was blocked')
-  assert.equal(Atomics.load(flags, 1), pid, 'on the same connection')
-  assert.equal((await sleeping).rows[0].s, '')
-  await worker.terminate()
   await pool.end()
 })

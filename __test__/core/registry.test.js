@@ -1,49 +1,19 @@
 'use strict'
-// One native pool per identity, whatever JavaScript does: re-evaluated modules, a re-registered
-// addon, ESM and CJS copies. Connection counts come from pg_stat_activity.
+// One native pool per identity, whatever JavaScript does: re-evaluated modules, ESM and CJS
+// copies (a re-registered addon: registry-addon.test.js). Connection counts come from
+// pg_stat_activity.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
-const { TEST_URL, countConnections, watchPeak, uniqueName, waitFor } = require('../helpers/db')
+const { TEST_URL, countConnections, uniqueName, waitFor } = require('../helpers/db')
+const { queryThroughFreshCopies } = require('../helpers/reload')
 
 const root = path.join(__dirname, '..', '..')
 
-function freshOnepool({ reloadAddon = false } = {}) {
-  for (const key of Object.keys(require.cache)) {
-    const inPackage = key.startsWith(root + path.sep) && !key.includes('node_modules') && !key.includes('__test__')
-    if (inPackage && (reloadAddon || !key.endsWith('.node'))) delete require.cache[key]
-  }
-  if (reloadAddon) {
-    for (const sym of Object.getOwnPropertySymbols(globalThis)) {
-      if (String(sym).startsWith('Symbol(onepool.binding')) delete globalThis[sym]
-    }
-  }
-  return require(root)
-}
-
-async function storm(app, { reloadAddon }) {
-  const watch = watchPeak(app, 10)
-  const pools = []
-  let failed = 0
-  const inflight = []
-  for (let i = 0; i < 100; i++) {
-    const { createPool } = freshOnepool({ reloadAddon })
-    const pool = createPool({ connectionString: TEST_URL, applicationName: app, max: 4 })
-    pools.push(pool)
-    for (let j = 0; j < 5; j++) {
-      inflight.push(pool.query('select pg_sleep(0.002), $1::int as n', [j]).catch(() => failed++))
-    }
-    if (i % 10 === 9) await Promise.all(inflight.splice(0))
-  }
-  await Promise.all(inflight)
-  const peak = await watch.stop()
-  return { peak, failed, pools }
-}
-
 test('re-evaluating the JS layer 100× with concurrent queries keeps one bounded pool', async () => {
   const app = uniqueName()
-  const { peak, failed, pools } = await storm(app, { reloadAddon: false })
+  const { peak, failed, pools } = await queryThroughFreshCopies(app, { addon: false })
   assert.equal(failed, 0)
   assert.ok(peak >= 1 && peak <= 4, `peak ${peak} must be ≤ max 4`)
   assert.equal(pools[0].stats().handles, 100)
@@ -53,15 +23,6 @@ test('re-evaluating the JS layer 100× with concurrent queries keeps one bounded
     'every handle sees the same native pool',
   )
   await pools[0].end()
-})
-
-test('re-registering the .node addon 100× still reaches the same native pool', async () => {
-  const app = uniqueName()
-  const { peak, failed, pools } = await storm(app, { reloadAddon: true })
-  assert.equal(failed, 0)
-  assert.ok(peak <= 4, `peak ${peak} must be ≤ max 4`)
-  assert.equal(pools[99].stats().handles, 100)
-  await pools[99].end()
 })
 
 test('ESM and CJS entry points share the pool', async () => {
