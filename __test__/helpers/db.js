@@ -60,6 +60,15 @@ function watchPeak(appName, everyMs = 25, maxMs = 180000) {
     async stop() {
       running = false
       await loop.catch(() => {})
+      // One sample after the work, too: on a busy machine the work can be over before this
+      // client has even connected, and what it left open (PgBouncer's server connections, a
+      // pool's idle ones) still counts.
+      try {
+        const r = await client.query(`select count(*)::int as n from pg_stat_activity where ${APP_NAME} = $1`, [appName])
+        peak = Math.max(peak, r.rows[0].n)
+      } catch {
+        // the server is going away: the samples taken stand
+      }
       await client.end().catch(() => {})
       return peak
     },
