@@ -23,12 +23,10 @@ use tokio::sync::Notify;
 use super::io::malformed;
 use super::query::encode_simple;
 use super::startup::{cancel, parse_db_error, without_sqlstate};
-use super::stream::{keep_notice, run_of, unexpected, with_notices, Feed, Outlet};
+use super::stream::{keep_notice, run_of, unexpected, with_notices, Feed, Outlet, CANCEL_TIMEOUT};
 use super::{CancelKey, Conn, Done, Query, QueryResult, Response};
 use crate::error::{CoreError, CoreResult};
 
-/// How long a cancelled COPY may take to wind down before its connection is closed.
-const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Data out the consumer has not taken, past which the socket is left unread. A megabyte: room
 /// for a consumer's pause (a GC, a busy event loop) before the server has to wait.
 const OUT_HIGH: usize = 1 << 20;
@@ -397,13 +395,7 @@ impl CopyFeed {
         st.cancelling = false;
         st.finished
       };
-      if finished {
-        // Its ReadyForQuery came while the cancel was on its way (`ready` left the parked
-        // requests to us): the cancel can no longer reach them.
-        me.outlet.unpark();
-      } else if tokio::time::timeout(CANCEL_TIMEOUT, me.ended.notified()).await.is_err() {
-        me.outlet.kill();
-      }
+      me.outlet.after_cancel(finished, &me.ended).await;
     });
   }
 }

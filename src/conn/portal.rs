@@ -29,12 +29,12 @@ use super::io::check_cells;
 use super::io::malformed;
 use super::query::put_bind;
 use super::startup::{cancel, parse_db_error, without_sqlstate};
-use super::stream::{fields_of, keep_notice, row_cells, run_of, unexpected, with_notices, Feed, Outlet};
+use super::stream::{
+  fields_of, keep_notice, row_cells, run_of, unexpected, with_notices, Feed, Outlet, CANCEL_TIMEOUT,
+};
 use super::{CancelKey, Conn, Done, Field, Query, QueryResult, Response};
 use crate::error::{CoreError, CoreResult};
 
-/// How long a cancelled stream may take to wind down before its connection is closed.
-const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 /// With prefetch, batches kept ready for the consumer. Two, so that the server works on the next
 /// batch while one waits and JavaScript decodes another: with one, the server waits for every
 /// Execute, and each batch costs the thread wake-ups between the server, the I/O thread and
@@ -307,13 +307,7 @@ impl Portal {
         st.cancelling = false;
         st.finished
       };
-      if finished {
-        // The stream's ReadyForQuery came while the cancel was on its way (`ready` left the
-        // parked requests to us): the cancel can no longer reach them.
-        self.outlet.unpark();
-      } else if tokio::time::timeout(CANCEL_TIMEOUT, self.ended.notified()).await.is_err() {
-        self.outlet.kill();
-      }
+      self.outlet.after_cancel(finished, &self.ended).await;
     });
   }
 }

@@ -17,12 +17,14 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::{
   DataRowBody, ErrorResponseBody, Message, NoticeResponseBody, RowDescriptionBody,
 };
+use tokio::sync::Notify;
 
 use super::io::{check_cells, malformed, pop, Pending, MAX_NOTICE_BYTES};
 use super::startup::parse_db_error;
@@ -90,6 +92,9 @@ const SEND_HIGH: usize = 1 << 20;
 
 static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
 
+/// How long a cancelled stream or COPY may take to wind down before its connection is closed.
+pub(crate) const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A fed request's way to the socket: its follow-up messages go out right behind its own
 /// bytes, ahead of anything parked behind it. Weak, so that a stream never keeps its
 /// connection open.
@@ -100,6 +105,18 @@ pub(crate) struct Outlet {
 }
 
 impl Outlet {
+  /// The end of a cancel of this outlet's statement, once the cancel went out: if its
+  /// ReadyForQuery came while the cancel was on its way (`finished`; `ready` left the parked
+  /// requests to us), the cancel can no longer reach them and they go out now; else the
+  /// statement has `CANCEL_TIMEOUT` to end (`ended`), after which the connection is closed.
+  pub(crate) async fn after_cancel(&self, finished: bool, ended: &Notify) {
+    if finished {
+      self.unpark();
+    } else if tokio::time::timeout(CANCEL_TIMEOUT, ended.notified()).await.is_err() {
+      self.kill();
+    }
+  }
+
   pub(crate) fn new(shared: &Arc<Shared>) -> Outlet {
     Outlet { shared: Arc::downgrade(shared), id: NEXT_STREAM.fetch_add(1, Ordering::Relaxed) }
   }
