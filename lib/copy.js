@@ -8,7 +8,7 @@ const { Readable, Writable } = require('node:stream')
 const { fromNative, clientError } = require('./errors')
 const { decode } = require('./result')
 const { resultNotices, errorNotices, tellNotices } = require('./notices')
-const { checkText, iterateUntilClosed } = require('./stream')
+const { checkSignal, checkText, iterateUntilClosed } = require('./stream')
 
 /** Small writes are gathered into one crossing of about this size. */
 const WRITE_CHUNK = 64 * 1024
@@ -18,14 +18,15 @@ const END = 0x45
 
 const noop = () => {}
 
-function checkSignal(signal) {
-  if (signal !== undefined && !(signal && typeof signal.aborted === 'boolean' && typeof signal.addEventListener === 'function')) {
-    throw clientError('PARAM_INVALID', 'signal must be an AbortSignal')
-  }
-  return signal
-}
-
 const abortedError = () => clientError('ABORTED', 'the COPY was aborted')
+
+/** Destroys `stream` with ABORTED when `options.signal` aborts (at once if it already has). */
+function destroyOnAbort(stream, options) {
+  const signal = checkSignal(options && options.signal)
+  if (!signal) return
+  if (signal.aborted) process.nextTick(() => stream.destroy(abortedError()))
+  else signal.addEventListener('abort', () => stream.destroy(abortedError()), { once: true })
+}
 
 /** One COPY statement on a connection from `source` (lib/stream.js's clientSource/poolSource). */
 class CopyRun {
@@ -228,11 +229,7 @@ class CopyFromStream extends Writable {
     this.#run = new CopyRun(source, text, false)
     /** Rows copied, once the stream finished. */
     this.rowCount = null
-    const signal = checkSignal(options && options.signal)
-    if (signal) {
-      if (signal.aborted) process.nextTick(() => this.destroy(abortedError()))
-      else signal.addEventListener('abort', () => this.destroy(abortedError()), { once: true })
-    }
+    destroyOnAbort(this, options)
   }
 
   _construct(callback) {
@@ -286,11 +283,7 @@ class CopyToStream extends Readable {
     this.#run = new CopyRun(source, text, true)
     /** Rows copied, once the stream ended. */
     this.rowCount = null
-    const signal = checkSignal(options && options.signal)
-    if (signal) {
-      if (signal.aborted) process.nextTick(() => this.destroy(abortedError()))
-      else signal.addEventListener('abort', () => this.destroy(abortedError()), { once: true })
-    }
+    destroyOnAbort(this, options)
   }
 
   _construct(callback) {

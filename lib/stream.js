@@ -388,6 +388,7 @@ class RowStream {
 }
 
 module.exports = {
+  checkSignal,
   Batches,
   RowStream,
   SUBMIT,
