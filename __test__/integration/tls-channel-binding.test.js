@@ -18,6 +18,7 @@ const { createPool } = require('../..')
 const { startServer, SUPERUSER, PASSWORD } = require('../../scripts/embedded-server')
 const { makeCerts, makeSelfSigned, makeServerCert, serveCertificate } = require('../helpers/certs')
 const { TEST_URL, uniqueName } = require('../helpers/db')
+const { firstRow, rejectsConnect } = require('../helpers/connect')
 
 const MD5_PASSWORD = 'md5-password-5d1e'
 
@@ -53,24 +54,8 @@ test.after(async () => {
 const url = (params, user = `${SUPERUSER}:${PASSWORD}`, port = server.port) =>
   `postgres://${user}@127.0.0.1:${port}/postgres?${new URLSearchParams(params)}`
 
-async function usesTls(options) {
-  const pool = createPool({ name: uniqueName(), max: 1, ...options })
-  try {
-    return (await pool.query('select ssl from pg_stat_ssl where pid = pg_backend_pid()')).rows[0].ssl
-  } finally {
-    await pool.end()
-  }
-}
-
-async function connectFails(options, causeCode, reason) {
-  await assert.rejects(usesTls(options), (e) => {
-    assert.equal(e.code, 'CONNECT_FAILED', e.message)
-    assert.equal(e.cause.code, causeCode, e.message)
-    assert.match(e.message, reason)
-    assert.doesNotMatch(e.message, new RegExp(PASSWORD))
-    return true
-  })
-}
+const usesTls = async (options) => (await firstRow(options, 'select ssl from pg_stat_ssl where pid = pg_backend_pid()')).ssl
+const connectFails = (options, causeCode, reason) => rejectsConnect(usesTls(options), causeCode, reason, [PASSWORD])
 
 /**
  * A relay that terminates the client's TLS with its own certificate and opens its own TLS to the

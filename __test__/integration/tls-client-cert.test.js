@@ -15,6 +15,7 @@ const { createPool } = require('../..')
 const { startServer, SUPERUSER, PASSWORD } = require('../../scripts/embedded-server')
 const { makeCerts, makeClientCa, convertKey } = require('../helpers/certs')
 const { uniqueName } = require('../helpers/db')
+const { firstRow, rejectsConnect } = require('../helpers/connect')
 
 const PASSPHRASE = 'Key-Passphrase-7f3a'
 const BOTH_PASSWORD = 'both-password-91c2'
@@ -71,24 +72,8 @@ function url(user, params = {}, password) {
   return u.toString()
 }
 
-async function who(options) {
-  const pool = createPool({ name: uniqueName(), max: 1, ...options })
-  try {
-    return (await pool.query(WHO)).rows[0]
-  } finally {
-    await pool.end()
-  }
-}
-
-async function connectFails(options, causeCode, reason) {
-  await assert.rejects(who(options), (e) => {
-    assert.equal(e.code, 'CONNECT_FAILED', e.message)
-    assert.equal(e.cause.code, causeCode, e.message)
-    assert.match(e.message, reason)
-    assert.doesNotMatch(e.message, new RegExp(PASSPHRASE))
-    return true
-  })
-}
+const who = (options) => firstRow(options, WHO)
+const connectFails = (options, causeCode, reason) => rejectsConnect(who(options), causeCode, reason, [PASSPHRASE])
 
 describe('a server that authenticates by certificate (hostssl cert)', () => {
   test('sslcert and sslkey in the URL: the server takes the certificate as the user', async () => {

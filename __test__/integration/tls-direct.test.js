@@ -15,6 +15,7 @@ const { createPool } = require('../..')
 const { startServer, SUPERUSER, PASSWORD } = require('../../scripts/embedded-server')
 const { makeCerts, makeClientCa } = require('../helpers/certs')
 const { TEST_URL, uniqueName } = require('../helpers/db')
+const { firstRow, rejectsConnect } = require('../helpers/connect')
 
 let server
 let certs
@@ -48,23 +49,8 @@ const url = (params, { user = `${SUPERUSER}:${PASSWORD}`, host = '127.0.0.1', po
 
 const WHO = 'select current_user as user, ssl, client_dn from pg_stat_ssl where pid = pg_backend_pid()'
 
-async function who(options) {
-  const pool = createPool({ name: uniqueName(), max: 1, ...options })
-  try {
-    return (await pool.query(WHO)).rows[0]
-  } finally {
-    await pool.end()
-  }
-}
-
-async function connectFails(options, causeCode, reason) {
-  await assert.rejects(who(options), (e) => {
-    assert.equal(e.code, 'CONNECT_FAILED', e.message)
-    assert.equal(e.cause.code, causeCode, e.message)
-    assert.match(e.message, reason)
-    return true
-  })
-}
+const who = (options) => firstRow(options, WHO)
+const connectFails = (options, causeCode, reason) => rejectsConnect(who(options), causeCode, reason)
 
 /** A plain TCP relay to `port` that keeps the first bytes each client sent. */
 async function recordingRelay(port) {
