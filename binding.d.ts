@@ -63,6 +63,8 @@ export declare class NativePool {
    * a connection is already on its way.
    */
   cancelConnect(envId: number, requestId: number): NativeError | null
+  /** Closes connection `connectionId` if the pool holds it idle (or as its shared requests end). */
+  closeIdle(connectionId: number): boolean
   stats(): PoolStatsObject
   /**
    * Closes the pool for every handle in the process. Resolves `true` when every connection

@@ -400,6 +400,8 @@ export declare class PoolClient extends EventEmitter implements Queryable, Strea
   readonly host: string
   readonly port: number
   readonly released: boolean
+  /** node-postgres's `client._ending`: true once the connection is closed or closing. */
+  readonly _ending: boolean
   /** node-postgres's `pipeline` option as given (onepool pipelines a client's queries anyway). */
   readonly pipeline: boolean
   /** Returns the client to the pool (rolled back if a transaction is open); a truthy argument closes it. */
@@ -553,8 +555,8 @@ export declare class Pool extends EventEmitter implements Queryable, Streaming {
   end(options?: { timeoutMs?: number }): Promise<void>
   end(callback: (err?: OnepoolError) => void): void
   on(event: 'connect', listener: (client: PoolClient) => void): this
-  /** `client` is undefined for a `pool.query` that shares a connection (no hook or 'connect' listener). */
-  on(event: 'acquire', listener: (client: PoolClient | undefined) => void): this
+  /** An 'acquire' listener makes `pool.query` check a client out, so `client` is always given. */
+  on(event: 'acquire', listener: (client: PoolClient) => void): this
   /** `err`: `release(err)`'s argument, or a `pool.query`'s error (`null` when it succeeded). */
   on(event: 'release', listener: (err: unknown, client: PoolClient | undefined) => void): this
   on(event: 'remove', listener: (client: PoolClient | { connectionId: number }) => void): this

@@ -276,6 +276,24 @@ class PoolClient extends EventEmitter {
   #types = null
   /** The stream, cursor or COPY holding the connection, by its token (lib/stream.js, lib/copy.js). */
   #streaming = null
+  /** Back in the pool, listening for its own 'error' as pg's pool does (#idleListener). */
+  #idle = false
+  /** Its connection is closed or closing (pg's `client._ending`, which pg code reads). */
+  #ending = false
+  /** The connection it stands for: one PoolClient per connection and Pool object. */
+  #connectionId
+
+  /**
+   * pg's idle listener: an 'error' on a client that is back in the pool (emitted by the native
+   * side for a lost idle connection, or by code that holds the client) closes its connection
+   * and goes to the pool's 'error' listeners, with the client as `err.client`. Later errors on
+   * a removed client are nobody's.
+   */
+  #idleListener = (err) => {
+    if (this.#ending) return
+    this.#ending = true
+    this.#owner._idleError(this, err)
+  }
 
   /**
    * @param owner the Pool object that checked it out: told of each release (pg's `release`
@@ -296,7 +314,12 @@ class PoolClient extends EventEmitter {
 
   /** @internal A new checkout of the same connection. */
   _attach(session, onRelease) {
+    if (this.#idle) {
+      this.#idle = false
+      this.removeListener('error', this.#idleListener)
+    }
     this.#session = session
+    this.#connectionId = session.connectionId
     this.#onRelease = onRelease
     this.#released = false
     this.#depth = 0
@@ -370,6 +393,8 @@ class PoolClient extends EventEmitter {
     if (this.#onRelease) this.#onRelease()
     this._uses++
     if (this.#owner._released(this, reason)) destroy = true
+    if (destroy) this.#ending = true
+    else this.#goIdle()
     const now = this.#session.releaseNow(Boolean(destroy), this.#addon.dispatcher.envId)
     if (now === true) return Promise.resolve()
     if (now !== false) {
@@ -382,8 +407,24 @@ class PoolClient extends EventEmitter {
     return done.then(() => undefined)
   }
 
+  #goIdle() {
+    if (this.#idle) return
+    this.#idle = true
+    this.on('error', this.#idleListener)
+  }
+
   get released() {
     return this.#released
+  }
+
+  /** @internal Back in the pool with its idle listener (pg's), not checked out by this object. */
+  get _idle() {
+    return this.#idle
+  }
+
+  /** pg's `client._ending`: true once the client's connection is closed or closing. */
+  get _ending() {
+    return this.#ending
   }
 
   /** The rows of one statement, a batch at a time: `for await (const row of client.stream(...))`. */
@@ -453,6 +494,7 @@ class PoolClient extends EventEmitter {
     if (this.#onRelease) this.#onRelease()
     this._uses++
     this.#owner._released(this, undefined)
+    this.#goIdle()
     if (now !== true) this.#addon.dispatcher.handOver(now[0], now[1])
     return true
   }
@@ -464,7 +506,7 @@ class PoolClient extends EventEmitter {
 
   /** @internal The connection this client stands for (the pool's events name it). */
   get _connectionId() {
-    return this.#session.connectionId
+    return this.#connectionId
   }
 
   /** A nested transaction: a savepoint inside the current transaction. */
@@ -584,7 +626,8 @@ class Pool extends EventEmitter {
     /** Tagged template: sql`select * from t where id = ${id}` → rows. */
     this.sql = makeSql(this)
     this.on('newListener', (event) => {
-      if (event === 'connect') this.#viaClient = true
+      // Each 'connect' and 'acquire' event has a client: pool.query checks one out for them.
+      if (event === 'connect' || event === 'acquire') this.#viaClient = true
       if (event === 'remove' || event === 'error' || event === 'connect') this.#watch()
     })
     if (this.#telemetry) {
@@ -614,11 +657,23 @@ class Pool extends EventEmitter {
       const err = clientError('CONNECTION_LOST', message)
       const client = this.#clients.get(connectionId)
       err.client = client
-      // As in pg, the client hears it first, then the pool. An idle connection's error is an
-      // event; with nobody listening it is not an exception.
-      if (client !== undefined && client.listenerCount('error') > 0) client.emit('error', err)
-      if (this.listenerCount('error') > 0) this.emit('error', err, client)
+      // As in pg, the client hears it first, and the pool through the client's idle listener.
+      // An idle connection's error is an event; with nobody listening it is not an exception.
+      if (client !== undefined && client._idle) client.emit('error', err)
+      else this._idleError(client, err)
     }
+  }
+
+  /**
+   * @internal An idle client (or, without one, an idle connection) failed: its connection closes
+   * and the pool's 'error' listeners hear it, with the client.
+   */
+  _idleError(client, err) {
+    if (client !== undefined) {
+      this.#native.closeIdle(client._connectionId)
+      if (err !== null && typeof err === 'object') err.client = client
+    }
+    if (this.listenerCount('error') > 0) this.emit('error', err, client)
   }
 
   #log(message) {
@@ -648,22 +703,21 @@ class Pool extends EventEmitter {
     if (q.timeout === undefined && this.#js.queryTimeoutMs) q.timeout = this.#js.queryTimeoutMs
     if (this.#js.log) this.#js.log('dispatching query')
     // pg's pool.query checks a client out and back in. onepool's shares connections instead,
-    // unless a hook or 'connect' listener must see each new connection first.
+    // unless a hook or a 'connect' or 'acquire' listener must see each connection.
     let p
     if (this.#telemetry) {
       p = this.#telemetry.query(q, this.#viaClient ? () => this.#queryOnClient(q) : () => run(this.#native, q, this.#js.types, this.#addon))
     } else {
       p = this.#viaClient ? this.#queryOnClient(q) : run(this.#native, q, this.#js.types, this.#addon)
     }
-    // Shared, it has no client to show: its 'acquire' and 'release' events carry none. (Checking
-    // one out for listeners would triple a query's cost, and Vercel's attachDatabasePool listens
-    // for 'release' on every pool.)
-    if (!this.#viaClient && (this.listenerCount('acquire') > 0 || this.listenerCount('release') > 0)) p = this.#announce(p)
+    // Shared, it has no client to show: its 'release' event carries none. (Checking one out for a
+    // 'release' listener would triple a query's cost, and Vercel's attachDatabasePool listens for
+    // 'release' on every pool.)
+    if (!this.#viaClient && this.listenerCount('release') > 0) p = this.#announce(p)
     return withCallback(this.#track(p), q.callback)
   }
 
   #announce(p) {
-    this.emit('acquire', undefined)
     p.then(
       () => this.emit('release', null, undefined),
       (e) => this.emit('release', e, undefined),

@@ -277,6 +277,25 @@ same('maxUses: the same client until used up, then a new one (and a remove event
   return { sameSecondTime, newThirdTime: c !== a, removes }
 })
 
+same('client._ending (read by pg code): false while usable, true once release() used it up', async (makePool) => {
+  const pool = makePool({ maxUses: 2 })
+  const a = await pool.connect()
+  const log = [a._ending]
+  a.release()
+  log.push(a._ending)
+  const b = await pool.connect()
+  log.push(b === a, b._ending)
+  const removed = once(pool, 'remove')
+  b.release()
+  log.push(b._ending)
+  await removed
+  const c = await pool.connect()
+  log.push(c._ending)
+  c.release(new Error('broken'))
+  log.push(c._ending)
+  return log
+})
+
 same('client.end() on a checked-out client closes it; the release() after it removes it', async (makePool) => {
   const pool = makePool({ max: 1 })
   const client = await pool.connect()
@@ -287,6 +306,19 @@ same('client.end() on a checked-out client closes it; the release() after it rem
   const counts = [pool.totalCount, pool.idleCount]
   const again = (await pool.query('select 1 as one')).rows
   return { counts, again }
+})
+
+same('idleTimeoutMillis: the counts drop to 0 once the timeout has passed, the next query opens one', async (makePool) => {
+  const pool = makePool({ idleTimeoutMillis: 5 })
+  const log = []
+  for (let i = 0; i < 3; i++) {
+    const query = pool.query('select 1')
+    log.push(['querying', pool.totalCount, pool.idleCount])
+    await query
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    log.push(['idle past the timeout', pool.totalCount, pool.idleCount])
+  }
+  return log
 })
 
 same('idleTimeoutMillis: an idle connection is removed and the counts drop to 0', async (makePool) => {
@@ -331,6 +363,27 @@ same("an idle connection closed by the server: the client, then the pool, emit '
   log.push(['still serves', (await pool.query('select 1 as one')).rows])
   return log
 })
+
+same("an 'error' emitted on an idle client: the client, then the pool, hear it; it is removed at once", async (makePool) => {
+  const pool = makePool({ max: 1 })
+  const client = await pool.connect()
+  client.release()
+  const log = []
+  const removed = once(pool, 'remove')
+  pool.on('error', (err, errClient) => log.push(['pool error', err.message, errClient === client, err.client === client]))
+  client.on('error', (err) => log.push(['client error', err.message]))
+  client.emit('error', new Error('expected'))
+  log.push(['counts at once', pool.totalCount, pool.idleCount, client._ending])
+  const [removedClient] = await removed
+  log.push(['removed the same client', removedClient === client])
+  client.emit('error', new Error('again'))
+  log.push(['a second error is not the pool\'s', log.filter((l) => l[0] === 'pool error').length])
+  const again = await pool.connect()
+  log.push(['a new client', again !== client, (await again.query('select 1 as one')).rows])
+  again.release()
+  return log
+})
+
 
 same('query_timeout: the query fails with a timeout error; the pool keeps serving', async (makePool) => {
   const pool = makePool({ max: 1, query_timeout: 100 })
@@ -488,21 +541,30 @@ differs(
 )
 
 differs(
-  "a shared pool.query's 'acquire' and 'release' events carry no client (pg checks one out for each)",
+  "a shared pool.query's 'release' event carries no client (pg checks one out for each)",
   async (makePool) => {
     const pool = makePool({ max: 1 })
     const log = []
-    pool.on('acquire', (client) => log.push(['acquire', typeof client]))
     pool.on('release', (err, client) => log.push(['release', err == null ? err : err.code, typeof client]))
     await pool.query('select 1')
     await pool.query('select 1/0').catch(() => {})
     return log
   },
   {
-    pg: [['acquire', 'object'], ['release', null, 'object'], ['acquire', 'object'], ['release', '22012', 'object']],
-    onepool: [['acquire', 'undefined'], ['release', null, 'undefined'], ['acquire', 'undefined'], ['release', '22012', 'undefined']],
+    pg: [['release', null, 'object'], ['release', '22012', 'object']],
+    onepool: [['release', null, 'undefined'], ['release', '22012', 'undefined']],
   },
 )
+
+same("pool.query with an 'acquire' listener checks a client out: 'acquire' and 'release' carry it", async (makePool) => {
+  const pool = makePool({ max: 1 })
+  const log = []
+  pool.on('acquire', (client) => log.push(['acquire', typeof client.query]))
+  pool.on('release', (err, client) => log.push(['release', err == null ? err : err.code, typeof client.query]))
+  await pool.query('select 1')
+  await pool.query('select 1/0').catch(() => {})
+  return log
+})
 
 same("pool.query with a 'connect' listener checks a client out: 'acquire' and 'release' carry it, 'release' the query's error", async (makePool) => {
   const pool = makePool({ max: 1 })
@@ -545,6 +607,28 @@ differs(
   {
     pg: { failed: true, errorEvents: true },
     onepool: { failed: true, errorEvents: false },
+  },
+)
+
+differs(
+  "an idle client's 'error' with no 'error' listener on the pool is not an exception (pg throws it from emit)",
+  async (makePool) => {
+    const pool = makePool({ max: 1 })
+    const client = await pool.connect()
+    client.release()
+    const removed = once(pool, 'remove')
+    let thrown = null
+    try {
+      client.emit('error', new Error('nobody listens'))
+    } catch (e) {
+      thrown = e.message
+    }
+    await removed
+    return { thrown, totalCount: pool.totalCount, after: (await pool.query('select 1 as one')).rows }
+  },
+  {
+    pg: { thrown: 'nobody listens', totalCount: 0, after: [{ one: 1 }] },
+    onepool: { thrown: null, totalCount: 0, after: [{ one: 1 }] },
   },
 )
 

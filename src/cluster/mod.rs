@@ -191,6 +191,11 @@ impl Cluster {
     self.members.iter().map(|m| m.pool.close_for_exit()).sum()
   }
 
+  /// `Pool::close_idle` on whichever server's pool holds connection `id`.
+  pub fn close_idle(&self, id: u64) -> bool {
+    self.members.iter().any(|m| m.pool.close_idle(id))
+  }
+
   /// Calls `observer` with every event of every server's pool until `unwatch`.
   pub fn watch(&self, observer: Arc<dyn Fn(&PoolEvent) + Send + Sync>) -> u64 {
     let ids: Vec<u64> = self.members.iter().map(|m| m.pool.watch(observer.clone())).collect();

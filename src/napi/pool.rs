@@ -138,6 +138,12 @@ impl NativePool {
     self.inner.direct()?.cancel_checkout((env_id, request_id)).map(|e| NativeError::from(&e))
   }
 
+  /// Closes connection `connectionId` if the pool holds it idle (or as its shared requests end).
+  #[napi(catch_unwind)]
+  pub fn close_idle(&self, connection_id: f64) -> bool {
+    self.inner.close_idle(connection_id as u64)
+  }
+
   #[napi(catch_unwind)]
   pub fn stats(&self) -> PoolStatsObject {
     self.inner.stats().into()

@@ -121,6 +121,44 @@ impl Pool {
     self.lock().size
   }
 
+  /// `reap`, when the least recently used idle connection is past its idle timeout.
+  pub(super) fn reap_overdue(&self) {
+    let (timeout, min) = {
+      let settings = self.settings.read().unwrap_or_else(|e| e.into_inner());
+      (settings.pool.idle_timeout, settings.pool.min)
+    };
+    let Some(timeout) = timeout else { return };
+    let overdue = {
+      let st = self.lock();
+      st.size > min && st.idle.first().is_some_and(|c| c.idle_since.elapsed() >= timeout)
+    };
+    if overdue {
+      self.reap();
+    }
+  }
+
+  /// Closes connection `id` for node-postgres code that saw its idle client fail: at once when
+  /// it is idle, or as it comes back when shared requests are using it. False when the pool
+  /// does not hold it (closed already, or checked out).
+  pub fn close_idle(&self, id: u64) -> bool {
+    let conn = {
+      let mut st = self.lock();
+      if let Some(c) = st.shared.iter_mut().find(|c| c.conn.id == id) {
+        c.conn.retire_at = Some(Instant::now());
+        return true;
+      }
+      let Some(at) = st.idle.iter().position(|c| c.id == id) else { return false };
+      st.size -= 1;
+      let conn = st.idle.remove(at);
+      let free = usize::from(st.size < st.max);
+      wake_slots(&mut st, free, &self.me);
+      conn
+    };
+    drop(conn);
+    self.shrunk.notify_waiters();
+    true
+  }
+
   /// Closes idle connections past their idle timeout (while more than `min` are open) or
   /// lifetime, and broken ones (reported as `IdleError`). Returns how many closed.
   pub(super) fn reap(&self) -> usize {

@@ -279,7 +279,10 @@ impl Pool {
     self.settings.read().unwrap_or_else(|e| e.into_inner()).pool.ping_after_idle
   }
 
+  /// The pool's counts as of now: an idle connection past its idle timeout is closed before it
+  /// is counted, whether or not the reaper has run since (it wakes only every quarter timeout).
   pub fn stats(&self) -> PoolStats {
+    self.reap_overdue();
     let (listening, lent) = self.listening_stats();
     let st = self.lock();
     PoolStats {

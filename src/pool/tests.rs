@@ -181,3 +181,48 @@ fn a_connection_going_idle_goes_to_another_pool_waiting_for_the_budget() {
     b.give_back(conn, None);
   });
 }
+
+fn with_idle_timeout(max: u32, idle_timeout_ms: f64) -> PoolConfig {
+  PoolConfig::from_input(&ConfigInput {
+    connection_string: Some("postgres://u@fake/db".into()),
+    max: Some(max),
+    idle_timeout_ms: Some(idle_timeout_ms),
+    ..Default::default()
+  })
+  .unwrap()
+}
+
+#[test]
+fn the_counts_never_show_a_connection_past_its_idle_timeout() {
+  run(async {
+    let (pool, connector) = fake_pool(2, 5_000.0, None);
+    pool.apply(&with_idle_timeout(2, 3.0));
+    for _ in 0..10 {
+      let conn = pool.acquire().await.unwrap();
+      pool.give_back(conn, None);
+      tokio::time::sleep(Duration::from_millis(4)).await;
+      let s = pool.stats();
+      assert_eq!((s.size, s.idle), (0, 0), "read after the timeout, the counts have closed it");
+    }
+    assert_eq!(connector.attempts.load(std::sync::atomic::Ordering::SeqCst), 10);
+  });
+}
+
+#[test]
+fn close_idle_closes_an_idle_connection_now_and_ignores_others() {
+  run(async {
+    let (pool, _) = fake_pool(2, 5_000.0, None);
+    let a = pool.acquire().await.unwrap();
+    let b = pool.acquire().await.unwrap();
+    let (a_id, b_id) = (a.id, b.id);
+    pool.give_back(a, None);
+    assert!(!pool.close_idle(b_id), "a checked-out connection is not the pool's to close");
+    assert!(!pool.close_idle(u64::MAX));
+    assert_eq!((pool.stats().size, pool.stats().idle), (2, 1));
+    assert!(pool.close_idle(a_id));
+    assert_eq!((pool.stats().size, pool.stats().idle), (1, 0), "closed at once");
+    assert!(!pool.close_idle(a_id), "and only once");
+    pool.give_back(b, None);
+    assert_eq!((pool.stats().size, pool.stats().idle), (1, 1));
+  });
+}
