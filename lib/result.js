@@ -9,6 +9,7 @@
 
 const pgTypes = require('pg-types')
 const { readerFor } = require('./readers')
+const { rowMaker } = require('./row-maker')
 const { clientError } = require('./errors')
 const { HAS_NOTICES } = require('./notices')
 
@@ -73,18 +74,7 @@ class Statement {
     this.tag = buf.utf8Slice(at + 4, at + 4 + commandLen)
     this.fields = fields
     this.parsers = parsers
-    this.names = names
-    // A column named __proto__ must be a plain property (as in pg), not the row's prototype:
-    // then each row starts as a copy of an object with every column as an own property. Only
-    // then, because building that object from a prototype-less one costs more than decoding a
-    // small result, and most statements are small.
-    let emptyRow = null
-    if (names.includes('__proto__')) {
-      const shape = Object.create(null)
-      for (const name of names) shape[name] = null
-      emptyRow = { ...shape }
-    }
-    this.emptyRow = emptyRow
+    this.makeRow = rowAsArray ? null : rowMaker(names)
     this.rows = new Array(nrows)
     this.row = 0
     this.pos = pos
@@ -96,13 +86,15 @@ class Statement {
 
   /** Decodes rows until `maxRows` more are done or the cells reach byte `stopAt`. */
   decodeRows(maxRows, stopAt) {
-    const { buf, rows, parsers, names, rowAsArray, emptyRow, end } = this
+    const { buf, rows, parsers, makeRow, end } = this
     const nfields = parsers.length
     const last = Math.min(rows.length, this.row + maxRows)
+    // An array row is filled in place; an object row is made from the values (lib/row-maker.js).
+    const values = makeRow === null ? null : new Array(nfields)
     let pos = this.pos
     let r = this.row
     for (; r < last && pos < stopAt; r++) {
-      const row = rowAsArray ? new Array(nfields) : emptyRow === null ? {} : { ...emptyRow }
+      const row = makeRow === null ? new Array(nfields) : values
       for (let i = 0; i < nfields; i++) {
         const len = (buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]
         pos += 4
@@ -112,10 +104,9 @@ class Statement {
           value = parsers[i](buf, pos, pos + len, r)
           pos += len
         } else if (len !== -1) throw corrupt()
-        if (rowAsArray) row[i] = value
-        else row[names[i]] = value
+        row[i] = value
       }
-      rows[r] = row
+      rows[r] = makeRow === null ? row : makeRow(values)
     }
     this.pos = pos
     this.row = r

@@ -172,3 +172,22 @@ test('rows have pg\'s shape on both paths: a column named __proto__ is an own pr
     await client.end()
   }
 })
+
+test('column names become keys as in pg, whatever they hold (rows are built by generated code)', LIMIT, async () => {
+  const client = new pg.Client({ connectionString: TEST_URL })
+  await client.connect()
+  const names = ['"}; globalThis.injected = 1; ({"', "it's", 'back\\slash', 'line\u2028separator', 'new\nline', '1', 'a', 'a', ' ']
+  const columns = names.map((n, i) => `${i} as "${n.replaceAll('"', '""')}"`).join(', ')
+  try {
+    for (const n of [1, 3]) {
+      const sql = `select ${columns} from generate_series(1, ${n})`
+      const [mine, theirs] = [(await pool.query(sql)).rows, (await client.query(sql)).rows]
+      assert.equal(mine.length, n)
+      assert.deepStrictEqual(mine, theirs)
+      assert.deepEqual(Object.keys(mine[0]), Object.keys(theirs[0]))
+    }
+    assert.equal(globalThis.injected, undefined)
+  } finally {
+    await client.end()
+  }
+})
