@@ -18,8 +18,20 @@ function keyOf(name) {
   return name === '__proto__' ? '["__proto__"]' : JSON.stringify(name)
 }
 
+// The last list asked for, checked first: a statement run again and again (or a stream's
+// batches) skips building the list's key.
+let lastNames = []
+let lastMake = null
+
+function sameNames(a, b) {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
 /** `(values) → row`: `values[i]` becomes the row's property `names[i]`. */
 function rowMaker(names) {
+  if (lastMake !== null && sameNames(lastNames, names)) return lastMake
   const id = names.join('\0')
   let make = makers.get(id)
   if (make === undefined) {
@@ -28,6 +40,8 @@ function rowMaker(names) {
     make = new Function('v', `return { ${props} }`)
     makers.set(id, make)
   }
+  lastNames = names
+  lastMake = make
   return make
 }
 
