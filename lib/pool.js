@@ -318,6 +318,8 @@ class PoolClient extends EventEmitter {
       this.#idle = false
       this.removeListener('error', this.#idleListener)
     }
+    // Checked out, so live: an idle error seen while another Pool object held it closed nothing.
+    this.#ending = false
     this.#session = session
     this.#connectionId = session.connectionId
     this.#onRelease = onRelease
