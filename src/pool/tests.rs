@@ -8,13 +8,19 @@ use crate::budget::Budget;
 use crate::config::{ConfigInput, PoolConfig};
 use crate::testing::{fake_pool, fake_pool_in, run, until, FakeConnector};
 
-fn resized(max: u32) -> PoolConfig {
+/// The fake pools' settings, applied live: `max`, and the idle timeout when given.
+fn reconfigured(max: u32, idle_timeout_ms: Option<f64>) -> PoolConfig {
   PoolConfig::from_input(&ConfigInput {
     connection_string: Some("postgres://u@fake/db".into()),
     max: Some(max),
+    idle_timeout_ms,
     ..Default::default()
   })
   .unwrap()
+}
+
+fn resized(max: u32) -> PoolConfig {
+  reconfigured(max, None)
 }
 
 #[test]
@@ -182,21 +188,11 @@ fn a_connection_going_idle_goes_to_another_pool_waiting_for_the_budget() {
   });
 }
 
-fn with_idle_timeout(max: u32, idle_timeout_ms: f64) -> PoolConfig {
-  PoolConfig::from_input(&ConfigInput {
-    connection_string: Some("postgres://u@fake/db".into()),
-    max: Some(max),
-    idle_timeout_ms: Some(idle_timeout_ms),
-    ..Default::default()
-  })
-  .unwrap()
-}
-
 #[test]
 fn the_counts_never_show_a_connection_past_its_idle_timeout() {
   run(async {
     let (pool, connector) = fake_pool(2, 5_000.0, None);
-    pool.apply(&with_idle_timeout(2, 3.0));
+    pool.apply(&reconfigured(2, Some(3.0)));
     for _ in 0..10 {
       let conn = pool.acquire().await.unwrap();
       pool.give_back(conn, None);
