@@ -10,7 +10,8 @@
 //! Out: CopyData is gathered into chunks for the consumer. While it holds a megabyte the
 //! consumer has not taken, the connection stops reading its socket, so the server waits to write
 //! (`ClientWrite`). Stopping early cancels the COPY (the protocol has no other way to end a COPY
-//! TO) and reads what was already on its way, so the connection comes back clean.
+//! TO) and reads what was already on its way, so the connection comes back clean. While the data
+//! pours in, the socket is read in bulk (`Outlet::read_in_bulk`).
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -432,6 +433,8 @@ impl Feed for CopyFeed {
           st.mode = Mode::Out;
           if st.misuse.is_some() || st.closing {
             cancel = self.stop(&mut st, "");
+          } else {
+            self.outlet.read_in_bulk(true);
           }
         }
         Message::CopyData(body) => {
@@ -453,6 +456,7 @@ impl Feed for CopyFeed {
         }
         Message::CopyDone => {
           st.mode = Mode::Over;
+          self.outlet.read_in_bulk(false);
           self.hand_out(&mut st, &mut calls, 1);
         }
         Message::CommandComplete(body) => {
@@ -550,6 +554,7 @@ impl Feed for CopyFeed {
       let mut st = self.lock();
       st.finished = true;
       st.mode = Mode::Over;
+      self.outlet.read_in_bulk(false);
       if st.paused {
         st.paused = false;
         self.outlet.resume_reading();
@@ -577,6 +582,7 @@ impl Feed for CopyFeed {
       let mut st = self.lock();
       st.finished = true;
       st.lost = Some(err.clone());
+      self.outlet.read_in_bulk(false);
       st.out = Vec::new();
       if let Some(starter) = st.starter.take() {
         calls.done.push((starter, Err(err.clone())));

@@ -307,6 +307,12 @@ async fn read_loop(
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+/// While a COPY TO streams, the socket shows as readable only once this much has come (or
+/// `BULK_WAIT` passed). Each write of the server would otherwise wake the I/O thread; the kernel
+/// runs a woken reader on the writer's core, and a thread that sleeps that often is favoured
+/// there, so the server, which is what bounds a COPY, would keep being pushed aside.
+const BULK_READ: usize = 256 * 1024;
+const BULK_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
 /// A result this large is left to the I/O thread to finish (`Inbox::read_now`).
 #[cfg(unix)]
 const HAND_OVER_ABOVE: usize = 256 * 1024;
@@ -430,7 +436,17 @@ impl Inbox {
 
   /// The I/O task's side: reads whenever the socket has data, until the connection fails.
   async fn read_loop(&self) -> CoreError {
+    let mut bulk = false;
     loop {
+      // In bulk while a COPY TO streams (the flag outlives it only until its reply is popped).
+      let want_bulk =
+        self.state.bulk_reading.load(Ordering::Acquire) && self.state.streams.load(Ordering::Acquire) > 0;
+      // Only a mark that changed changes the mode: a mark left raised keeps the timed reads,
+      // which see what the readiness would not.
+      if want_bulk != bulk && self.socket.set_low_water(if want_bulk { BULK_READ } else { 1 }) {
+        bulk = want_bulk;
+      }
+      let mut past_readiness = false;
       let failed = if self.is_watched() {
         tokio::select! {
           _ = self.unwatched.notified() => false,
@@ -439,6 +455,20 @@ impl Inbox {
       } else if reading_paused(&self.state) {
         tokio::select! {
           _ = self.state.resumed.notified() => false,
+          _ = self.state.read_failed.notified() => true,
+        }
+      } else if bulk {
+        tokio::select! {
+          r = tokio::time::timeout(BULK_WAIT, self.socket.readable()) => match r {
+            Ok(Ok(())) => false,
+            Ok(Err(e)) => return CoreError::lost(&e),
+            // Less than a gulp came (or nothing): the socket does not show as readable, so
+            // what came is read past the runtime's readiness.
+            Err(_) => {
+              past_readiness = true;
+              false
+            }
+          },
           _ = self.state.read_failed.notified() => true,
         }
       } else {
@@ -458,7 +488,12 @@ impl Inbox {
       if let Some(e) = parsed.failed.clone() {
         return e;
       }
-      if let Err(e) = self.pump(&mut parsed, |buf| self.socket.try_read_buf(buf)) {
+      let pumped = if past_readiness {
+        self.pump(&mut parsed, |buf| self.socket.read_past_readiness(buf))
+      } else {
+        self.pump(&mut parsed, |buf| self.socket.try_read_buf(buf))
+      };
+      if let Err(e) = pumped {
         parsed.failed = Some(e.clone());
         return e;
       }

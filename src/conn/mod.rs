@@ -108,6 +108,8 @@ struct ConnState {
   /// A COPY's consumer fell behind: the socket is not read until `resumed`.
   reading_paused: AtomicBool,
   resumed: Notify,
+  /// A COPY TO is sending data: the socket is read in bulk (`io::BULK_READ`).
+  bulk_reading: AtomicBool,
 }
 
 impl ConnState {
@@ -284,6 +286,7 @@ impl Conn {
       streams: AtomicUsize::new(0),
       reading_paused: AtomicBool::new(false),
       resumed: Notify::new(),
+      bulk_reading: AtomicBool::new(false),
     });
     let (reader, writer) = transport::split(opened.stream);
     let direct = writer.direct();

@@ -210,6 +210,14 @@ impl Outlet {
     }
   }
 
+  /// Whether the socket is read in large gulps while this stream's data pours in (a COPY TO);
+  /// the I/O thread then wakes once per gulp rather than once per write of the server.
+  pub(crate) fn read_in_bulk(&self, on: bool) {
+    if let Some(shared) = self.shared.upgrade() {
+      shared.state.bulk_reading.store(on, Ordering::Release);
+    }
+  }
+
   /// Closes the connection (a stream the server does not wind down).
   pub(crate) fn kill(&self) {
     if let Some(shared) = self.shared.upgrade() {

@@ -119,6 +119,9 @@ impl NativeCopy {
       done(chunk.map(|chunk| match chunk {
         Chunk::Data(mut bytes) => {
           bytes.insert(0, DATA);
+          // The Buffer is freed only when V8 collects it, and V8 counts its length, not the
+          // spare capacity a Vec grown by doubling holds.
+          bytes.shrink_to_fit();
           bytes
         }
         Chunk::End(result) => {

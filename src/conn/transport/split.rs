@@ -35,6 +35,19 @@ pub trait DirectRead: Send + Sync {
   /// The descriptor a JavaScript thread waits on.
   #[cfg(unix)]
   fn raw_fd(&self) -> i32;
+  /// `read_now` where there is one: what the socket holds, whatever `readable` last said
+  /// (which does not show less than the low-water mark).
+  fn read_past_readiness(&self, buf: &mut BytesMut) -> io::Result<usize> {
+    #[cfg(unix)]
+    return self.read_now(buf);
+    #[cfg(not(unix))]
+    return self.try_read_buf(buf);
+  }
+  /// How many bytes must have come before the socket counts as readable (`SO_RCVLOWAT`; 1 is
+  /// the usual). False when the mark did not change (or the socket has none).
+  fn set_low_water(&self, _bytes: usize) -> bool {
+    false
+  }
 }
 
 /// A socket half that any thread may write to without blocking.
@@ -165,6 +178,10 @@ macro_rules! direct_read {
         use std::os::fd::AsRawFd;
         AsRef::<$stream>::as_ref(self).as_raw_fd()
       }
+      #[cfg(unix)]
+      fn set_low_water(&self, bytes: usize) -> bool {
+        set_low_water(self.raw_fd(), bytes)
+      }
     }
   };
 }
@@ -173,6 +190,22 @@ macro_rules! direct_read {
 direct_read!(tokio::net::tcp::OwnedReadHalf, tokio::net::TcpStream);
 #[cfg(unix)]
 direct_read!(tokio::net::unix::OwnedReadHalf, tokio::net::UnixStream);
+
+#[cfg(unix)]
+fn set_low_water(fd: i32, bytes: usize) -> bool {
+  let value = bytes.min(libc::c_int::MAX as usize) as libc::c_int;
+  // SAFETY: `value` outlives the call, which reads exactly `size_of::<c_int>()` bytes of it.
+  let status = unsafe {
+    libc::setsockopt(
+      fd,
+      libc::SOL_SOCKET,
+      libc::SO_RCVLOWAT,
+      (&value as *const libc::c_int).cast(),
+      std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+    )
+  };
+  status == 0
+}
 
 /// One non-blocking `recv` into `buf`'s spare capacity.
 #[cfg(unix)]
