@@ -69,6 +69,12 @@ pub(super) fn parse_url(raw: &str) -> CoreResult<UrlParts> {
       "invalid connection string {shown}: it must start with postgres:// or postgresql://"
     )));
   }
+  let encode_hint = "'@', ':', '/', '?', '#' and '&' in a password must be percent-encoded";
+  if user_info_cut_short(raw) {
+    return Err(invalid(format!(
+      "invalid connection string {shown}: an '@' comes after a '?' or '#' in the host part; {encode_hint}"
+    )));
+  }
   // libpq's multi-host form (`h1:5432,h2:5433`) is not one authority to the `url` crate: the
   // host list is taken out first, and the rest parsed around a placeholder.
   let host_list = split_authority(raw);
@@ -82,7 +88,6 @@ pub(super) fn parse_url(raw: &str) -> CoreResult<UrlParts> {
   // Unencoded special characters in a password split the URL in the wrong places (the rest of
   // the password can end up as the host, the database or a parameter). Refuse the shapes that
   // reveal it rather than connect somewhere unintended or print the password.
-  let encode_hint = "'@', ':', '/', '?', '#' and '&' in a password must be percent-encoded";
   let misshapen =
     |what: &str| invalid(format!("invalid connection string {}://…: {what}; {encode_hint}", url.scheme()));
   if url.fragment().is_some() {
@@ -172,8 +177,22 @@ fn check_ports(shown: &str, list: &str) -> CoreResult<String> {
   Ok(list.to_string())
 }
 
+/// Whether an '@' comes after a '?' or '#' before the path: a '?' or '#' left unencoded in the
+/// user info ended the host part early (`postgres://u:pa?ss@h/d`), so what would be read as the
+/// host, a host list or a port may be a piece of the password. (libpq reads the user info up to
+/// that '@'; the URL standard, and so `pg`, does not.)
+fn user_info_cut_short(raw: &str) -> bool {
+  let Some(start) = raw.find("://") else { return false };
+  let rest = &raw[start + 3..];
+  let before_path = &rest[..rest.find('/').unwrap_or(rest.len())];
+  before_path.find(['?', '#']).is_some_and(|cut| before_path[cut..].contains('@'))
+}
+
 /// The connection string with its password replaced by `***`, safe to print.
 pub fn redact_url(raw: &str) -> String {
+  if user_info_cut_short(raw) {
+    return scheme_only(raw);
+  }
   // A multi-host URL: redacted around a placeholder, then its host list put back.
   if let Some((placeholder, _, _)) = split_authority(raw) {
     let list = raw.find("://").and_then(|start| {
@@ -222,6 +241,10 @@ fn redact_one(raw: &str) -> String {
     return url.to_string();
   }
   // Unparsable: anything after the scheme could hold a password, so show only the scheme.
+  scheme_only(raw)
+}
+
+fn scheme_only(raw: &str) -> String {
   let scheme: String = raw.chars().take_while(|c| c.is_ascii_alphanumeric() || "+.-".contains(*c)).collect();
   if !scheme.is_empty() && raw[scheme.len()..].starts_with(':') {
     format!("{scheme}:…")

@@ -91,6 +91,12 @@ fn rejects_bad_input_without_leaking_password() {
     "postgres://:@hunter2?@",
     "postgres://:&@hunter2?@?sslmode=",
     "postgres://@:@hunter2?@:=",
+    // A '?' left in the password ends the host part early: the rest of the password must not be
+    // read as a host list (shown in messages and stats) or a port.
+    "postgres://:%20,hunter2?=@",
+    "postgres://:,hunter2?=@",
+    "postgres://u:5432,hunter2?x=1@h/d",
+    "postgres://u:pw,hunter2#x@h/d",
   ] {
     let err =
       PoolConfig::from_input(&ConfigInput { connection_string: Some(bad.into()), ..Default::default() })
@@ -101,12 +107,21 @@ fn rejects_bad_input_without_leaking_password() {
 }
 
 #[test]
+fn an_at_sign_in_a_parameter_after_the_path_is_a_value() {
+  // The shape refused above only where the '@' comes before the path.
+  assert_eq!(cfg("postgres://h/d?user=me@corp").target.user, "me@corp");
+  let c = cfg("postgres://h1,h2/d?user=me@corp");
+  assert_eq!((c.target.host.clone(), c.target.user.as_str()), (Host::Tcp("h1".into()), "me@corp"));
+}
+
+#[test]
 fn redacts_passwords() {
   assert_eq!(redact_url("postgres://u:secret@h:5/d"), "postgres://u:***@h:5/d");
   assert!(!redact_url("postgres://h/d?password=secret").contains("secret"));
   assert!(!redact_url("postgres://u:secret@[bad/d").contains("secret"));
   assert!(!redact_url("postgres://u@h:99999/d?password=secret").contains("secret"));
   assert_eq!(redact_url("postgres//u:secret@h/d"), "…");
+  assert_eq!(redact_url("postgres://u:5432,secret?x=1@h/d"), "postgres:…");
   assert_eq!(format!("{:?}", Secret("x".into())), "***");
 }
 
